@@ -1,0 +1,72 @@
+"""Run aiohttp apps on ephemeral loopback ports in a background thread.
+
+Used by the test-suite, the demo and the bench; users' own tests can use it
+too (with :mod:`tollhouse.simulator`) to run a fake provider next to their code.
+
+>>> with BackgroundServer(lambda: make_app()) as server:
+...     requests.get(server.url + "/v1/models")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+T = TypeVar("T")
+
+AppFactory = Callable[[], web.Application | Awaitable[web.Application]]
+
+
+class BackgroundServer:
+    """An aiohttp application served from its own thread and event loop."""
+
+    def __init__(self, factory: AppFactory, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._factory = factory
+        self.host = host
+        self.port = port
+        self.app: web.Application | None = None
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        self.call(self._start())
+        return self
+
+    async def _start(self) -> None:
+        made = self._factory()
+        self.app = made if isinstance(made, web.Application) else await made
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+        """Run ``coro`` on the server's loop from another thread and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            self.call(self._runner.cleanup())
+            self._runner = None
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
