@@ -49,9 +49,7 @@ class BackgroundServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = int(self._runner.addresses[0][1])
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         """Run ``coro`` on the server's loop from another thread and return its result."""

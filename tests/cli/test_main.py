@@ -1,0 +1,141 @@
+"""The CLI as a user meets it: clean errors, init, serve, report, demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import base_config
+from tollhouse.cli.main import cli
+from tollhouse.simulator import Simulator
+
+TOLLHOUSE = [sys.executable, "-m", "tollhouse"]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TOLLHOUSE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_init_writes_a_private_starter_once(home: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    config = home / "tollhouse.toml"
+    assert config.stat().st_mode & 0o777 == 0o600
+    again = runner.invoke(cli, ["init"])
+    assert again.exit_code == 1 and "--force" in again.output
+
+
+def test_report_without_a_ledger_says_what_to_do(home: Path) -> None:
+    result = CliRunner().invoke(cli, ["report"])
+    assert result.exit_code == 1 and "tollhouse serve" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_config_is_one_clean_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nprot = 1\n")
+    result = CliRunner().invoke(cli, ["serve", "--config", str(bad)])
+    assert result.exit_code == 1 and "server.prot: unknown key" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(home: Path, simulator: Simulator, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`tollhouse serve` as a real process, configured for the simulator."""
+    import tomllib  # noqa: F401  (the config below is written as TOML by hand)
+
+    port = _free_port()
+    cfg = base_config(simulator.url)
+    lines = [f'[server]\nport = {port}\n[ledger]\npath = "{tmp_path / "served.db"}"\n']
+    for p in cfg["providers"]:
+        lines.append("[[providers]]\n" + "".join(f'{k} = "{v}"\n' for k, v in p.items()))
+    config = tmp_path / "served.toml"
+    config.write_text("\n".join(lines))
+    env = {**os.environ, "TOLLHOUSE_TEST_PROVIDER_KEY": "sk-x"}
+    proc = subprocess.Popen(
+        [*TOLLHOUSE, "serve", "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    banner = proc.stdout.readline()  # printed once the socket is listening
+    assert f":{port}" in banner, banner
+    yield f"http://127.0.0.1:{port}", config
+    proc.terminate()
+    proc.wait(15)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+def test_serve_with_curl_then_report(served: tuple[str, Path]) -> None:
+    url, config = served
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            f"{url}/v1/chat/completions",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "X-Tollhouse-Project: curl-proj",
+            "-d",
+            '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert json.loads(out.stdout)["object"] == "chat.completion"
+    evil = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: attacker.example",
+            f"{url}/tollhouse/health",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert evil.stdout == "403"
+    # The gateway commits in the background: poll the report until the row is there.
+    for _ in range(200):
+        report = subprocess.run(
+            [*TOLLHOUSE, "report", "--config", str(config), "--format", "json", "--by", "project"],
+            capture_output=True,
+            text=True,
+        )
+        rows = json.loads(report.stdout or "[]") if report.returncode == 0 else []
+        if rows:
+            break
+    assert rows and rows[0]["project"] == "curl-proj" and rows[0]["requests"] == 1
+
+
+def test_demo_runs_and_reconciles() -> None:
+    result = subprocess.run([*TOLLHOUSE, "demo"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "acme" in result.stdout and "globex" in result.stdout
+    assert ": match" in result.stdout

@@ -1,0 +1,70 @@
+"""Config loading: defaults, validation errors that name the key."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tollhouse.errors import ConfigError
+from tollhouse.settings import DEFAULT_PROVIDERS, load_settings, parse_settings
+
+
+def test_embedded_defaults() -> None:
+    settings = load_settings(None)
+    assert settings.server.host == "127.0.0.1" and settings.server.port == 4141
+    assert settings.providers == DEFAULT_PROVIDERS
+
+
+def test_starter_config_loads(tmp_path: Path) -> None:
+    from tollhouse.cli.main import write_starter
+
+    path = tmp_path / "tollhouse.toml"
+    write_starter(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    settings = load_settings(path)
+    assert [p.name for p in settings.providers][:3] == ["openai", "anthropic", "gemini"]
+
+
+def test_prices_and_projects() -> None:
+    settings = parse_settings(
+        {
+            "prices": {"openai/gpt-4o": {"input": 2.5, "cached_input": "1.25", "output": 10}},
+            "projects": {"acme": {"keys": ["th-1", "th-2"]}},
+        }
+    )
+    price = settings.prices["openai/gpt-4o"]
+    assert price.input == Decimal("2.5") and price.cached_input == Decimal("1.25")
+    assert price.cache_write is None
+    assert settings.project_for_key() == {"th-1": "acme", "th-2": "acme"}
+
+
+@pytest.mark.parametrize(
+    ("data", "names"),
+    [
+        ({"server": {"prot": 1}}, "server.prot"),
+        ({"server": {"port": "4141"}}, "server.port"),
+        ({"server": {"port": True}}, "server.port"),
+        ({"providers": [{"name": "x", "kind": "bogus", "base_url": "http://a"}]}, "kind"),
+        ({"providers": [{"name": "x", "kind": "openai", "base_url": "ftp://a"}]}, "base_url"),
+        ({"providers": [{"name": "a/b", "kind": "openai", "base_url": "http://a"}]}, "name"),
+        ({"prices": {"m": {"input": -1}}}, "negative"),
+        ({"prices": {"m": {"input": "cheap"}}}, "prices.'m'.input"),
+        ({"projects": {"a": {"keys": ["k"]}, "b": {"keys": ["k"]}}}, "projects.b.keys"),
+        ({"provider": []}, "provider"),
+    ],
+)
+def test_errors_name_the_key(data: dict[str, object], names: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings(data)
+    assert names in str(info.value)
+
+
+def test_missing_and_broken_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="tollhouse init"):
+        load_settings(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server\nport=1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(bad)

@@ -1,0 +1,147 @@
+"""The gateway application, built by a factory from validated settings.
+
+>>> app = create_app(load_settings(path))
+>>> web.run_app(app, host=settings.server.host, port=settings.server.port)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from tollhouse import __version__
+from tollhouse.attribution.chain import Attributor
+from tollhouse.attribution.process import ProcessAttributor
+from tollhouse.errors import Forbidden
+from tollhouse.ingress import DIALECTS, Dialect
+from tollhouse.ledger.writer import LedgerWriter
+from tollhouse.pricing import Pricer
+from tollhouse.providers import build_providers
+from tollhouse.proxy import Gateway, error_response
+from tollhouse.routing import Router
+from tollhouse.settings import Settings
+from tollhouse.tasks import cancel_all
+
+log = logging.getLogger("tollhouse")
+
+GATEWAY = web.AppKey("gateway", Gateway)
+WRITER = web.AppKey("writer", LedgerWriter)
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Application:
+    """Build the gateway app; the ledger and upstream session open on startup."""
+    max_body = int(settings.server.max_body_mb * 1024 * 1024)
+    app = web.Application(client_max_size=max_body)
+    writer = LedgerWriter(
+        ledger_path or settings.ledger.resolved_path(),
+        Pricer(settings.prices),
+        batch_size=settings.ledger.batch_size,
+    )
+    app[WRITER] = writer
+    allowed = _allowed_hosts(settings)
+
+    async def startup(app: web.Application) -> None:
+        writer.start()
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=settings.server.connect_timeout_s,
+            sock_read=settings.server.read_timeout_s,
+        )
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        session = aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=True, trust_env=False
+        )
+        router = Router(build_providers(settings.providers))
+        attributor = Attributor(settings.project_for_key(), ProcessAttributor())
+        app[GATEWAY] = Gateway(router, attributor, writer, session, max_body=max_body)
+
+    async def cleanup(app: web.Application) -> None:
+        gateway = app[GATEWAY]
+        await gateway.session.close()
+        await cancel_all()
+        if gateway.attributor.process is not None:
+            gateway.attributor.process.close()
+        writer.close()
+
+    app.on_startup.append(startup)
+    app.on_cleanup.append(cleanup)
+    _add_routes(app, allowed)
+    return app
+
+
+def _add_routes(app: web.Application, allowed: frozenset[str]) -> None:
+    for dialect in DIALECTS.values():
+        for path in dialect.routes:
+            app.router.add_post(path, _metered(dialect, allowed))
+    app.router.add_get("/v1/models", _models(allowed))
+    app.router.add_post("/v1/messages/count_tokens", _passthrough(DIALECTS["anthropic"], allowed))
+    app.router.add_get("/tollhouse/health", _health(allowed))
+
+
+def _host_ok(request: web.Request, allowed: frozenset[str]) -> bool:
+    """DNS-rebinding guard: only local names (and configured ones) may reach us."""
+    host = request.headers.get("Host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return name.lower() in allowed
+
+
+def _bad_host(dialect: Dialect, request: web.Request) -> web.Response:
+    err = Forbidden(
+        f"Host {request.headers.get('Host', '')!r} is not allowed; call tollhouse as "
+        "127.0.0.1 or localhost, or add the name to server.allowed_hosts"
+    )
+    return error_response(dialect, err, "-")
+
+
+def _metered(dialect: Dialect, allowed: frozenset[str]) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not _host_ok(request, allowed):
+            return _bad_host(dialect, request)
+        return await request.app[GATEWAY].handle(request, dialect)
+
+    return handler
+
+
+def _passthrough(dialect: Dialect, allowed: frozenset[str]) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not _host_ok(request, allowed):
+            return _bad_host(dialect, request)
+        return await request.app[GATEWAY].passthrough(request, dialect)
+
+    return handler
+
+
+def _models(allowed: frozenset[str]) -> Handler:
+    """``GET /v1/models``: Anthropic's list when the client speaks Anthropic, else OpenAI's."""
+    by_dialect = {
+        name: _passthrough(DIALECTS[name], allowed) for name in ("openai-chat", "anthropic")
+    }
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        name = "anthropic" if "anthropic-version" in request.headers else "openai-chat"
+        return await by_dialect[name](request)
+
+    return handler
+
+
+def _health(allowed: frozenset[str]) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not _host_ok(request, allowed):
+            return _bad_host(DIALECTS["openai-chat"], request)
+        return web.json_response({"status": "ok", "version": __version__})
+
+    return handler
+
+
+def _allowed_hosts(settings: Settings) -> frozenset[str]:
+    extra = {h.lower() for h in settings.server.allowed_hosts}
+    if settings.server.host not in ("0.0.0.0", "::", ""):
+        extra.add(settings.server.host.lower())
+    return LOCAL_NAMES | extra

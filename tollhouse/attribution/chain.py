@@ -1,0 +1,84 @@
+"""The attribution chain: who a request's spend belongs to. First match wins.
+
+1. ``header``: ``X-Tollhouse-Project: acme``
+2. ``key``: the client's API key is a tollhouse virtual key mapped to a project
+3. ``process:*``: the local process that opened the connection
+   (``TOLLHOUSE_PROJECT`` in its environment, a ``.tollhouse`` file above its
+   cwd, its git repository's name, its cwd's name): looked up in a thread,
+   in parallel with the upstream call, time-capped
+4. ``unattributed``
+
+Tags come from ``X-Tollhouse-Tag-<name>: <value>`` headers (and a
+``.tollhouse`` file's ``[tags]``; headers win).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tollhouse.attribution.process import ProcessAttribution, ProcessAttributor
+
+PROJECT_HEADER = "X-Tollhouse-Project"
+TAG_PREFIX = "x-tollhouse-tag-"
+UNATTRIBUTED = "unattributed"
+MAX_TAGS = 32
+MAX_TAG_LEN = 200
+
+
+@dataclass(slots=True)
+class Attribution:
+    project: str
+    how: str
+    process_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def header_tags(headers: Mapping[str, str]) -> dict[str, str]:
+    """``X-Tollhouse-Tag-Purpose: bugfix`` → ``{"purpose": "bugfix"}`` (bounded)."""
+    tags: dict[str, str] = {}
+    for name, value in headers.items():
+        if len(name) > len(TAG_PREFIX) and name.lower().startswith(TAG_PREFIX):
+            tags[name[len(TAG_PREFIX) :].lower()[:MAX_TAG_LEN]] = value[:MAX_TAG_LEN]
+            if len(tags) >= MAX_TAGS:
+                break
+    return tags
+
+
+class Attributor:
+    """Applies the chain; holds the virtual-key map and the process lookup."""
+
+    def __init__(self, key_projects: Mapping[str, str], process: ProcessAttributor | None) -> None:
+        self.key_projects = dict(key_projects)
+        self.process = process
+
+    def is_virtual_key(self, key: str | None) -> bool:
+        return key is not None and key in self.key_projects
+
+    def begin(
+        self,
+        headers: Mapping[str, str],
+        client_key: str | None,
+        transport: asyncio.BaseTransport | None,
+    ) -> Attribution | asyncio.Future[ProcessAttribution | None]:
+        """The attribution now, or a running process lookup to :meth:`finish` later."""
+        project = headers.get(PROJECT_HEADER)
+        if project:
+            return Attribution(project.strip()[:MAX_TAG_LEN], "header")
+        if client_key is not None and client_key in self.key_projects:
+            return Attribution(self.key_projects[client_key], "key")
+        if self.process is not None and transport is not None:
+            return self.process.start(transport)
+        return Attribution(UNATTRIBUTED, UNATTRIBUTED)
+
+    async def finish(
+        self, pending: Attribution | asyncio.Future[ProcessAttribution | None]
+    ) -> Attribution:
+        if isinstance(pending, Attribution):
+            return pending
+        assert self.process is not None
+        found = await self.process.resolve(pending)
+        if found is None:
+            return Attribution(UNATTRIBUTED, UNATTRIBUTED)
+        return Attribution(found.project, found.how, found.process_name, dict(found.tags))

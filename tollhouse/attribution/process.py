@@ -1,0 +1,527 @@
+"""Attribute a loopback connection to the local process that opened it, and to its project.
+
+The last steps of the attribution chain, used when a request carries neither a
+project header nor a virtual key. Linux only: elsewhere (or without permission
+to read another user's ``/proc``) every lookup quietly yields None.
+
+1. Connection to pid: the client's socket is the one whose local end is our
+   peer and whose remote end is us. The kernel names its inode (asked through
+   sock_diag netlink, else read from ``/proc/net/tcp{,6}``), and the processes
+   with the socket open hold it as ``/proc/<pid>/fd/* -> socket:[inode]``.
+2. Pid to project, first match wins: ``TOLLHOUSE_PROJECT`` in the process's
+   environment, a ``.tollhouse`` file above its cwd, the git repository root's
+   name, the cwd's name.
+
+The parsing is sans-io (plain functions of text and bytes); the functions that
+touch the filesystem take ``proc`` so tests can hand them a fake ``/proc``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import ipaddress
+import logging
+import os
+import socket
+import struct
+import sys
+import threading
+import weakref
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, NamedTuple
+
+from tollhouse.attribution.projectfile import PROJECT_FILE_NAME, read_project_file
+
+logger = logging.getLogger(__name__)
+
+PROC = Path("/proc")
+ENV_VAR = "TOLLHOUSE_PROJECT"
+
+Endpoint = tuple[str, int]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+ByteOrder = Literal["little", "big"]
+
+_EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
+_DELETED = " (deleted)"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessAttribution:
+    """Which local process made a request, and the project it belongs to.
+
+    For example ``ProcessAttribution("acme", "process:file", 4242, "python3.11",
+    {"team": "search"})``: pid 4242, running python3.11, sits below a ``.tollhouse``
+    file naming project acme.
+    """
+
+    project: str
+    how: str  # "process:env" | "process:file" | "process:git" | "process:cwd"
+    pid: int
+    process_name: str | None
+    tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY_TAGS, hash=False)
+
+
+class DirectoryProject(NamedTuple):
+    """The project a directory belongs to, and the rule that decided it."""
+
+    project: str
+    how: str
+    tags: Mapping[str, str] = _EMPTY_TAGS
+
+
+# -- /proc/net/tcp: connection to socket inode (sans-io) ---------------------------------------
+
+
+def normalize_host(host: str) -> IPAddress:
+    """Parse a socket address host; an IPv4-mapped IPv6 address becomes the IPv4 one.
+
+    Raises ValueError for something that isn't an IP address.
+    """
+    address = ipaddress.ip_address(host.partition("%")[0])  # drop an IPv6 zone: "fe80::1%lo"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _hex_words(packed: bytes, byteorder: ByteOrder) -> str:
+    # The kernel prints each 32-bit word of the address as a native-endian integer.
+    words = (packed[i : i + 4] for i in range(0, len(packed), 4))
+    return "".join(f"{int.from_bytes(word, byteorder):08X}" for word in words)
+
+
+def proc_net_forms(endpoint: Endpoint, byteorder: ByteOrder = sys.byteorder) -> dict[int, str]:
+    """How ``endpoint`` is spelled in ``/proc/net/tcp`` (key 4) and ``/proc/net/tcp6`` (key 6).
+
+    An IPv4 endpoint can appear in both: as itself, or IPv4-mapped on a dual-stack socket.
+
+    >>> proc_net_forms(("127.0.0.1", 8080), "little")
+    {4: '0100007F:1F90', 6: '0000000000000000FFFF00000100007F:1F90'}
+    """
+    host, port = endpoint
+    address = normalize_host(host)
+    forms = {}
+    if isinstance(address, ipaddress.IPv4Address):
+        forms[4] = f"{_hex_words(address.packed, byteorder)}:{port:04X}"
+        address = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + address.packed)
+    forms[6] = f"{_hex_words(address.packed, byteorder)}:{port:04X}"
+    return forms
+
+
+def find_socket_inode(
+    table: str, local: Endpoint, remote: Endpoint, *, byteorder: ByteOrder = sys.byteorder
+) -> int | None:
+    """The inode of the socket from ``local`` to ``remote`` in a ``/proc/net/tcp{,6}`` table.
+
+    ``local`` and ``remote`` are as the socket's owner sees them. Rows without an
+    inode (TIME_WAIT, already closed) are skipped.
+    """
+    try:
+        wanted_local = proc_net_forms(local, byteorder)
+        wanted_remote = proc_net_forms(remote, byteorder)
+    except ValueError:
+        return None
+    # Both ends share a family: a socket is IPv4 (tcp) or IPv6 (tcp6), never half of each.
+    families = wanted_local.keys() & wanted_remote.keys()
+    pairs = {(wanted_local[f], wanted_remote[f]) for f in families}
+    for fields in _rows(table):
+        inode = fields[9]
+        if (fields[1].upper(), fields[2].upper()) in pairs and inode.isdigit() and inode != "0":
+            return int(inode)
+    return None
+
+
+def _rows(table: str) -> Iterator[list[str]]:
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 10 and fields[0] != "sl":
+            yield fields
+
+
+# -- sock_diag netlink: connection to socket inode, straight from the kernel -----------------
+# One exact lookup costs tens of microseconds where reading /proc/net/tcp costs milliseconds.
+# Layouts from linux/netlink.h and linux/inet_diag.h.
+
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 1
+_NLMSG_HEADER = "=IHHII"  # length, type, flags, seq, port id
+_NLMSG_HEADER_SIZE = 16
+_INET_DIAG_MSG_SIZE = 72  # family, state, timer, retrans, sockid (48), 5 x u32
+_INET_DIAG_INODE_OFFSET = 68
+_ALL_STATES = 0xFFFFFFFF
+_NO_COOKIE = 0xFFFFFFFF
+
+
+def sock_diag_request(local: Endpoint, remote: Endpoint, *, seq: int = 1) -> bytes | None:
+    """A sock_diag netlink request for the one TCP socket from ``local`` to ``remote``.
+
+    IPv4 and IPv4-mapped ends are asked about as IPv4: the kernel then finds the
+    socket whether the client opened it as IPv4 or as IPv6 dialling a mapped address.
+    None if the ends aren't IP addresses of one family.
+    """
+    try:
+        src, dst = normalize_host(local[0]), normalize_host(remote[0])
+        ports = struct.pack("!HH", local[1], remote[1])
+    except (ValueError, struct.error):
+        return None
+    if src.version != dst.version:
+        return None
+    family = socket.AF_INET if src.version == 4 else socket.AF_INET6
+    sockid = ports + src.packed.ljust(16, b"\0") + dst.packed.ljust(16, b"\0")
+    sockid += struct.pack("=III", 0, _NO_COOKIE, _NO_COOKIE)  # any interface, no cookie
+    body = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, _ALL_STATES) + sockid
+    size = _NLMSG_HEADER_SIZE + len(body)
+    return struct.pack(_NLMSG_HEADER, size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, seq, 0) + body
+
+
+def parse_sock_diag_reply(data: bytes) -> int | None:
+    """The socket inode in a sock_diag reply (0: the socket has no owner); None for an error.
+
+    An error is never taken as "no such socket": ENOENT also means the kernel has
+    no tcp_diag module to ask, and then only ``/proc/net/tcp`` can tell.
+    """
+    if len(data) < _NLMSG_HEADER_SIZE + _INET_DIAG_MSG_SIZE:
+        return None  # an NLMSG_ERROR reply, or a truncated one
+    if struct.unpack_from("=H", data, 4)[0] != _SOCK_DIAG_BY_FAMILY:
+        return None
+    # A TIME_WAIT socket answers with inode 0: it has no owner any more.
+    return int(struct.unpack_from("=I", data, _NLMSG_HEADER_SIZE + _INET_DIAG_INODE_OFFSET)[0])
+
+
+def sock_diag_inode(local: Endpoint, remote: Endpoint) -> int | None:
+    """Ask the kernel for the inode of the TCP socket from ``local`` to ``remote``.
+
+    0 if the socket has no owner left (TIME_WAIT); None if the kernel can't be
+    asked (not Linux, netlink refused by a sandbox, no tcp_diag module) or knows
+    no such socket: then :func:`proc_net_inode` has the last word.
+    """
+    request = sock_diag_request(local, remote)
+    family = getattr(socket, "AF_NETLINK", None)
+    if request is None or family is None:
+        return None
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as nl:
+            nl.settimeout(1.0)  # the kernel answers at once; never strand a worker thread
+            nl.sendall(request)
+            return parse_sock_diag_reply(nl.recv(8192))
+    except OSError:
+        return None
+
+
+# -- socket inode to pid ------------------------------------------------------------------------
+
+
+def find_pid(
+    peer: Endpoint, local: Endpoint, *, proc: Path = PROC, likely: Iterable[int] = ()
+) -> int | None:
+    """The pid of the local process on the other end of a TCP connection we accepted.
+
+    ``peer`` and ``local`` are the connection's ends as the server sees them
+    (``peername`` and ``sockname``). ``likely`` pids are checked first. None when
+    the peer isn't a local process, has gone, or its ``/proc`` entries can't be read.
+    """
+    peer, local = (peer[0], peer[1]), (local[0], local[1])  # IPv6 names carry flow info, scope
+    # The kernel can only speak for the real /proc; a test's fake one has its own tables.
+    inode = sock_diag_inode(peer, local) if proc == PROC else None
+    if inode is None:
+        inode = proc_net_inode(peer, local, proc=proc)
+    return find_socket_owner(inode, proc=proc, likely=likely) if inode else None
+
+
+def proc_net_inode(local: Endpoint, remote: Endpoint, *, proc: Path = PROC) -> int | None:
+    """The inode of the socket from ``local`` to ``remote``, read from ``/proc/net/tcp{,6}``.
+
+    Each read costs milliseconds however few sockets there are (the kernel walks
+    its whole hash table), so only the tables the address family can be in are read.
+    """
+    try:
+        ipv4 = normalize_host(local[0]).version == 4
+    except ValueError:
+        return None
+    for table in ("tcp", "tcp6") if ipv4 else ("tcp6",):
+        text = _read_text(proc / "net" / table)
+        inode = find_socket_inode(text, local, remote) if text else None
+        if inode is not None:
+            return inode
+    return None
+
+
+def find_socket_owner(inode: int, *, proc: Path = PROC, likely: Iterable[int] = ()) -> int | None:
+    """The pid of a process holding socket ``inode`` open, or None.
+
+    Reading every process's fds is the slow part (~4 µs an fd; 100 ms for 22,000),
+    so ``likely`` pids (say, recent clients) are tried before all the others.
+    """
+    target = f"socket:[{inode}]"
+    tried = set()
+    for pid in likely:
+        if _holds(os.path.join(proc, str(pid), "fd"), target):
+            return pid
+        tried.add(pid)
+    for pid in _candidate_pids(proc):
+        if pid not in tried and _holds(os.path.join(proc, str(pid), "fd"), target):
+            return pid
+    return None
+
+
+def _candidate_pids(proc: Path) -> list[int]:
+    """Every pid, newest first, our own last.
+
+    Short-lived scripts are the likeliest clients and have the highest pids
+    (until pids wrap, which costs speed, not correctness). The gateway itself has
+    the most fds to read and is rarely its own client, so it goes last, not
+    skipped: an in-process client is still attributed.
+    """
+    try:
+        names = os.listdir(proc)
+    except OSError:
+        return []
+    own = os.getpid()
+    pids = sorted((int(n) for n in names if n.isdigit() and int(n) != own), reverse=True)
+    if str(own) in names:
+        pids.append(own)
+    return pids
+
+
+def _holds(fd_dir: str, target: str) -> bool:
+    try:
+        with os.scandir(fd_dir) as entries:
+            for entry in entries:
+                try:
+                    if os.readlink(entry.path) == target:
+                        return True
+                except OSError:  # the fd was closed while we looked
+                    continue
+    except OSError:  # the process is gone or isn't ours to look at
+        return False
+    return False
+
+
+# -- pid to project -----------------------------------------------------------------------------
+
+
+def attribute_pid(pid: int, *, proc: Path = PROC) -> ProcessAttribution | None:
+    """The project process ``pid`` belongs to, by the first rule that matches; None if none."""
+    base = proc / str(pid)
+    name = process_name(pid, proc=proc)
+    project = env_project(_read_bytes(base / "environ"))
+    if project is not None:
+        return ProcessAttribution(project, "process:env", pid, name)
+    cwd = _readlink(base / "cwd")
+    found = project_for_directory(Path(cwd)) if cwd and os.path.isabs(cwd) else None
+    if found is None:
+        return None
+    return ProcessAttribution(found.project, found.how, pid, name, found.tags)
+
+
+def parse_environ(data: bytes) -> dict[str, str]:
+    """Parse ``/proc/<pid>/environ`` (NUL-separated ``KEY=value``) into a dict."""
+    env = {}
+    for item in data.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key:
+            env[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return env
+
+
+def env_project(data: bytes) -> str | None:
+    """The ``TOLLHOUSE_PROJECT`` named in an environ block, if set and not blank.
+
+    The block is the environment the process was started with: a later
+    ``os.environ[...] =`` inside the process isn't visible from outside it.
+    """
+    if ENV_VAR.encode() not in data:  # the common case, without decoding anything
+        return None
+    return parse_environ(data).get(ENV_VAR, "").strip() or None
+
+
+def project_for_directory(cwd: Path) -> DirectoryProject | None:
+    """The project of absolute directory ``cwd``: a ``.tollhouse`` file, else git root, else name.
+
+    ``.tollhouse`` is looked for all the way up to ``/`` before git is considered.
+    """
+    git_root: Path | None = None
+    for directory in (cwd, *cwd.parents):
+        found = read_project_file(directory / PROJECT_FILE_NAME)
+        if found is not None:
+            return DirectoryProject(found.project, "process:file", found.tags)
+        if git_root is None and os.path.exists(directory / ".git"):  # dir, or file in a worktree
+            git_root = directory
+    if git_root is not None and git_root.name:
+        return DirectoryProject(git_root.name, "process:git")
+    if cwd.name:
+        return DirectoryProject(cwd.name, "process:cwd")
+    return None
+
+
+def process_name(pid: int, *, proc: Path = PROC) -> str | None:
+    """The name of the executable ``pid`` runs, e.g. ``python3.11``; falls back to ``comm``."""
+    base = proc / str(pid)
+    exe = _readlink(base / "exe")
+    if exe:
+        return os.path.basename(exe)
+    comm = _read_bytes(base / "comm").decode("utf-8", "replace").strip()
+    return comm or None
+
+
+# -- the async shell ----------------------------------------------------------------------------
+
+
+class ProcessAttributor:
+    """Finds, off the event loop, which local process is on the other end of a connection.
+
+    Lookups run in threads, are cached per connection (a keep-alive connection is
+    looked up once) and capped in time, so they never delay a request::
+
+        attributor = ProcessAttributor()
+        pending = attributor.start(request.transport)  # as the request arrives
+        ...  # forward upstream meanwhile
+        found = await attributor.resolve(pending)  # None if unknown or too slow
+    """
+
+    def __init__(
+        self, *, timeout: float = 0.25, executor: concurrent.futures.Executor | None = None
+    ) -> None:
+        self._timeout = timeout
+        self._executor = executor
+        self._owns_executor = executor is None
+        self._closed = False
+        # Clients that called before: a long-lived agent opening a fresh connection is
+        # found among these instead of after a scan of every process.
+        self._recent: collections.deque[int] = collections.deque(maxlen=8)
+        self._recent_lock = threading.Lock()
+        # Weak keys: an entry lives exactly as long as its connection.
+        self._cache: weakref.WeakKeyDictionary[
+            asyncio.BaseTransport, asyncio.Future[ProcessAttribution | None]
+        ] = weakref.WeakKeyDictionary()
+
+    def start(
+        self, transport: asyncio.BaseTransport | None
+    ) -> asyncio.Future[ProcessAttribution | None]:
+        """Begin (or join) the lookup for ``transport``'s peer; call from its event loop."""
+        loop = asyncio.get_running_loop()
+        if transport is None or self._closed:
+            return _resolved(loop, None)
+        with contextlib.suppress(TypeError):  # a transport that can't be weakly referenced
+            cached = self._cache.get(transport)
+            if cached is not None:
+                return cached
+        ends = loopback_ends(transport)
+        if ends is None:
+            return _resolved(loop, None)
+        try:
+            pending = loop.run_in_executor(self._get_executor(), self._lookup, *ends)
+        except RuntimeError:  # the executor was shut down under us
+            return _resolved(loop, None)
+        with contextlib.suppress(TypeError):  # ...is looked up on every request instead
+            self._cache[transport] = pending
+        return pending
+
+    async def resolve(
+        self, fut: asyncio.Future[ProcessAttribution | None], *, timeout: float | None = None
+    ) -> ProcessAttribution | None:
+        """Wait at most ``timeout`` (default: the attributor's) for a lookup; None if it isn't done.
+
+        A lookup that runs over is left running: the next request on the same
+        connection may find it finished.
+        """
+        cap = self._timeout if timeout is None else timeout
+        done, _ = await asyncio.wait({fut}, timeout=cap)  # unlike wait_for, never cancels fut
+        if not done or fut.cancelled() or fut.exception() is not None:
+            return None
+        return fut.result()
+
+    def close(self) -> None:
+        """Stop looking up; pending lookups resolve to None. The executor is shut down if ours.
+
+        Call it from the event loop the lookups were started on (app cleanup).
+        """
+        self._closed = True
+        for pending in list(self._cache.values()):
+            pending.cancel()  # a thread already running it finishes; its result is dropped
+        self._cache.clear()
+        if self._owns_executor and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _lookup(self, peer: Endpoint, local: Endpoint) -> ProcessAttribution | None:
+        try:
+            with self._recent_lock:
+                likely = tuple(self._recent)
+            pid = find_pid(peer, local, likely=likely)
+            if pid is None:
+                return None
+            with self._recent_lock:
+                if pid in self._recent:
+                    self._recent.remove(pid)
+                self._recent.appendleft(pid)
+            return attribute_pid(pid)
+        except Exception:  # a lookup must never fail a request; log and attribute nothing
+            logger.exception("process attribution failed for %s -> %s", peer, local)
+            return None
+
+    def _get_executor(self) -> concurrent.futures.Executor:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=4, thread_name_prefix="tollhouse-attribution"
+            )
+        return self._executor
+
+
+def loopback_ends(transport: asyncio.BaseTransport) -> tuple[Endpoint, Endpoint] | None:
+    """The (peer, local) ends of ``transport``'s connection if the peer is on loopback."""
+    peer = _endpoint(transport.get_extra_info("peername"))
+    local = _endpoint(transport.get_extra_info("sockname"))
+    if peer is None or local is None:
+        return None
+    try:
+        loopback = normalize_host(peer[0]).is_loopback
+    except ValueError:
+        return None
+    return (peer, local) if loopback else None
+
+
+def _endpoint(name: object) -> Endpoint | None:
+    # A TCP name is (host, port) or, for IPv6, (host, port, flowinfo, scope_id);
+    # a unix socket's is a path (str or bytes).
+    if isinstance(name, tuple) and len(name) >= 2:
+        host, port = name[0], name[1]
+        if isinstance(host, str) and isinstance(port, int):
+            return host, port
+    return None
+
+
+def _resolved(
+    loop: asyncio.AbstractEventLoop, value: ProcessAttribution | None
+) -> asyncio.Future[ProcessAttribution | None]:
+    fut: asyncio.Future[ProcessAttribution | None] = loop.create_future()
+    fut.set_result(value)
+    return fut
+
+
+# -- small, forgiving file readers --------------------------------------------------------------
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except (OSError, ValueError):
+        return b""
+
+
+def _read_text(path: Path) -> str:
+    return _read_bytes(path).decode("ascii", "replace")
+
+
+def _readlink(path: Path) -> str | None:
+    try:
+        target = os.readlink(path)
+    except (OSError, ValueError):
+        return None
+    # A deleted cwd or executable reads as "/old/path (deleted)".
+    return target.removesuffix(_DELETED)

@@ -1,0 +1,223 @@
+"""The ``tollhouse`` command: thin wrappers over the library.
+
+User mistakes end in a one-line error that says how to fix them, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from tollhouse import __version__
+from tollhouse.errors import TollhouseError
+from tollhouse.settings import DEFAULT_PORT, load_settings, tollhouse_home
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn tollhouse's own errors into clean CLI errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TollhouseError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def default_config() -> Path:
+    return tollhouse_home() / "tollhouse.toml"
+
+
+@click.group()
+@click.version_option(__version__, prog_name="tollhouse")
+def cli() -> None:
+    """tollhouse: a local LLM gateway that meters every call exactly.
+
+    \b
+    Start it:      tollhouse serve
+    Point SDKs:    OPENAI_BASE_URL=http://127.0.0.1:4141/v1
+                   ANTHROPIC_BASE_URL=http://127.0.0.1:4141
+    See spend:     tollhouse report --by project,model
+    Try it:        tollhouse demo
+    """
+
+
+@cli.command()
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Where to write it.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@friendly
+def init(path: Path | None, force: bool) -> None:
+    """Write a commented starter config (default: $TOLLHOUSE_HOME/tollhouse.toml).
+
+    \b
+    Example:
+      tollhouse init && $EDITOR ~/.tollhouse/tollhouse.toml
+    """
+    path = path or default_config()
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+    write_starter(path)
+    click.echo(f"Wrote {path}")
+
+
+def write_starter(path: Path) -> None:
+    """The starter config, 0600: virtual keys in it are credentials."""
+    from importlib.resources import files
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = files("tollhouse").joinpath("starter.toml").read_text(encoding="utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+@cli.command()
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@click.option("--host", help="Bind address (default from config: 127.0.0.1).")
+@click.option("--port", type=int, help=f"Port (default from config: {DEFAULT_PORT}).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request.")
+@friendly
+def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) -> None:
+    """Run the gateway.
+
+    Without --config it reads $TOLLHOUSE_HOME/tollhouse.toml, writing the
+    starter config there first if there is none.
+
+    \b
+    Example:
+      tollhouse serve --port 4141
+      OPENAI_BASE_URL=http://127.0.0.1:4141/v1 python my_app.py
+    """
+    from tollhouse.server import run
+
+    if path is None:
+        path = default_config()
+        if not path.exists():
+            write_starter(path)
+            click.echo(f"No config yet: wrote the starter config to {path}")
+    settings = load_settings(path)
+    _logging(verbose)
+    run(settings, host=host, port=port)
+
+
+@cli.command()
+@click.option(
+    "--by",
+    default="project,model,day",
+    show_default=True,
+    help="Group by any of project, model, provider, day, dialect, tag:NAME.",
+)
+@click.option("--since", help="Start: 2026-11-01, an ISO time, or 7d / 12h / 30m ago.")
+@click.option("--until", help="End (exclusive), same forms as --since.")
+@click.option("--project", help="Only this project.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file (default: config's).")
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@friendly
+def report(
+    by: str,
+    since: str | None,
+    until: str | None,
+    project: str | None,
+    fmt: str,
+    ledger: Path | None,
+    path: Path | None,
+) -> None:
+    """Show spend from the ledger.
+
+    \b
+    Examples:
+      tollhouse report
+      tollhouse report --by project,tag:purpose --since 30d
+      tollhouse report --by model --format json
+    """
+    from tollhouse.ledger.report import parse_by, parse_time, render, summarize
+    from tollhouse.ledger.store import connect
+
+    ledger = ledger or _ledger_path(path)
+    if not ledger.exists():
+        raise click.ClickException(
+            f"no ledger at {ledger} yet: run `tollhouse serve` and send a request"
+        )
+    keys = parse_by(by)
+    with connect(ledger, readonly=True) as conn:
+        rows = summarize(conn, keys, parse_time(since), parse_time(until), project)
+    click.echo(render(rows, keys, fmt))
+
+
+def _ledger_path(path: Path | None) -> Path:
+    config = path or default_config()
+    settings = load_settings(config if config.exists() else None)
+    return settings.ledger.resolved_path()
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=4242, show_default=True)
+@click.option(
+    "--bill", type=click.Path(path_type=Path), help="Append what it bills to this JSONL file."
+)
+@friendly
+def simulate(host: str, port: int, bill: Path | None) -> None:
+    """Run the provider simulator: a fake OpenAI, Anthropic, Gemini, xAI and OpenRouter.
+
+    \b
+    Base URLs to configure:
+      openai      http://127.0.0.1:4242/openai/v1
+      anthropic   http://127.0.0.1:4242/anthropic
+      gemini      http://127.0.0.1:4242/gemini
+      xai         http://127.0.0.1:4242/xai/v1
+      openrouter  http://127.0.0.1:4242/openrouter/v1
+    Faults: send the header x-sim-fault: rate_limit, server_error, overloaded,
+    not_found, cut=3 ... (see tollhouse.simulator)
+    """
+    from tollhouse.simulator import SimulatorSettings, run_simulator
+
+    click.echo(f"Simulator on http://{host}:{port} (bill: {bill or 'none'})")
+    run_simulator(host, port, SimulatorSettings(bill_path=bill))
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Keep the demo's ledger directory.")
+@friendly
+def demo(keep: bool) -> None:
+    """Run the simulator and the gateway, drive them with the real SDKs, print the report.
+
+    No API keys needed and nothing leaves this machine.
+    """
+    from tollhouse.demo import run_demo
+
+    run_demo(keep=keep, echo=click.echo)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,62 @@
+"""A small error tree. Each gateway error carries its HTTP status and a kind.
+
+The kind is dialect-neutral; :mod:`tollhouse.ingress` renders it in the
+client's own error shape (OpenAI, Anthropic or Gemini) in one place.
+"""
+
+from __future__ import annotations
+
+
+class TollhouseError(Exception):
+    """Root of every error tollhouse raises on purpose."""
+
+
+class ConfigError(TollhouseError):
+    """The config file is wrong; the message names the key and the fix."""
+
+
+class GatewayError(TollhouseError):
+    """An error answered to an HTTP client, in its dialect."""
+
+    status = 500
+    kind = "api_error"  # neutral: invalid_request, authentication, not_found, ...
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(GatewayError):
+    status = 400
+    kind = "invalid_request"
+
+
+class UnknownModel(GatewayError):
+    status = 404
+    kind = "not_found"
+
+
+class MissingKey(GatewayError):
+    status = 401
+    kind = "authentication"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    kind = "permission"
+
+
+class BodyTooLarge(GatewayError):
+    status = 413
+    kind = "request_too_large"
+
+
+class UpstreamUnavailable(GatewayError):
+    """The upstream could not be reached or broke before answering."""
+
+    status = 502
+    kind = "api_error"
+
+
+class UpstreamTimeout(UpstreamUnavailable):
+    status = 504

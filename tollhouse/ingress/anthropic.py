@@ -1,0 +1,38 @@
+"""Anthropic Messages: ``POST /v1/messages``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tollhouse.errors import GatewayError
+from tollhouse.ingress.base import Dialect, register
+
+ANTHROPIC_ERROR_TYPES = {
+    "invalid_request": "invalid_request_error",
+    "authentication": "authentication_error",
+    "permission": "permission_error",
+    "not_found": "not_found_error",
+    "request_too_large": "request_too_large",
+}
+
+
+class AnthropicMessages(Dialect):
+    name = "anthropic"
+    label = "Anthropic Messages"
+    routes = ("/v1/messages",)
+
+    def client_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+        return headers.get("x-api-key") or super().client_key(headers, query)
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]:
+        return {
+            "type": "error",
+            "error": {
+                "type": ANTHROPIC_ERROR_TYPES.get(error.kind, "api_error"),
+                "message": error.message,
+            },
+        }
+
+
+register(AnthropicMessages())

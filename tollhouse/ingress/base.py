@@ -1,0 +1,82 @@
+"""The wire dialects clients speak, behind one interface.
+
+A dialect knows where its model name and stream flag live, where the client
+put its key, how to make the upstream request meter-able, and how its errors
+look. Everything here is plain data in, plain data out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from tollhouse.errors import BadRequest, GatewayError
+
+DIALECTS: dict[str, Dialect] = {}
+
+
+@dataclass(slots=True)
+class Call:
+    """What the gateway needs to know about one client request."""
+
+    model: str
+    stream: bool
+    # Path of the request relative to the API root, e.g. "/v1/chat/completions".
+    path: str
+
+
+class Dialect:
+    """One wire format: OpenAI chat, OpenAI Responses, Anthropic, Gemini."""
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # for people: "OpenAI Chat Completions"
+    routes: ClassVar[tuple[str, ...]] = ()  # POST paths (aiohttp route syntax)
+
+    def call(self, path: str, match: Mapping[str, str], payload: dict[str, Any]) -> Call:
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest('the request body needs a "model" string, e.g. "gpt-4o-mini"')
+        return Call(model=model, stream=payload.get("stream") is True, path=path)
+
+    def prepare(self, payload: dict[str, Any], call: Call, upstream_model: str) -> bool:
+        """Adjust ``payload`` in place for the upstream; return True if the
+        gateway asked for a usage chunk the client did not (hide it)."""
+        if payload.get("model") != upstream_model:
+            payload["model"] = upstream_model
+        return False
+
+    def upstream_path(self, call: Call, upstream_model: str) -> str:
+        return call.path
+
+    def client_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+        auth = headers.get("Authorization", "")
+        if auth[:7].lower() == "bearer ":
+            return auth[7:].strip() or None
+        return None
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def register(dialect: Dialect) -> Dialect:
+    DIALECTS[dialect.name] = dialect
+    return dialect
+
+
+def render_error(dialect: Dialect, error: GatewayError) -> bytes:
+    return json.dumps(dialect.error_body(error)).encode()
+
+
+def parse_json_body(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, or a BadRequest that says what's wrong."""
+    if not body:
+        raise BadRequest("the request body is empty; send a JSON object")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return payload

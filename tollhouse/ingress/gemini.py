@@ -1,0 +1,60 @@
+"""Gemini: ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tollhouse.errors import BadRequest, GatewayError
+from tollhouse.ingress.base import Call, Dialect, register
+
+GEMINI_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    413: "INVALID_ARGUMENT",
+    502: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+ACTIONS = {"generateContent": False, "streamGenerateContent": True}
+
+
+class Gemini(Dialect):
+    name = "gemini"
+    label = "Gemini generateContent"
+    routes = ("/{version:v1beta|v1|v1alpha}/models/{target}",)
+
+    def call(self, path: str, match: Mapping[str, str], payload: dict[str, Any]) -> Call:
+        model, _, action = match["target"].partition(":")
+        if action not in ACTIONS:
+            raise BadRequest(
+                f"unsupported Gemini method {action or '(none)'!r}; "
+                "use :generateContent or :streamGenerateContent"
+            )
+        if not model:
+            raise BadRequest("the URL needs a model: /v1beta/models/MODEL:generateContent")
+        return Call(model=model.removeprefix("models/"), stream=ACTIONS[action], path=path)
+
+    def prepare(self, payload: dict[str, Any], call: Call, upstream_model: str) -> bool:
+        return False  # the model lives in the URL; the body goes through untouched
+
+    def upstream_path(self, call: Call, upstream_model: str) -> str:
+        head, _, target = call.path.rpartition("/")
+        action = target.partition(":")[2]
+        return f"{head}/{upstream_model}:{action}"
+
+    def client_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+        return headers.get("x-goog-api-key") or query.get("key") or None
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]:
+        return {
+            "error": {
+                "code": error.status,
+                "message": error.message,
+                "status": GEMINI_STATUSES.get(error.status, "INTERNAL"),
+            }
+        }
+
+
+register(Gemini())

@@ -1,0 +1,55 @@
+"""OpenAI Chat Completions: ``POST /v1/chat/completions``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tollhouse.errors import GatewayError
+from tollhouse.ingress.base import Call, Dialect, register
+
+OPENAI_ERROR_TYPES = {
+    "invalid_request": "invalid_request_error",
+    "authentication": "authentication_error",
+    "permission": "permission_error",
+    "not_found": "invalid_request_error",
+    "request_too_large": "invalid_request_error",
+}
+OPENAI_ERROR_CODES = {
+    "authentication": "missing_api_key",
+    "not_found": "model_not_found",
+    "request_too_large": "request_too_large",
+}
+
+
+def openai_error(error: GatewayError) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": error.message,
+            "type": OPENAI_ERROR_TYPES.get(error.kind, "api_error"),
+            "param": None,
+            "code": OPENAI_ERROR_CODES.get(error.kind),
+        }
+    }
+
+
+class OpenAIChat(Dialect):
+    name = "openai-chat"
+    label = "OpenAI Chat Completions"
+    routes = ("/v1/chat/completions",)
+
+    def prepare(self, payload: dict[str, Any], call: Call, upstream_model: str) -> bool:
+        super().prepare(payload, call, upstream_model)
+        if not call.stream:
+            return False
+        options = payload.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            return False
+        # Usage only arrives in a stream when asked for; ask, and hide it again.
+        payload["stream_options"] = {**(options or {}), "include_usage": True}
+        return True
+
+    def error_body(self, error: GatewayError) -> dict[str, Any]:
+        return openai_error(error)
+
+
+register(OpenAIChat())

@@ -1,0 +1,241 @@
+"""Spend by project, model, provider, day or tag: exact sums over the ledger.
+
+Costs are summed as Decimals in Python: SQL's SUM over decimal text would
+go through floats.
+
+>>> rows = summarize(conn, by=["project", "model"], since=None, until=None)
+>>> print(render(rows, ["project", "model"], "table"))
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tollhouse.errors import TollhouseError
+
+GROUP_COLUMNS = {
+    "project": "project",
+    "model": "COALESCE(model_served, model_requested)",
+    "provider": "provider",
+    "day": "substr(ts, 1, 10)",
+    "dialect": "dialect",
+    "attribution": "attribution",
+}
+TOKEN_FIELDS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+FORMATS = ("table", "json", "csv")
+_RELATIVE = re.compile(r"^(\d+)([dhm])$")
+
+
+class ReportError(TollhouseError):
+    """A report option is wrong; the message says how to fix it."""
+
+
+@dataclass
+class Group:
+    keys: tuple[str, ...]
+    requests: int = 0
+    tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_FIELDS, 0))
+    cost: Decimal = Decimal(0)
+    unpriced: int = 0
+    unmetered: int = 0
+
+    def add(self, row: sqlite3.Row) -> None:
+        self.requests += 1
+        for name in TOKEN_FIELDS:
+            self.tokens[name] += row[name] or 0
+        if row["cost_usd"] is not None:
+            self.cost += Decimal(row["cost_usd"])
+        elif row["price_source"] == "unpriced":
+            self.unpriced += 1
+        else:
+            self.unmetered += 1
+
+
+def parse_by(spec: str) -> list[str]:
+    """``"project,tag:purpose"`` → ``["project", "tag:purpose"]``, validated."""
+    keys = [k.strip() for k in spec.split(",") if k.strip()]
+    for key in keys:
+        if key not in GROUP_COLUMNS and not (key.startswith("tag:") and len(key) > 4):
+            raise ReportError(
+                f"--by: unknown key {key!r}; use any of {', '.join(GROUP_COLUMNS)} or tag:NAME"
+            )
+    return keys or ["project"]
+
+
+def parse_time(value: str | None, *, now: datetime | None = None) -> datetime | None:
+    """``2026-11-01``, an ISO timestamp, or relative ``7d`` / ``12h`` / ``30m`` ago."""
+    if not value:
+        return None
+    now = now or datetime.now(UTC)
+    relative = _RELATIVE.match(value)
+    if relative:
+        amount, unit = int(relative[1]), relative[2]
+        return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReportError(
+            f"not a time: {value!r}; use 2026-11-01, 2026-11-01T12:00, or 7d / 12h / 30m"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def summarize(
+    conn: sqlite3.Connection,
+    by: Sequence[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    project: str | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per group: the group keys, then the totals (cost as a decimal string)."""
+    groups: dict[tuple[str, ...], Group] = {}
+    for row in _rows(conn, by, since, until, project):
+        keys = tuple(_key(row, k) for k in by)
+        groups.setdefault(keys, Group(keys)).add(row)
+    ordered = sorted(groups.values(), key=lambda g: (-g.cost, g.keys))
+    return [_as_dict(g, by) for g in ordered]
+
+
+def _rows(
+    conn: sqlite3.Connection,
+    by: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    project: str | None,
+) -> Iterable[sqlite3.Row]:
+    selects = [f"{GROUP_COLUMNS[k]} AS {k!s}" for k in by if k in GROUP_COLUMNS]
+    selects += ["tags", "cost_usd", "price_source", *TOKEN_FIELDS]
+    where, params = ["1=1"], []
+    if since:
+        where.append("ts >= ?")
+        params.append(_iso(since))
+    if until:
+        where.append("ts < ?")
+        params.append(_iso(until))
+    if project:
+        where.append("project = ?")
+        params.append(project)
+    conn.row_factory = sqlite3.Row
+    sql = f"SELECT {', '.join(selects)} FROM requests WHERE {' AND '.join(where)}"
+    return conn.execute(sql, params)
+
+
+def _key(row: sqlite3.Row, key: str) -> str:
+    if key.startswith("tag:"):
+        return str(json.loads(row["tags"] or "{}").get(key[4:].lower(), "(none)"))
+    value = row[key]
+    return "(none)" if value is None else str(value)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _as_dict(g: Group, by: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = dict(zip(by, g.keys, strict=True))
+    out["requests"] = g.requests
+    out.update(g.tokens)
+    out["cost_usd"] = format(g.cost, "f")
+    out["unpriced_requests"] = g.unpriced
+    out["unmetered_requests"] = g.unmetered
+    return out
+
+
+def render(rows: list[dict[str, Any]], by: Sequence[str], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
+        return _csv(rows, by)
+    if fmt == "table":
+        return _table(rows, by)
+    raise ReportError(f"--format: use one of {', '.join(FORMATS)}")
+
+
+def _columns(by: Sequence[str]) -> list[str]:
+    return [
+        *by,
+        "requests",
+        *TOKEN_FIELDS,
+        "cost_usd",
+        "unpriced_requests",
+        "unmetered_requests",
+    ]
+
+
+def _csv(rows: list[dict[str, Any]], by: Sequence[str]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=_columns(by), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+SHORT = {
+    "cached_input_tokens": "cached in",
+    "cache_write_tokens": "cache write",
+    "input_tokens": "input",
+    "output_tokens": "output",
+    "reasoning_tokens": "reasoning",
+    "unpriced_requests": "unpriced",
+    "unmetered_requests": "unmetered",
+    "cost_usd": "cost (USD)",
+}
+
+
+def _table(rows: list[dict[str, Any]], by: Sequence[str]) -> str:
+    if not rows:
+        return "No requests in the ledger for this period."
+    columns = _columns(by)
+    cells = [[SHORT.get(c, c) for c in columns]]
+    cells += [
+        [str(row[k]) for k in by] + [_cell(row[c]) for c in columns[len(by) :]] for row in rows
+    ]
+    cells.append(_total_row(rows, by, columns))
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = []
+    for n, r in enumerate(cells):
+        left = len(by)
+        parts = [
+            v.ljust(w) if i < left else v.rjust(w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(parts).rstrip())
+        if n == 0 or n == len(cells) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _total_row(rows: list[dict[str, Any]], by: Sequence[str], columns: list[str]) -> list[str]:
+    total: list[str] = ["total"] + [""] * (len(by) - 1)
+    for c in columns[len(by) :]:
+        if c == "cost_usd":
+            total.append(_cell(format(sum((Decimal(r[c]) for r in rows), Decimal(0)), "f")))
+        else:
+            total.append(_cell(sum(r[c] for r in rows)))
+    return total
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, int):
+        return f"{value:,}"
+    return _money(Decimal(value))
+
+
+def _money(d: Decimal) -> str:
+    """Round for display only: 6 decimals below a cent, else 4."""
+    return f"{d:,.6f}" if d < Decimal("0.01") else f"{d:,.4f}"

@@ -1,0 +1,159 @@
+"""The one writer of the ledger: queued, batched, priced, off the request path.
+
+The event loop only appends to a queue. A thread drains it, prices each
+entry (genai-prices costs ~50 µs a call) and commits a batch per transaction.
+
+>>> writer = LedgerWriter(Path("ledger.db"), Pricer({})).start()
+>>> writer.submit(entry)
+>>> writer.flush()       # everything submitted so far is committed
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tollhouse.ledger.entry import LedgerEntry
+from tollhouse.ledger.store import connect
+from tollhouse.pricing import Cost, PriceQuery, Pricer
+
+log = logging.getLogger("tollhouse.ledger")
+
+COLUMNS = (
+    "ts, request_id, project, attribution, process_name, tags, dialect, provider, "
+    "model_requested, model_served, status, stream, incomplete, usage_raw, input_tokens, "
+    "cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, "
+    "reasoning_tokens, cost_usd, price_source, latency_ms, ttfb_ms, upstream_id, error"
+)
+INSERT = f"INSERT INTO requests ({COLUMNS}) VALUES ({', '.join('?' * 26)})"
+
+_STOP = object()
+
+
+class LedgerWriter:
+    """Owns the ledger's write connection and the thread that uses it."""
+
+    def __init__(self, path: Path, pricer: Pricer, *, batch_size: int = 256) -> None:
+        self.path = path
+        self.pricer = pricer
+        self.batch_size = batch_size
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="tollhouse-ledger", daemon=True)
+        self.written = 0
+
+    def start(self) -> LedgerWriter:
+        self._conn = connect(self.path)
+        self._thread.start()
+        return self
+
+    def submit(self, entry: LedgerEntry) -> None:
+        """Queue ``entry``; never blocks."""
+        self._queue.put(entry)
+
+    def flush(self, timeout: float | None = 30) -> bool:
+        """Block until everything submitted before this call is committed."""
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(30)
+        self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.batch_size:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not self._write(batch):
+                return
+
+    def _write(self, batch: list[Any]) -> bool:
+        entries = [item for item in batch if isinstance(item, LedgerEntry)]
+        if entries:
+            rows = [self._row(e) for e in entries]
+            self._commit(rows)
+        for item in batch:
+            if isinstance(item, threading.Event):
+                item.set()
+        return _STOP not in batch
+
+    def _commit(self, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany(INSERT, rows)
+            self._conn.execute("COMMIT")
+            self.written += len(rows)
+        except Exception:
+            log.exception("ledger write of %d rows failed", len(rows))
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+
+    def _row(self, e: LedgerEntry) -> tuple[Any, ...]:
+        cost = self._cost(e)
+        u = e.usage
+        return (
+            e.ts.isoformat(timespec="microseconds"),
+            e.request_id,
+            e.project,
+            e.attribution,
+            e.process_name,
+            json.dumps(e.tags, sort_keys=True),
+            e.dialect,
+            e.provider,
+            e.model_requested,
+            e.model_served,
+            e.status,
+            int(e.stream),
+            int(e.incomplete),
+            None if u is None else json.dumps(u.raw, default=str),
+            *(_tokens(u)),
+            None if cost.usd is None else _plain(cost.usd),
+            cost.source,
+            round(e.latency_ms, 3),
+            None if e.ttfb_ms is None else round(e.ttfb_ms, 3),
+            e.upstream_id,
+            e.error,
+        )
+
+    def _cost(self, e: LedgerEntry) -> Cost:
+        if e.usage is None:
+            return Cost(None, "no-usage") if e.status < 400 else Cost(Decimal(0), "error")
+        models = tuple(m for m in (e.model_served, e.model_requested) if m)
+        try:
+            return self.pricer.cost(
+                PriceQuery(
+                    e.provider or "", e.pricing_provider, models, e.usage, e.reported_cost, e.ts
+                )
+            )
+        except Exception:  # a pricing bug must not cost the row
+            log.exception("pricing failed for %s", e.request_id)
+            return Cost(None, "unpriced")
+
+
+def _tokens(u: Any) -> tuple[int | None, ...]:
+    if u is None:
+        return (None,) * 6
+    return (
+        u.input_tokens,
+        u.cached_input_tokens,
+        u.cache_write_tokens,
+        u.cache_write_1h_tokens,
+        u.output_tokens,
+        u.reasoning_tokens,
+    )
+
+
+def _plain(d: Decimal) -> str:
+    """A decimal as plain text ('0.00000125', never '1.25E-6')."""
+    return format(d, "f")

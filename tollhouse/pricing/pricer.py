@@ -1,0 +1,123 @@
+"""Exact cost of one call: overrides, then the provider's own bill, then genai-prices.
+
+Precedence (first that applies wins, and the ledger records which):
+
+1. ``override``: a ``[prices."provider/model"]`` entry (contracted rates,
+   local models set to 0). The user said so explicitly.
+2. ``provider``: a cost the provider reported with the response (xAI
+   ``cost_in_usd_ticks``, OpenRouter ``usage.cost``): what was billed.
+3. ``genai-prices``: list price at the time of the request, tiers included.
+4. ``unpriced``: cost None (never a silent $0), warned about once per model.
+
+Pure: no I/O but one log line per unpriced model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import genai_prices
+from genai_prices.types import ModelPrice
+
+from tollhouse.metering.usage import Usage
+from tollhouse.settings import Price
+
+log = logging.getLogger("tollhouse.pricing")
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    usd: Decimal | None
+    source: str  # "override" | "provider" | "genai-prices" | "unpriced"
+
+
+@dataclass(frozen=True, slots=True)
+class PriceQuery:
+    """Everything the price of one call depends on."""
+
+    provider_name: str
+    pricing_provider: str | None
+    models: tuple[str, ...]  # served model first, then the requested one
+    usage: Usage
+    reported: Decimal | None
+    when: datetime
+
+
+class Pricer:
+    """Prices calls. Holds the config's overrides and who was warned already."""
+
+    def __init__(self, overrides: dict[str, Price]) -> None:
+        self.overrides = {name: _model_price(p) for name, p in overrides.items()}
+        self._warned: set[tuple[str, str]] = set()
+
+    def cost(self, q: PriceQuery) -> Cost:
+        override = self._override(q)
+        if override is not None:
+            return Cost(override.calc_price(_library_usage(q.usage))["total_price"], "override")
+        if q.reported is not None:
+            return Cost(q.reported, "provider")
+        listed = self._list_price(q)
+        if listed is not None:
+            return Cost(listed, "genai-prices")
+        self._warn_unpriced(q)
+        return Cost(None, "unpriced")
+
+    def _override(self, q: PriceQuery) -> ModelPrice | None:
+        for model in q.models:
+            found = self.overrides.get(f"{q.provider_name}/{model}") or self.overrides.get(model)
+            if found is not None:
+                return found
+        return None
+
+    def _list_price(self, q: PriceQuery) -> Decimal | None:
+        if q.pricing_provider is None:
+            return None
+        usage = _library_usage(q.usage)
+        for model in q.models:
+            try:
+                calc = genai_prices.calc_price(
+                    usage,
+                    model,
+                    provider_id=q.pricing_provider,
+                    genai_request_timestamp=q.when,
+                )
+            except LookupError:
+                continue
+            return Decimal(calc.total_price)
+        return None
+
+    def _warn_unpriced(self, q: PriceQuery) -> None:
+        key = (q.provider_name, q.models[0] if q.models else "")
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        log.warning(
+            "no price known for %s/%s: its calls are recorded as unpriced; "
+            'add [prices."%s/%s"] to the config to price them',
+            *key,
+            *key,
+        )
+
+
+def _library_usage(usage: Usage) -> genai_prices.Usage:
+    return genai_prices.Usage(
+        input_tokens=usage.input_tokens,
+        cache_read_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        output_tokens=usage.output_tokens,
+    )
+
+
+def _model_price(p: Price) -> ModelPrice:
+    cache_write = p.cache_write if p.cache_write is not None else p.input
+    return ModelPrice(
+        input_mtok=p.input,
+        output_mtok=p.output,
+        cache_read_mtok=p.cached_input if p.cached_input is not None else p.input,
+        cache_write_mtok=cache_write,
+        cache_write_1h_mtok=p.cache_write_1h if p.cache_write_1h is not None else cache_write,
+    )

@@ -1,0 +1,14 @@
+"""Anthropic Messages: ``x-api-key`` auth; the base URL is the host root."""
+
+from __future__ import annotations
+
+from tollhouse.providers.base import Provider, register
+
+
+@register("anthropic")
+class AnthropicProvider(Provider):
+    dialects = frozenset({"anthropic"})
+    pricing_id = "anthropic"
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"x-api-key": key}

@@ -1,0 +1,96 @@
+"""The one interface every upstream kind implements, and the registry of kinds.
+
+A provider adapter knows where its API lives, how it authenticates, which
+wire dialects it speaks, which genai-prices provider prices it, and whether
+its responses carry their own billed cost. Built-in kinds register exactly
+as a plugin would:
+
+>>> @register("my-kind")
+... class MyProvider(Provider):
+...     dialects = frozenset({"openai-chat"})
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from decimal import Decimal
+from typing import ClassVar, TypeVar
+
+from tollhouse.metering.usage import Usage
+from tollhouse.settings import ProviderSettings
+
+P = TypeVar("P", bound=type["Provider"])
+
+KINDS: dict[str, type[Provider]] = {}
+
+
+def register(kind: str) -> Callable[[P], P]:
+    """Class decorator: make ``cls`` the adapter for provider ``kind``."""
+
+    def decorate(cls: P) -> P:
+        cls.kind = kind
+        KINDS[kind] = cls
+        return cls
+
+    return decorate
+
+
+class Provider:
+    """A configured upstream: one ``[[providers]]`` entry bound to its kind."""
+
+    kind: ClassVar[str] = ""
+    dialects: ClassVar[frozenset[str]] = frozenset()
+    pricing_id: ClassVar[str | None] = None
+    # Path prefix of the API root that the base URL already contains ("/v1"
+    # for OpenAI-style base URLs such as https://api.openai.com/v1).
+    base_includes: ClassVar[str] = ""
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.base_url = settings.base_url.rstrip("/")
+        self.price_provider = settings.pricing_provider or self.pricing_id
+        # Read once at start, like the rest of the settings.
+        self._env_key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
+
+    def key_from_env(self) -> str:
+        """The gateway's own key for this provider ('' when none is configured)."""
+        return self._env_key
+
+    def upstream_url(self, path: str) -> str:
+        """Absolute upstream URL for a client path such as ``/v1/chat/completions``."""
+        if self.base_includes and path.startswith(self.base_includes + "/"):
+            path = path[len(self.base_includes) :]
+        return self.base_url + path
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    def reported_cost(self, usage: Usage) -> Decimal | None:
+        """The provider's own billed cost for this call, when its usage carries one."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.base_url}>"
+
+
+def build_providers(settings: tuple[ProviderSettings, ...]) -> list[Provider]:
+    """Instantiate the adapter of each configured provider, in config order."""
+    from tollhouse.providers import builtin  # noqa: F401  (registers the built-in kinds)
+
+    return [KINDS[p.kind](p) for p in settings]
+
+
+def decimal_of(value: object) -> Decimal | None:
+    """An exact Decimal from a JSON number or string; None when it isn't one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int | float | str):
+        try:
+            return Decimal(str(value))
+        except ArithmeticError:
+            return None
+    return None

@@ -1,0 +1,19 @@
+"""OpenAI-compatible servers (vLLM, Ollama, llama.cpp server): local, unpriced by default.
+
+A local model has no list price; give it one (often 0) under ``[prices]``.
+"""
+
+from __future__ import annotations
+
+from tollhouse.providers.base import Provider, register
+
+
+@register("openai-compatible")
+class OpenAICompatibleProvider(Provider):
+    dialects = frozenset({"openai-chat", "openai-responses"})
+    pricing_id = None
+    base_includes = "/v1"
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        # Local servers often need no key at all.
+        return {"Authorization": f"Bearer {key}"} if key else {}

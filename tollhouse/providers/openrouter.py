@@ -1,0 +1,18 @@
+"""OpenRouter: OpenAI-shaped, and its usage reports the billed cost in USD."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tollhouse.metering.usage import Usage
+from tollhouse.providers.base import Provider, decimal_of, register
+
+
+@register("openrouter")
+class OpenRouterProvider(Provider):
+    dialects = frozenset({"openai-chat", "openai-responses"})
+    pricing_id = "openrouter"
+    base_includes = "/v1"
+
+    def reported_cost(self, usage: Usage) -> Decimal | None:
+        return decimal_of(usage.raw.get("cost"))

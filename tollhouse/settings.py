@@ -1,0 +1,242 @@
+"""Settings, declared once: every config key with its type, default and help.
+
+The TOML file is read and validated once at start; the resulting frozen
+:class:`Settings` is passed down. Errors name the bad key and say how to fix it.
+
+>>> settings = load_settings(Path("~/.tollhouse/tollhouse.toml").expanduser())
+>>> settings.server.port
+4141
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from tollhouse.errors import ConfigError
+
+DEFAULT_PORT = 4141
+PROVIDER_KINDS = ("openai", "anthropic", "gemini", "xai", "openrouter", "openai-compatible")
+
+
+def tollhouse_home() -> Path:
+    """The data directory: ``$TOLLHOUSE_HOME`` or ``~/.tollhouse``."""
+    return Path(os.environ.get("TOLLHOUSE_HOME") or Path.home() / ".tollhouse").expanduser()
+
+
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+def _opt_factory(factory: Any, help: str) -> Any:
+    return field(default_factory=factory, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = _opt(
+        "127.0.0.1", "Address to bind. Loopback by default; anything else exposes keys."
+    )
+    port: int = _opt(DEFAULT_PORT, "Port to listen on.")
+    allowed_hosts: tuple[str, ...] = _opt(
+        (), "Extra Host header names to accept besides localhost, 127.0.0.1 and [::1]."
+    )
+    max_body_mb: float = _opt(32.0, "Largest request body accepted, in MiB (413 above).")
+    connect_timeout_s: float = _opt(10.0, "Seconds to wait for an upstream connection.")
+    read_timeout_s: float = _opt(600.0, "Seconds to wait between upstream bytes.")
+
+
+@dataclass(frozen=True)
+class LedgerSettings:
+    path: str = _opt("", "SQLite ledger file. Empty: $TOLLHOUSE_HOME/ledger.db.")
+    batch_size: int = _opt(256, "Rows written per ledger transaction at most.")
+
+    def resolved_path(self) -> Path:
+        return Path(self.path).expanduser() if self.path else tollhouse_home() / "ledger.db"
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    name: str = _opt("", "Prefix that selects this provider in a model name: 'openai/gpt-4o'.")
+    kind: str = _opt("", "One of: " + ", ".join(PROVIDER_KINDS) + ".")
+    base_url: str = _opt("", "Upstream base URL. The only place upstream URLs come from.")
+    api_key_env: str = _opt("", "Environment variable holding this provider's API key.")
+    pricing_provider: str = _opt("", "genai-prices provider id, when the kind's default is wrong.")
+
+
+@dataclass(frozen=True)
+class Price:
+    """A contracted or local price, USD per million tokens."""
+
+    input: Decimal = _opt(Decimal(0), "Uncached input.")
+    output: Decimal = _opt(Decimal(0), "Output, reasoning included.")
+    cached_input: Decimal | None = _opt(None, "Cache reads; default: the input price.")
+    cache_write: Decimal | None = _opt(None, "5-minute cache writes; default: the input price.")
+    cache_write_1h: Decimal | None = _opt(None, "1-hour cache writes; default: cache_write.")
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    keys: tuple[str, ...] = _opt((), "Virtual keys: clients use one as their API key.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = _opt_factory(ServerSettings, "The HTTP listener.")
+    ledger: LedgerSettings = _opt_factory(LedgerSettings, "Where the ledger lives.")
+    providers: tuple[ProviderSettings, ...] = _opt((), "Upstreams, first match wins.")
+    prices: dict[str, Price] = _opt_factory(dict, "Per-model price overrides.")
+    projects: dict[str, ProjectSettings] = _opt_factory(dict, "Projects and their virtual keys.")
+    source: str = field(default="(defaults)", compare=False)
+
+    def project_for_key(self) -> dict[str, str]:
+        """Virtual key → project name."""
+        return {key: name for name, proj in self.projects.items() for key in proj.keys}
+
+
+# Embedded defaults: the real provider hosts, keys from the usual variables.
+DEFAULT_PROVIDERS = (
+    ProviderSettings("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+    ProviderSettings("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+    ProviderSettings(
+        "gemini", "gemini", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY"
+    ),
+    ProviderSettings("xai", "xai", "https://api.x.ai/v1", "XAI_API_KEY"),
+    ProviderSettings(
+        "openrouter", "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"
+    ),
+    ProviderSettings("local", "openai-compatible", "http://127.0.0.1:11434/v1", ""),
+)
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read and validate the TOML config at ``path`` (None: embedded defaults)."""
+    if path is None:
+        return Settings(providers=DEFAULT_PROVIDERS)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such config file; create one with `tollhouse init`"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_settings(data, source=str(path))
+
+
+def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Settings:
+    """Validate a config mapping (as read from TOML) into :class:`Settings`."""
+    _reject_unknown(data, Settings, "", exclude={"source"})
+    providers = tuple(
+        _build(ProviderSettings, item, f"providers[{i}]")
+        for i, item in enumerate(_list_of_tables(data.get("providers", []), "providers"))
+    )
+    settings = Settings(
+        server=_build(ServerSettings, data.get("server", {}), "server"),
+        ledger=_build(LedgerSettings, data.get("ledger", {}), "ledger"),
+        providers=providers or DEFAULT_PROVIDERS,
+        prices=_table_of(Price, data.get("prices", {}), "prices"),
+        projects=_table_of(ProjectSettings, data.get("projects", {}), "projects"),
+        source=source,
+    )
+    _check_providers(settings.providers)
+    _check_keys(settings.projects)
+    return settings
+
+
+def _list_of_tables(value: Any, key: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{key}: expected an array of tables ([[{key}]])")
+    return value
+
+
+def _table_of(cls: type[Any], value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'{key}: expected a table of tables ([{key}."name"])')
+    return {name: _build(cls, item, f"{key}.{name!r}") for name, item in value.items()}
+
+
+def _reject_unknown(data: Any, cls: type[Any], where: str, exclude: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a table")
+    known = {f.name for f in fields(cls)} - exclude
+    for key in data:
+        if key not in known:
+            label = f"{where}.{key}" if where else key
+            raise ConfigError(f"{label}: unknown key; known keys here: {', '.join(sorted(known))}")
+
+
+def _build(cls: type[Any], data: Any, where: str) -> Any:
+    _reject_unknown(data, cls, where)
+    values = {}
+    for f in fields(cls):
+        if f.name in data:
+            values[f.name] = _coerce(data[f.name], f.default, f.type, f"{where}.{f.name}")
+    return cls(**values)
+
+
+def _coerce(value: Any, default: Any, type_name: Any, where: str) -> Any:
+    kind = str(type_name)
+    if "Decimal" in kind:
+        return _decimal(value, where)
+    if "tuple" in kind:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings")
+        return tuple(value)
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+        raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{where}: expected a number (USD per million tokens)")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"{where}: {value!r} is not a number") from None
+    if number < 0:
+        raise ConfigError(f"{where}: prices can't be negative")
+    return number
+
+
+def _check_providers(providers: tuple[ProviderSettings, ...]) -> None:
+    seen: set[str] = set()
+    for i, p in enumerate(providers):
+        where = f"providers[{i}]"
+        if not p.name or "/" in p.name:
+            raise ConfigError(f"{where}.name: required, and may not contain '/'")
+        if p.name in seen:
+            raise ConfigError(f"{where}.name: {p.name!r} is defined twice")
+        seen.add(p.name)
+        if p.kind not in PROVIDER_KINDS:
+            raise ConfigError(f"{where}.kind: {p.kind!r} unknown; use one of {PROVIDER_KINDS}")
+        if not p.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.base_url: must start with http:// or https://")
+
+
+def _check_keys(projects: dict[str, ProjectSettings]) -> None:
+    owner: dict[str, str] = {}
+    for name, proj in projects.items():
+        for key in proj.keys:
+            if key in owner:
+                raise ConfigError(
+                    f"projects.{name}.keys: a virtual key is also listed under {owner[key]!r}"
+                )
+            owner[key] = name
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(key, default, help) for every setting: the source of `tollhouse init`'s comments."""
+    rows = []
+    for section in (ServerSettings, LedgerSettings, ProviderSettings, ProjectSettings, Price):
+        for f in fields(section):
+            rows.append((f"{section.__name__}.{f.name}", repr(f.default), f.metadata["help"]))
+    return rows

@@ -1,0 +1,138 @@
+"""Fault specs: what should go wrong with the next request(s).
+
+Grammar (whitespace around items is ignored)::
+
+    spec  := item ("," item)*
+    item  := ERROR | "retry_after=" SECONDS | "latency=" MS
+           | "cut=" N | "stream_error=" N
+    ERROR := "rate_limit" | "insufficient_quota" | "server_error"
+           | "overloaded" | "not_found"
+
+A spec arrives in the ``x-sim-fault`` request header or is programmed for
+the next ``count`` requests (optionally only those for one model or flavor)
+with :meth:`FaultBook.program` / ``POST /_sim/faults``. A header spec is
+layered over a programmed one (its items win).
+
+>>> parse_fault("rate_limit, retry_after=2.5")
+Fault(error='rate_limit', retry_after=2.5, latency_ms=0.0, cut=None, stream_error=None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+ERRORS = frozenset({"rate_limit", "insufficient_quota", "server_error", "overloaded", "not_found"})
+
+
+class FaultSpecError(ValueError):
+    """A fault spec that does not follow the grammar."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A parsed fault spec; the empty ``Fault()`` means 'behave normally'."""
+
+    error: str | None = None
+    retry_after: float | None = None
+    latency_ms: float = 0.0
+    cut: int | None = None
+    stream_error: int | None = None
+
+    def over(self, base: Fault) -> Fault:
+        """This fault's explicit items layered over ``base``."""
+        changes = {k: v for k, v in _explicit(self).items() if v is not None}
+        return replace(base, **changes)
+
+
+def _explicit(fault: Fault) -> dict[str, Any]:
+    return {
+        "error": fault.error,
+        "retry_after": fault.retry_after,
+        "latency_ms": fault.latency_ms or None,
+        "cut": fault.cut,
+        "stream_error": fault.stream_error,
+    }
+
+
+def _number(kind: Callable[[str], Any], name: str, text: str) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise FaultSpecError(f"{name}= needs a number, got {text!r}") from None
+    if value < 0:
+        raise FaultSpecError(f"{name}= must not be negative")
+    return value
+
+
+_VALUED: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "retry_after": ("retry_after", float),
+    "latency": ("latency_ms", float),
+    "cut": ("cut", int),
+    "stream_error": ("stream_error", int),
+}
+
+
+def parse_fault(spec: str) -> Fault:
+    """Parse a comma-separated fault spec; raises :class:`FaultSpecError`."""
+    fields: dict[str, Any] = {}
+    for raw in spec.split(","):
+        item = raw.strip()
+        name, has_value, value = item.partition("=")
+        if not item:
+            continue
+        if name in ERRORS and not has_value:
+            fields["error"] = name
+        elif name in _VALUED and has_value:
+            field, kind = _VALUED[name]
+            fields[field] = _number(kind, name, value.strip())
+        else:
+            raise FaultSpecError(f"unknown fault item {item!r}")
+    return Fault(**fields)
+
+
+@dataclass(slots=True)
+class _Programmed:
+    fault: Fault
+    remaining: int
+    model: str | None
+    flavor: str | None
+
+    def matches(self, model: str, flavor: str) -> bool:
+        return self.model in (None, model) and self.flavor in (None, flavor)
+
+
+class FaultBook:
+    """Faults programmed for upcoming requests, consumed first-come first-served.
+
+    Lives on the server's event loop; program it from elsewhere through the
+    loop (``Simulator.program`` does).
+    """
+
+    def __init__(self) -> None:
+        self._queue: list[_Programmed] = []
+
+    def program(
+        self, spec: str, count: int = 1, model: str | None = None, flavor: str | None = None
+    ) -> None:
+        if count < 1:
+            raise FaultSpecError("count must be at least 1")
+        model = model.removeprefix("models/") if model else None
+        self._queue.append(_Programmed(parse_fault(spec), count, model, flavor))
+
+    def take(self, model: str, flavor: str) -> Fault:
+        """The fault for one request to ``model`` (consumes one use of it)."""
+        for entry in self._queue:
+            if entry.matches(model, flavor):
+                entry.remaining -= 1
+                if entry.remaining == 0:
+                    self._queue.remove(entry)
+                return entry.fault
+        return Fault()
+
+    def clear(self) -> None:
+        self._queue.clear()
+
+    def pending(self) -> int:
+        return sum(entry.remaining for entry in self._queue)
