@@ -101,7 +101,9 @@ def make_gateway(
             data = {**data, "server": {**data.get("server", {}), **server}}
         settings = parse_settings(data)
         ledger = tmp_path / f"ledger-{len(started)}.db"
-        srv = BackgroundServer(lambda: create_app(settings, ledger_path=ledger)).start()
+        srv = BackgroundServer(
+            lambda: create_app(settings, ledger_path=ledger), handler_cancellation=True
+        ).start()
         started.append(srv)
         return Harness(srv, ledger, settings)
 

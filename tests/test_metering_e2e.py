@@ -300,3 +300,30 @@ def test_interrupted_stream_is_recorded_incomplete(
     assert row["incomplete"] == 1 and row["stream"] == 1
     if dialect == "anthropic":  # message_start carried the input count before the cut
         assert row["input_tokens"] > 0
+
+
+@pytest.mark.parametrize("dialect", ["openai-chat", "anthropic"])
+def test_client_disconnect_mid_stream(gateway: Harness, dialect: str) -> None:
+    """The client leaves while the upstream stalls: the row is still written, incomplete."""
+    hold = {"x-sim-fault": "hold=3"}
+    if dialect == "openai-chat":
+        stream = oa(gateway, default_headers=hold).chat.completions.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "x"}]
+        )
+        next(iter(stream))
+        stream.close()
+    else:
+        a_stream = an(gateway, default_headers=hold).messages.create(
+            model="claude-sonnet-4-6",
+            max_tokens=64,
+            stream=True,
+            messages=[{"role": "user", "content": "x"}],
+        )
+        next(iter(a_stream))
+        a_stream.close()
+    row = gateway.last()
+    assert row["dialect"] == dialect
+    assert (row["incomplete"], row["error"], row["stream"]) == (1, "client_disconnected", 1)
+    if dialect == "anthropic":  # message_start arrived before the client left
+        assert row["input_tokens"] > 0
+    assert row["cost_usd"] is not None or row["price_source"] == "no-usage"

@@ -68,7 +68,10 @@ def demo_settings(sim_url: str) -> Settings:
 def running(workdir: Path) -> Iterator[tuple[Simulator, BackgroundServer]]:
     with Simulator(SimulatorSettings(bill_path=workdir / "bill.jsonl")) as sim:
         settings = demo_settings(sim.url)
-        gateway = BackgroundServer(lambda: create_app(settings, ledger_path=workdir / "ledger.db"))
+        gateway = BackgroundServer(
+            lambda: create_app(settings, ledger_path=workdir / "ledger.db"),
+            handler_cancellation=True,
+        )
         with gateway:
             yield sim, gateway
 

@@ -72,6 +72,7 @@ DROP_DOWNSTREAM = HOP_BY_HOP | {
     "server",
 }
 REQUEST_ID_HEADER = "X-Tollhouse-Request-Id"
+CLIENT_CLOSED = 499  # nginx's status for "client closed the request"; ledger only
 
 
 @dataclass(slots=True)
@@ -135,6 +136,10 @@ class Gateway:
         except GatewayError as err:
             ex.status, ex.error = err.status, f"gateway:{err.kind}"
             return error_response(dialect, err, ex.request_id)
+        except asyncio.CancelledError:  # the client went away (handler cancellation is on)
+            ex.status = ex.status or CLIENT_CLOSED
+            ex.error, ex.incomplete = ex.error or "client_disconnected", True
+            raise
         finally:
             self._record(ex)
             self._active -= 1

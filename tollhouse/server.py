@@ -49,6 +49,9 @@ def run(settings: Settings, *, host: str | None = None, port: int | None = None)
             print=lambda _: print(banner, flush=True),
             access_log=None,
             loop=loop,
+            # A client that leaves cancels its request, so the upstream call
+            # stops too (no tokens burnt for nobody) and the row is written.
+            handler_cancellation=True,
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

@@ -24,8 +24,16 @@ AppFactory = Callable[[], web.Application | Awaitable[web.Application]]
 class BackgroundServer:
     """An aiohttp application served from its own thread and event loop."""
 
-    def __init__(self, factory: AppFactory, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        factory: AppFactory,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        handler_cancellation: bool = False,
+    ) -> None:
         self._factory = factory
+        self._handler_cancellation = handler_cancellation
         self.host = host
         self.port = port
         self.app: web.Application | None = None
@@ -45,7 +53,12 @@ class BackgroundServer:
     async def _start(self) -> None:
         made = self._factory()
         self.app = made if isinstance(made, web.Application) else await made
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            handler_cancellation=self._handler_cancellation,
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -49,7 +49,7 @@ def test_group_by_project_exact_sum(ledger: sqlite3.Connection) -> None:
     rows = summarize(ledger, ["project"])
     acme = next(r for r in rows if r["project"] == "acme")
     assert acme["requests"] == 10 and acme["input_tokens"] == 10
-    assert acme["cost_usd"] == "0.0000040"  # 10 × 0.4e-6, exactly (floats give 3.9999e-06)
+    assert acme["cost_usd"] == "0.0000040"  # 10 x 0.4e-6, exactly (floats give 3.9999e-06)
     globex = next(r for r in rows if r["project"] == "globex")
     assert globex["unpriced_requests"] == 1 and globex["requests"] == 4
 

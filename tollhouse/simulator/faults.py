@@ -4,7 +4,7 @@ Grammar (whitespace around items is ignored)::
 
     spec  := item ("," item)*
     item  := ERROR | "retry_after=" SECONDS | "latency=" MS
-           | "cut=" N | "stream_error=" N
+           | "cut=" N | "stream_error=" N | "hold=" N
     ERROR := "rate_limit" | "insufficient_quota" | "server_error"
            | "overloaded" | "not_found"
 
@@ -14,7 +14,10 @@ with :meth:`FaultBook.program` / ``POST /_sim/faults``. A header spec is
 layered over a programmed one (its items win).
 
 >>> parse_fault("rate_limit, retry_after=2.5")
-Fault(error='rate_limit', retry_after=2.5, latency_ms=0.0, cut=None, stream_error=None)
+Fault(error='rate_limit', retry_after=2.5, latency_ms=0.0, cut=None, stream_error=None, hold=None)
+
+``hold=N`` sends N stream frames, then waits (up to a minute) for the client
+to go away: a deterministic "client disconnected mid-stream".
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Fault:
     latency_ms: float = 0.0
     cut: int | None = None
     stream_error: int | None = None
+    hold: int | None = None
 
     def over(self, base: Fault) -> Fault:
         """This fault's explicit items layered over ``base``."""
@@ -53,6 +57,7 @@ def _explicit(fault: Fault) -> dict[str, Any]:
         "latency_ms": fault.latency_ms or None,
         "cut": fault.cut,
         "stream_error": fault.stream_error,
+        "hold": fault.hold,
     }
 
 
@@ -71,6 +76,7 @@ _VALUED: dict[str, tuple[str, Callable[[str], Any]]] = {
     "latency": ("latency_ms", float),
     "cut": ("cut", int),
     "stream_error": ("stream_error", int),
+    "hold": ("hold", int),
 }
 
 

@@ -258,6 +258,9 @@ async def _stream(call: Call, reply: Reply, fault: Fault) -> web.StreamResponse:
         if sent < len(frames) - 1:  # else the full bill is already written
             _bill_partial(call, reply, frames, sent, "client_closed")
         return response
+    if fault.hold is not None and stop < len(frames):
+        await _hold(call, reply, frames, stop)
+        return response
     try:
         if stop < len(frames):
             await _break(call, reply, fault, frames, stop, response)
@@ -284,13 +287,24 @@ async def _break(
         await response.write(call.dialect.error_frame(reply, at))
 
 
+async def _hold(call: Call, reply: Reply, frames: list[Frame], sent: int) -> None:
+    """Stall mid-stream until the client leaves (a minute at most), then bill what was sent."""
+    for _ in range(6000):
+        if _closing(call.request):
+            break
+        await asyncio.sleep(0.01)
+    _bill_partial(call, reply, frames, sent, "client_closed")
+    _drop(call.request)
+
+
 def _closing(request: web.Request) -> bool:
     return request.transport is None or request.transport.is_closing()
 
 
 def _stop_at(fault: Fault, count: int) -> int:
     """How many frames to send: all, or fewer than all when the stream must break."""
-    limits = [min(n, count - 1) for n in (fault.cut, fault.stream_error) if n is not None]
+    breaks = (fault.cut, fault.stream_error, fault.hold)
+    limits = [min(n, count - 1) for n in breaks if n is not None]
     return min([count, *limits])
 
 
