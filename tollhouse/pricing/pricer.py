@@ -6,7 +6,9 @@ Precedence (first that applies wins, and the ledger records which):
    local models set to 0). The user said so explicitly.
 2. ``provider``: a cost the provider reported with the response (xAI
    ``cost_in_usd_ticks``, OpenRouter ``usage.cost``): what was billed.
-3. ``genai-prices``: list price at the time of the request, tiers included.
+3. ``genai-prices``: list price at the time of the request, tiers included
+   (rates read from the library once per price and tier bracket: see
+   :mod:`tollhouse.pricing.linear`).
 4. ``unpriced``: cost None (never a silent $0), warned about once per model.
 
 Pure: no I/O but one log line per unpriced model.
@@ -19,10 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import genai_prices
-from genai_prices.types import ModelPrice
+from genai_prices.data_snapshot import get_snapshot as _SNAPSHOT
+from genai_prices.types import ModelInfo, ModelPrice
 
 from tollhouse.metering.usage import Usage
+from tollhouse.pricing.linear import LinearPrice
 from tollhouse.settings import Price
 
 log = logging.getLogger("tollhouse.pricing")
@@ -50,13 +53,15 @@ class Pricer:
     """Prices calls. Holds the config's overrides and who was warned already."""
 
     def __init__(self, overrides: dict[str, Price]) -> None:
-        self.overrides = {name: _model_price(p) for name, p in overrides.items()}
+        self.overrides = {name: LinearPrice(_model_price(p)) for name, p in overrides.items()}
         self._warned: set[tuple[str, str]] = set()
+        self._models: dict[tuple[str, str], ModelInfo | None] = {}
+        self._linear: dict[int, LinearPrice] = {}
 
     def cost(self, q: PriceQuery) -> Cost:
         override = self._override(q)
         if override is not None:
-            return Cost(override.calc_price(_library_usage(q.usage))["total_price"], "override")
+            return Cost(override.cost(q.usage), "override")
         if q.reported is not None:
             return Cost(q.reported, "provider")
         listed = self._list_price(q)
@@ -65,7 +70,7 @@ class Pricer:
         self._warn_unpriced(q)
         return Cost(None, "unpriced")
 
-    def _override(self, q: PriceQuery) -> ModelPrice | None:
+    def _override(self, q: PriceQuery) -> LinearPrice | None:
         for model in q.models:
             found = self.overrides.get(f"{q.provider_name}/{model}") or self.overrides.get(model)
             if found is not None:
@@ -75,19 +80,28 @@ class Pricer:
     def _list_price(self, q: PriceQuery) -> Decimal | None:
         if q.pricing_provider is None:
             return None
-        usage = _library_usage(q.usage)
         for model in q.models:
-            try:
-                calc = genai_prices.calc_price(
-                    usage,
-                    model,
-                    provider_id=q.pricing_provider,
-                    genai_request_timestamp=q.when,
-                )
-            except LookupError:
-                continue
-            return Decimal(calc.total_price)
+            info = self._model(q.pricing_provider, model)
+            if info is not None:
+                return self._linear_for(info.get_prices(q.when)).cost(q.usage)
         return None
+
+    def _model(self, provider: str, model: str) -> ModelInfo | None:
+        key = (provider, model)
+        if key not in self._models:
+            try:
+                self._models[key] = _SNAPSHOT().find_provider_model(model, None, provider, None)[1]
+            except LookupError:
+                self._models[key] = None
+        return self._models[key]
+
+    def _linear_for(self, price: ModelPrice) -> LinearPrice:
+        # Keyed by identity: the snapshot's ModelPrice objects live as long as we do,
+        # and the LinearPrice holds a reference, so the id can't be reused.
+        found = self._linear.get(id(price))
+        if found is None:
+            found = self._linear[id(price)] = LinearPrice(price)
+        return found
 
     def _warn_unpriced(self, q: PriceQuery) -> None:
         key = (q.provider_name, q.models[0] if q.models else "")
@@ -100,16 +114,6 @@ class Pricer:
             *key,
             *key,
         )
-
-
-def _library_usage(usage: Usage) -> genai_prices.Usage:
-    return genai_prices.Usage(
-        input_tokens=usage.input_tokens,
-        cache_read_tokens=usage.cached_input_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        cache_write_1h_tokens=usage.cache_write_1h_tokens,
-        output_tokens=usage.output_tokens,
-    )
 
 
 def _model_price(p: Price) -> ModelPrice:
