@@ -176,3 +176,47 @@ def test_keys_never_reach_the_ledger(gateway: Harness) -> None:
     dump = "\n".join(sqlite3.connect(gateway.ledger_path).iterdump())
     for secret in (ACME_KEY, PROVIDER_KEY, "sk-client-own-secret-123"):
         assert secret not in dump
+
+
+def test_upstream_redirect_is_not_followed(make_gateway: Any, simulator: Simulator) -> None:
+    """A keyed call must never be re-sent to wherever a redirect points."""
+    from aiohttp import web
+
+    from tollhouse.testing import BackgroundServer
+
+    seen: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        raise web.HTTPTemporaryRedirect(simulator.url + "/openai/v1/chat/completions")
+
+    def app() -> web.Application:
+        made = web.Application()
+        made.router.add_post("/v1/chat/completions", redirect)
+        return made
+
+    with BackgroundServer(app) as evil:
+        config = base_config(simulator.url)
+        config["providers"][0]["base_url"] = evil.url + "/v1"
+        gateway = make_gateway(config)
+        with pytest.raises(openai.APIStatusError) as info:
+            oa(gateway).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+            )
+    assert info.value.status_code == 502
+    assert "redirect" in str(info.value)
+    assert seen == ["/v1/chat/completions"]  # asked once, never followed
+
+
+def test_gemini_query_key_moves_to_a_header(gateway: Harness, simulator: Simulator) -> None:
+    body = json.dumps({"contents": [{"parts": [{"text": "hi"}]}]}).encode()
+    status, reply, _ = raw_post(
+        gateway, "/v1beta/models/gemini-2.5-flash:generateContent?key=AIza-client-key", body
+    )
+    assert status == 200
+    bill = bill_for_id(simulator, reply["responseId"])
+    assert bill["auth"] == "x-goog-api-key"
+
+
+def bill_for_id(simulator: Simulator, upstream_id: str) -> dict[str, Any]:
+    return next(b for b in simulator.bills() if b["id"] == upstream_id)

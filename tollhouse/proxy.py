@@ -227,6 +227,7 @@ class Gateway:
             key = self._upstream_key(provider, client_key)
             upstream = await self._send(request, provider, request.path, key, body)
             async with upstream:
+                refuse_redirect(upstream)
                 data = await upstream.read()
                 headers = downstream_headers(upstream.headers, ex.request_id)
                 return web.Response(body=data, status=upstream.status, headers=headers)
@@ -240,6 +241,7 @@ class Gateway:
             ex.incomplete = True
             raise UpstreamUnavailable("the provider broke off its answer; try again") from None
         ex.ttfb = time.perf_counter() - ex.started
+        refuse_redirect(upstream)
         if upstream.status < 300:
             ex.metered = meter_body(ex.dialect.name, data)
         else:
@@ -372,6 +374,16 @@ def downstream_headers(incoming: CIMultiDictProxy[str], request_id: str) -> CIMu
             headers.add(name, value)
     headers[REQUEST_ID_HEADER] = request_id
     return headers
+
+
+def refuse_redirect(upstream: aiohttp.ClientResponse) -> None:
+    """Keyed calls are never re-sent elsewhere, by us or by the client's SDK."""
+    if 300 <= upstream.status < 400:
+        raise UpstreamUnavailable(
+            f"provider answered HTTP {upstream.status} (a redirect to "
+            f"{upstream.headers.get('Location', '?')}); tollhouse never follows redirects "
+            "with your key: fix the provider's base_url"
+        )
 
 
 def upstream_error_kind(data: bytes) -> str:
