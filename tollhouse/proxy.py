@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from tollhouse.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from tollhouse.ids import RequestIds
 from tollhouse.ingress import Call, Dialect, parse_json_body, render_error
 from tollhouse.ledger.entry import LedgerEntry
 from tollhouse.ledger.writer import LedgerWriter
@@ -82,7 +82,7 @@ class Exchange:
     dialect: Dialect
     started: float
     ts: datetime
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str
     status: int = 0
     call: Call | None = None
     route: Route | None = None
@@ -115,6 +115,7 @@ class Gateway:
         self._idle = asyncio.Event()
         self._idle.set()
         self._recording: set[asyncio.Task[None]] = set()
+        self.ids = RequestIds()
 
     async def settle(self) -> None:
         """Wait until no request is in flight and every ledger entry is committed.
@@ -128,7 +129,7 @@ class Gateway:
         await asyncio.get_running_loop().run_in_executor(None, self.writer.flush)
 
     async def handle(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
-        ex = Exchange(dialect, time.perf_counter(), datetime.now(UTC))
+        ex = Exchange(dialect, time.perf_counter(), datetime.now(UTC), self.ids.next())
         self._active += 1
         self._idle.clear()
         try:
@@ -217,7 +218,7 @@ class Gateway:
 
     async def passthrough(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
         """Unmetered endpoints (model lists, token counting): forwarded as they are."""
-        ex = Exchange(dialect, time.perf_counter(), datetime.now(UTC))
+        ex = Exchange(dialect, time.perf_counter(), datetime.now(UTC), self.ids.next())
         try:
             provider = self.router.for_dialect(dialect.name)
             if provider is None:
