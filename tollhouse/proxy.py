@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from tollhouse.attribution.chain import Attribution, Attributor, header_tags
 from tollhouse.errors import (
@@ -116,6 +117,7 @@ class Gateway:
         self._idle.set()
         self._recording: set[asyncio.Task[None]] = set()
         self.ids = RequestIds()
+        self._urls: dict[tuple[str, str, str], URL] = {}
 
     async def settle(self) -> None:
         """Wait until no request is in flight and every ledger entry is committed.
@@ -142,7 +144,8 @@ class Gateway:
             ex.error, ex.incomplete = ex.error or "client_disconnected", True
             raise
         finally:
-            self._record(ex)
+            # After the response is on its way: the ledger row is not on the latency path.
+            asyncio.get_running_loop().call_soon(self._record, ex)
             self._active -= 1
             if not self._active:
                 self._idle.set()
@@ -197,12 +200,7 @@ class Gateway:
     async def _send(
         self, request: web.Request, provider: Provider, path: str, key: str, body: bytes
     ) -> aiohttp.ClientResponse:
-        url = provider.upstream_url(path)
-        query = request.query_string
-        if "key=" in query:  # Gemini's ?key= moves to a header; keys never ride in URLs
-            query = "&".join(p for p in query.split("&") if not p.startswith("key="))
-        if query:
-            url = f"{url}?{query}"
+        url = self._url(provider, path, request.rel_url.raw_query_string)
         headers = upstream_headers(request.headers, provider.auth_headers(key))
         try:
             return await self.session.request(
@@ -215,6 +213,19 @@ class Gateway:
                 f"could not reach provider {provider.name!r} at {provider.base_url}: "
                 f"{type(exc).__name__}; check its base_url and that it is up"
             ) from None
+
+    def _url(self, provider: Provider, path: str, query: str) -> URL:
+        """The upstream URL, parsed once per distinct (provider, path, query)."""
+        key = (provider.name, path, query)
+        url = self._urls.get(key)
+        if url is None:
+            if "key=" in query:  # Gemini's ?key= moves to a header; keys never ride in URLs
+                query = "&".join(p for p in query.split("&") if not p.startswith("key="))
+            text = provider.upstream_url(path) + (f"?{query}" if query else "")
+            if len(self._urls) > 4096:  # bounded: paths carry model names
+                self._urls.clear()
+            url = self._urls[key] = URL(text, encoded=True)
+        return url
 
     async def passthrough(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
         """Unmetered endpoints (model lists, token counting): forwarded as they are."""

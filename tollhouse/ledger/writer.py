@@ -120,7 +120,7 @@ class LedgerWriter:
             e.project,
             e.attribution,
             e.process_name,
-            json.dumps(e.tags, sort_keys=True),
+            json.dumps(e.tags, sort_keys=True) if e.tags else "{}",
             e.dialect,
             e.provider,
             e.model_requested,
