@@ -16,19 +16,23 @@ from aiohttp import web
 from tollhouse import __version__
 from tollhouse.attribution.chain import Attributor
 from tollhouse.attribution.process import ProcessAttributor
+from tollhouse.capacity import Capacity, Limits, RetryPolicy
+from tollhouse.dispatch import Dispatcher
 from tollhouse.errors import Forbidden
 from tollhouse.ingress import DIALECTS, Dialect
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.pricing import Pricer
 from tollhouse.providers import build_providers
-from tollhouse.proxy import Gateway, error_response
+from tollhouse.proxy import REQUEST_ID_HEADER, Gateway, error_response
 from tollhouse.routing import Router
-from tollhouse.settings import Settings
+from tollhouse.settings import LimitSettings, Settings
 from tollhouse.tasks import cancel_all
+from tollhouse.upstream import Upstreams
 
 log = logging.getLogger("tollhouse")
 
 GATEWAY = web.AppKey("gateway", Gateway)
+CAPACITY = web.AppKey("capacity", Capacity)
 WRITER = web.AppKey("writer", LedgerWriter)
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
@@ -58,13 +62,34 @@ def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Ap
         session = aiohttp.ClientSession(
             connector=connector, timeout=timeout, auto_decompress=True, trust_env=False
         )
-        router = Router(build_providers(settings.providers))
+        providers = build_providers(settings.providers)
+        router = Router(providers, {name: a.chain for name, a in settings.models.items()})
         attributor = Attributor(settings.project_for_key(), ProcessAttributor())
-        app[GATEWAY] = Gateway(router, attributor, writer, session, max_body=max_body)
+        capacity = build_capacity(settings)
+        app[CAPACITY] = capacity
+        cap = settings.capacity
+        dispatcher = Dispatcher(
+            Upstreams(session),
+            capacity,
+            capacity.policy,
+            max_attempts=cap.max_attempts,
+            gone_for=cap.model_gone_cooldown_s,
+            is_virtual_key=attributor.is_virtual_key,
+        )
+        app[GATEWAY] = Gateway(
+            router,
+            attributor,
+            writer,
+            dispatcher.upstreams,
+            dispatcher,
+            max_body=max_body,
+            deadline_ms=cap.deadline_ms,
+        )
 
     async def cleanup(app: web.Application) -> None:
         gateway = app[GATEWAY]
-        await gateway.session.close()
+        await gateway.upstreams.session.close()
+        await app[CAPACITY].close()
         await cancel_all()
         if gateway.attributor.process is not None:
             gateway.attributor.process.close()
@@ -74,6 +99,32 @@ def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Ap
     app.on_cleanup.append(cleanup)
     _add_routes(app, allowed)
     return app
+
+
+def build_capacity(settings: Settings) -> Capacity:
+    """The capacity gate, configured with every provider's (and model's) quota."""
+    cap = settings.capacity
+    capacity = Capacity(
+        policy=RetryPolicy(
+            base=cap.retry_base_s,
+            cap=cap.retry_cap_s,
+            max_attempts=cap.max_attempts,
+            budget_ratio=cap.retry_budget,
+        ),
+        default_cooldown=cap.default_cooldown_s,
+        breaker_failures=cap.breaker_failures,
+        breaker_reset=cap.breaker_reset_s,
+        weights={name: p.weight for name, p in settings.projects.items()},
+        max_queue=cap.max_queue,
+    )
+    for p in settings.providers:
+        per_model = {m: _limits(lim) for m, lim in p.limits.items()}
+        capacity.configure(p.name, _limits(p.key_limits()), per_model)
+    return capacity
+
+
+def _limits(s: LimitSettings) -> Limits:
+    return Limits(rpm=s.rpm, tpm=s.tpm, max_in_flight=s.max_in_flight)
 
 
 def _add_routes(app: web.Application, allowed: frozenset[str]) -> None:
@@ -97,7 +148,7 @@ def _bad_host(dialect: Dialect, request: web.Request) -> web.Response:
         f"Host {request.headers.get('Host', '')!r} is not allowed; call tollhouse as "
         "127.0.0.1 or localhost, or add the name to server.allowed_hosts"
     )
-    return error_response(dialect, err, "-")
+    return error_response(dialect, err, {REQUEST_ID_HEADER: "-"})
 
 
 def _metered(dialect: Dialect, allowed: frozenset[str]) -> Handler:

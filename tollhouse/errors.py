@@ -21,9 +21,10 @@ class GatewayError(TollhouseError):
     status = 500
     kind = "api_error"  # neutral: invalid_request, authentication, not_found, ...
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after
 
 
 class BadRequest(GatewayError):
@@ -49,6 +50,13 @@ class Forbidden(GatewayError):
 class BodyTooLarge(GatewayError):
     status = 413
     kind = "request_too_large"
+
+
+class CapacityExhausted(GatewayError):
+    """No capacity within the request's deadline, and no fallback left."""
+
+    status = 429
+    kind = "rate_limit"
 
 
 class UpstreamUnavailable(GatewayError):

@@ -1,35 +1,52 @@
-"""Model resolution: which configured provider serves a model name.
+"""Model resolution: which configured provider(s) serve a model name.
 
 ``provider/model`` picks the provider named before the slash (when it is a
-configured provider); any other name goes to the first configured provider
-that speaks the client's dialect.
+configured provider); an alias from ``[models.NAME]`` expands to its chain,
+primary first; any other name goes to the first configured provider that
+speaks the client's dialect.
 
->>> router.resolve("openai/gpt-4o", "openai-chat")
-Route(provider=<OpenAIProvider openai ...>, model='gpt-4o')
+>>> [r.model for r in router.candidates("smart", "openai-chat")]
+['claude-opus-4-8', 'gpt-5.5', 'llama-4']
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tollhouse.errors import UnknownModel
 from tollhouse.ingress import DIALECTS
 from tollhouse.providers import Provider
 
+# The dialect a provider is spoken to in when the client's isn't among its own.
+NATIVE = ("openai-chat", "anthropic", "gemini")
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
     provider: Provider
     model: str
+    dialect: str  # what the provider is spoken to in: the client's, or translated to
 
 
 class Router:
-    def __init__(self, providers: list[Provider]) -> None:
+    def __init__(self, providers: list[Provider], aliases: Mapping[str, tuple[str, ...]]) -> None:
         self.by_name = {p.name: p for p in providers}
+        self.aliases = dict(aliases)
         self.default: dict[str, Provider] = {}
         for provider in providers:
             for dialect in provider.dialects:
                 self.default.setdefault(dialect, provider)
+
+    def candidates(self, model: str, dialect: str) -> list[Route]:
+        """The routes to try for ``model``, in order; one unless it is an alias."""
+        chain = self.aliases.get(model)
+        if chain is None:
+            return [self.resolve(model, dialect)]
+        return [self._chain_entry(entry, dialect) for entry in chain]
+
+    def is_alias(self, model: str) -> bool:
+        return model in self.aliases
 
     def resolve(self, model: str, dialect: str) -> Route:
         prefix, slash, rest = model.partition("/")
@@ -37,14 +54,24 @@ class Router:
         if named is not None:
             if dialect not in named.dialects:
                 raise UnknownModel(_wrong_dialect(model, named, dialect))
-            return Route(named, rest)
+            return Route(named, rest, dialect)
         provider = self.default.get(dialect)
         if provider is None:
             raise UnknownModel(
                 f"model {model!r}: no configured provider speaks {DIALECTS[dialect].label}; "
                 "add one under [[providers]] in the config"
             )
-        return Route(provider, model)
+        return Route(provider, model, dialect)
+
+    def _chain_entry(self, entry: str, dialect: str) -> Route:
+        prefix, slash, rest = entry.partition("/")
+        named = self.by_name.get(prefix) if slash and rest else None
+        if named is None:
+            return self.resolve(entry, dialect)
+        if dialect in named.dialects:
+            return Route(named, rest, dialect)
+        spoken = next((d for d in NATIVE if d in named.dialects), dialect)
+        return Route(named, rest, spoken)
 
     def for_dialect(self, dialect: str) -> Provider | None:
         return self.default.get(dialect)
@@ -54,6 +81,7 @@ def _wrong_dialect(model: str, provider: Provider, dialect: str) -> str:
     spoken = ", ".join(sorted(DIALECTS[d].label for d in provider.dialects))
     return (
         f"model {model!r}: provider {provider.name!r} speaks {spoken}, "
-        f"not {DIALECTS[dialect].label}; call its own endpoint, or prefix the model "
-        "with a provider that serves it in this dialect (e.g. 'openrouter/...')"
+        f"not {DIALECTS[dialect].label}; call its own endpoint, prefix the model with a "
+        "provider that serves it in this dialect (e.g. 'openrouter/...'), or put it in a "
+        "[models.NAME] chain to have tollhouse translate"
     )

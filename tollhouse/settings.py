@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -60,12 +60,53 @@ class LedgerSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """A quota: what the provider allows this key (or this model on it)."""
+
+    rpm: int | None = _opt(None, "Requests per minute.")
+    tpm: int | None = _opt(None, "Tokens per minute (input estimate + max output, settled).")
+    max_in_flight: int | None = _opt(None, "Requests at once.")
+
+
+@dataclass(frozen=True)
 class ProviderSettings:
     name: str = _opt("", "Prefix that selects this provider in a model name: 'openai/gpt-4o'.")
     kind: str = _opt("", "One of: " + ", ".join(PROVIDER_KINDS) + ".")
     base_url: str = _opt("", "Upstream base URL. The only place upstream URLs come from.")
     api_key_env: str = _opt("", "Environment variable holding this provider's API key.")
     pricing_provider: str = _opt("", "genai-prices provider id, when the kind's default is wrong.")
+    rpm: int | None = _opt(None, "Requests per minute this key may send.")
+    tpm: int | None = _opt(None, "Tokens per minute this key may use.")
+    max_in_flight: int | None = _opt(None, "Requests this key may have open at once.")
+    limits: dict[str, LimitSettings] = _opt_factory(
+        dict, 'Per-model quotas: [providers.limits."gpt-4o"] rpm = ...'
+    )
+
+    def key_limits(self) -> LimitSettings:
+        return LimitSettings(self.rpm, self.tpm, self.max_in_flight)
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    chain: tuple[str, ...] = _opt((), "Models to try in order: the first is the primary.")
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    deadline_ms: int = _opt(
+        60_000, "How long a request may wait for capacity (X-Tollhouse-Deadline-Ms)."
+    )
+    max_attempts: int = _opt(3, "Upstream attempts per candidate model, first one included.")
+    retry_base_s: float = _opt(
+        0.5, "Backoff base: attempt n waits up to base * 2**n (full jitter)."
+    )
+    retry_cap_s: float = _opt(8.0, "Longest backoff between two attempts (Retry-After still wins).")
+    retry_budget: float = _opt(0.2, "Retries may be at most this share of an upstream's requests.")
+    default_cooldown_s: float = _opt(10.0, "Pause after a 429 that gives no retry hint.")
+    model_gone_cooldown_s: float = _opt(600.0, "How long a model that answered 404 is skipped.")
+    breaker_failures: int = _opt(5, "Consecutive failures that open an upstream's circuit.")
+    breaker_reset_s: float = _opt(30.0, "Seconds before an open circuit lets a probe through.")
+    max_queue: int = _opt(1000, "Requests that may wait for capacity per upstream (then 429).")
 
 
 @dataclass(frozen=True)
@@ -82,6 +123,7 @@ class Price:
 @dataclass(frozen=True)
 class ProjectSettings:
     keys: tuple[str, ...] = _opt((), "Virtual keys: clients use one as their API key.")
+    weight: float = _opt(1.0, "Share of a congested upstream, relative to other projects.")
 
 
 @dataclass(frozen=True)
@@ -91,6 +133,8 @@ class Settings:
     providers: tuple[ProviderSettings, ...] = _opt((), "Upstreams, first match wins.")
     prices: dict[str, Price] = _opt_factory(dict, "Per-model price overrides.")
     projects: dict[str, ProjectSettings] = _opt_factory(dict, "Projects and their virtual keys.")
+    models: dict[str, ModelAlias] = _opt_factory(dict, "Model aliases with fallback chains.")
+    capacity: CapacitySettings = _opt_factory(CapacitySettings, "Queueing, retries, fallback.")
     source: str = field(default="(defaults)", compare=False)
 
     def project_for_key(self) -> dict[str, str]:
@@ -132,7 +176,7 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
     """Validate a config mapping (as read from TOML) into :class:`Settings`."""
     _reject_unknown(data, Settings, "", exclude={"source"})
     providers = tuple(
-        _build(ProviderSettings, item, f"providers[{i}]")
+        _provider(item, f"providers[{i}]")
         for i, item in enumerate(_list_of_tables(data.get("providers", []), "providers"))
     )
     settings = Settings(
@@ -141,11 +185,31 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         providers=providers or DEFAULT_PROVIDERS,
         prices=_table_of(Price, data.get("prices", {}), "prices"),
         projects=_table_of(ProjectSettings, data.get("projects", {}), "projects"),
+        models=_table_of(ModelAlias, data.get("models", {}), "models"),
+        capacity=_build(CapacitySettings, data.get("capacity", {}), "capacity"),
         source=source,
     )
     _check_providers(settings.providers)
     _check_keys(settings.projects)
+    _check_models(settings)
     return settings
+
+
+def _provider(item: dict[str, Any], where: str) -> ProviderSettings:
+    limits = _table_of(LimitSettings, item.get("limits", {}), f"{where}.limits")
+    plain = {k: v for k, v in item.items() if k != "limits"}
+    _reject_unknown(item, ProviderSettings, where)
+    built: ProviderSettings = _build(ProviderSettings, plain, where)
+    return replace(built, limits=limits)
+
+
+def _check_models(settings: Settings) -> None:
+    names = {p.name for p in settings.providers}
+    for alias, spec in settings.models.items():
+        if not spec.chain:
+            raise ConfigError(f"models.{alias}.chain: list at least one model, primary first")
+        if "/" in alias and alias.split("/", 1)[0] in names:
+            raise ConfigError(f"models.{alias}: an alias may not look like a provider/model name")
 
 
 def _list_of_tables(value: Any, key: str) -> list[dict[str, Any]]:
@@ -183,6 +247,10 @@ def _coerce(value: Any, default: Any, type_name: Any, where: str) -> Any:
     kind = str(type_name)
     if "Decimal" in kind:
         return _decimal(value, where)
+    if default is None and "int" in kind:
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{where}: expected a whole number >= 0, got {value!r}")
+        return value
     if "tuple" in kind:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings")
@@ -236,7 +304,17 @@ def _check_keys(projects: dict[str, ProjectSettings]) -> None:
 def describe() -> list[tuple[str, str, str]]:
     """(key, default, help) for every setting: the source of `tollhouse init`'s comments."""
     rows = []
-    for section in (ServerSettings, LedgerSettings, ProviderSettings, ProjectSettings, Price):
+    sections = (
+        ServerSettings,
+        LedgerSettings,
+        ProviderSettings,
+        LimitSettings,
+        ProjectSettings,
+        Price,
+        ModelAlias,
+        CapacitySettings,
+    )
+    for section in sections:
         for f in fields(section):
             rows.append((f"{section.__name__}.{f.name}", repr(f.default), f.metadata["help"]))
     return rows

@@ -68,7 +68,8 @@ def test_anthropic_rate_limit_headers_reset_in_rfc3339() -> None:
         "request_id": "req_1",
     }
     assert error.headers["anthropic-ratelimit-requests-remaining"] == "0"
-    assert error.headers["anthropic-ratelimit-requests-reset"] == "2026-01-01T00:00:02Z"
+    # 2.5 s after NOW, rounded up: at :02 the budget is not back yet
+    assert error.headers["anthropic-ratelimit-requests-reset"] == "2026-01-01T00:00:03Z"
     assert error.headers["retry-after"] == "3"
 
 

@@ -134,6 +134,9 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
 )
 @click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file (default: config's).")
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@click.option(
+    "--capacity", is_flag=True, help="Upstream attempts: error classes, skips, queue wait, 429s."
+)
 @friendly
 def report(
     by: str,
@@ -143,6 +146,7 @@ def report(
     fmt: str,
     ledger: Path | None,
     path: Path | None,
+    capacity: bool,
 ) -> None:
     """Show spend from the ledger.
 
@@ -151,8 +155,16 @@ def report(
       tollhouse report
       tollhouse report --by project,tag:purpose --since 30d
       tollhouse report --by model --format json
+      tollhouse report --capacity --since 1h
     """
-    from tollhouse.ledger.report import parse_by, parse_time, render, summarize
+    from tollhouse.ledger.report import (
+        capacity_summary,
+        parse_by,
+        parse_time,
+        render,
+        render_capacity,
+        summarize,
+    )
     from tollhouse.ledger.store import connect
 
     ledger = ledger or _ledger_path(path)
@@ -162,6 +174,10 @@ def report(
         )
     keys = parse_by(by)
     with connect(ledger, readonly=True) as conn:
+        if capacity:
+            found = capacity_summary(conn, parse_time(since), parse_time(until))
+            click.echo(render_capacity(found, fmt))
+            return
         rows = summarize(conn, keys, parse_time(since), parse_time(until), project)
     click.echo(render(rows, keys, fmt))
 
@@ -178,8 +194,35 @@ def _ledger_path(path: Path | None) -> Path:
 @click.option(
     "--bill", type=click.Path(path_type=Path), help="Append what it bills to this JSONL file."
 )
+@click.option("--rpm", type=click.IntRange(min=1), help="Requests per minute per model, then 429s.")
+@click.option(
+    "--tpm",
+    type=click.IntRange(min=1),
+    help="Tokens (prompt + max-tokens) per minute per model, then 429s.",
+)
+@click.option(
+    "--quota-burst",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Seconds' worth of quota that may be spent at once (1: per-second enforcement).",
+)
+@click.option(
+    "--quota-models",
+    default="",
+    metavar="M1,M2",
+    help="Only these models have the --rpm/--tpm quota (default: every model).",
+)
 @friendly
-def simulate(host: str, port: int, bill: Path | None) -> None:
+def simulate(
+    host: str,
+    port: int,
+    bill: Path | None,
+    rpm: int | None,
+    tpm: int | None,
+    quota_burst: float,
+    quota_models: str,
+) -> None:
     """Run the provider simulator: a fake OpenAI, Anthropic, Gemini, xAI and OpenRouter.
 
     \b
@@ -191,11 +234,27 @@ def simulate(host: str, port: int, bill: Path | None) -> None:
       openrouter  http://127.0.0.1:4242/openrouter/v1
     Faults: send the header x-sim-fault: rate_limit, server_error, overloaded,
     not_found, cut=3 ... (see tollhouse.simulator)
+
+    \b
+    Quotas, per (flavor, model), token buckets refilled continuously:
+      tollhouse simulate --rpm 500 --quota-models gpt-4o-mini --quota-burst 1
+    Counts of admitted and rate-limited requests: GET /_sim/stats
     """
     from tollhouse.simulator import SimulatorSettings, run_simulator
+    from tollhouse.simulator.quota import parse_models
 
+    settings = SimulatorSettings(
+        bill_path=bill,
+        rpm=rpm,
+        tpm=tpm,
+        quota_burst_s=quota_burst,
+        quota_models=parse_models(quota_models),
+    )
     click.echo(f"Simulator on http://{host}:{port} (bill: {bill or 'none'})")
-    run_simulator(host, port, SimulatorSettings(bill_path=bill))
+    if rpm or tpm:
+        models = ", ".join(sorted(settings.quota_models)) or "every model"
+        click.echo(f"Quota: rpm {rpm or '-'}, tpm {tpm or '-'}, burst {quota_burst:g}s ({models})")
+    run_simulator(host, port, settings)
 
 
 @cli.command()

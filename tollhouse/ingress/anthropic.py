@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ ANTHROPIC_ERROR_TYPES = {
     "permission": "permission_error",
     "not_found": "not_found_error",
     "request_too_large": "request_too_large",
+    "rate_limit": "rate_limit_error",
 }
 
 
@@ -33,6 +35,9 @@ class AnthropicMessages(Dialect):
                 "message": error.message,
             },
         }
+
+    def stream_error(self, error: GatewayError) -> bytes:
+        return b"event: error\ndata: " + json.dumps(self.error_body(error)).encode() + b"\n\n"
 
 
 register(AnthropicMessages())

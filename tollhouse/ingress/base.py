@@ -59,6 +59,14 @@ class Dialect:
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         raise NotImplementedError
 
+    def stream_error(self, error: GatewayError) -> bytes:
+        """An in-band error event that ends a stream already under way."""
+        return b"data: " + json.dumps(self.error_body(error)).encode() + b"\n\n"
+
+    def asked_for_usage(self, payload: dict[str, Any]) -> bool:
+        """Whether a streaming client asked for a usage chunk (OpenAI chat only)."""
+        return True
+
 
 def register(dialect: Dialect) -> Dialect:
     DIALECTS[dialect.name] = dialect

@@ -13,8 +13,10 @@ OPENAI_ERROR_TYPES = {
     "permission": "permission_error",
     "not_found": "invalid_request_error",
     "request_too_large": "invalid_request_error",
+    "rate_limit": "requests",
 }
 OPENAI_ERROR_CODES = {
+    "rate_limit": "rate_limit_exceeded",
     "authentication": "missing_api_key",
     "not_found": "model_not_found",
     "request_too_large": "request_too_large",
@@ -50,6 +52,10 @@ class OpenAIChat(Dialect):
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         return openai_error(error)
+
+    def asked_for_usage(self, payload: dict[str, Any]) -> bool:
+        options = payload.get("stream_options")
+        return isinstance(options, dict) and options.get("include_usage") is True
 
 
 register(OpenAIChat())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from tollhouse.metering.usage import Usage
 
@@ -37,3 +38,8 @@ class LedgerEntry:
     error: str | None = None
     process_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    trust: str | None = None  # "full" | "degraded"; None when nothing answered
+    attempts: list[Any] = field(default_factory=list)  # tollhouse.dispatch.Attempt
+    attempt_count: int = 0
+    queue_wait_ms: float = 0.0
+    error_class: str | None = None  # of the last attempt

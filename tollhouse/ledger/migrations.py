@@ -45,6 +45,32 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX requests_project_ts ON requests (project, ts);
         """,
     ),
+    (
+        2,
+        "capacity: provenance on requests, one row per upstream attempt",
+        """
+        ALTER TABLE requests ADD COLUMN trust TEXT;          -- full | degraded
+        ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE requests ADD COLUMN queue_wait_ms REAL NOT NULL DEFAULT 0;
+        ALTER TABLE requests ADD COLUMN error_class TEXT;    -- of the last attempt
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,
+            request_id TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            ts TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            status INTEGER,
+            error_class TEXT,   -- rate_limit | overloaded | server | timeout | connection | model_gone | client
+            latency_ms REAL,
+            queue_wait_ms REAL NOT NULL DEFAULT 0,
+            retry_after_s REAL,
+            skipped TEXT        -- why a candidate was not tried
+        );
+        CREATE INDEX attempts_request ON attempts (request_id);
+        CREATE INDEX attempts_ts ON attempts (ts);
+        """,
+    ),
 ]
 
 

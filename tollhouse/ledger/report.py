@@ -239,3 +239,108 @@ def _cell(value: Any) -> str:
 def _money(d: Decimal) -> str:
     """Round for display only: 6 decimals below a cent, else 4."""
     return f"{d:,.6f}" if d < Decimal("0.01") else f"{d:,.4f}"
+
+
+ERROR_CLASSES = (
+    "rate_limit",
+    "overloaded",
+    "server",
+    "timeout",
+    "connection",
+    "model_gone",
+    "client",
+)
+
+
+def capacity_summary(
+    conn: sqlite3.Connection, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Per upstream model: attempts, error classes, skips, queue wait, 429s both ways."""
+    where, params = _window(since, until)
+    conn.row_factory = sqlite3.Row
+    rows = conn.execute(
+        "SELECT provider, model, count(*) FILTER (WHERE skipped IS NULL) AS attempts, "
+        "count(*) FILTER (WHERE skipped IS NULL AND error_class IS NULL) AS ok, "
+        "count(*) FILTER (WHERE skipped IS NOT NULL) AS skipped, "
+        "count(*) FILTER (WHERE status = 429) AS received_429, "
+        "coalesce(avg(queue_wait_ms) FILTER (WHERE skipped IS NULL), 0) AS avg_queue_wait_ms, "
+        "coalesce(max(queue_wait_ms), 0) AS max_queue_wait_ms, "
+        + ", ".join(f"count(*) FILTER (WHERE error_class = '{c}') AS {c}" for c in ERROR_CLASSES)
+        + f" FROM attempts WHERE {where} GROUP BY provider, model ORDER BY attempts DESC",
+        params,
+    ).fetchall()
+    returned = _returned_429(conn, where, params)
+    out = []
+    for r in rows:
+        item = dict(r)
+        item["avg_queue_wait_ms"] = round(item["avg_queue_wait_ms"], 3)
+        item["returned_429"] = returned.get((r["provider"], r["model"]), 0)
+        out.append(item)
+    return out
+
+
+def _window(since: datetime | None, until: datetime | None) -> tuple[str, list[str]]:
+    where, params = ["1=1"], []
+    if since:
+        where.append("ts >= ?")
+        params.append(_iso(since))
+    if until:
+        where.append("ts < ?")
+        params.append(_iso(until))
+    return " AND ".join(where), params
+
+
+def _returned_429(
+    conn: sqlite3.Connection, where: str, params: list[str]
+) -> dict[tuple[str, str], int]:
+    """429s tollhouse answered clients, by the model they asked for."""
+    rows = conn.execute(
+        "SELECT coalesce(provider, '(none)'), coalesce(model_served, model_requested), count(*) "
+        f"FROM requests WHERE status = 429 AND {where} GROUP BY 1, 2",
+        params,
+    )
+    return {(p, m): n for p, m, n in rows}
+
+
+def render_capacity(rows: list[dict[str, Any]], fmt: str) -> str:
+    keys = ["provider", "model"]
+    columns = [
+        *keys,
+        "attempts",
+        "ok",
+        *ERROR_CLASSES,
+        "skipped",
+        "received_429",
+        "returned_429",
+        "avg_queue_wait_ms",
+        "max_queue_wait_ms",
+    ]
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue()
+    if not rows:
+        return "No upstream attempts in the ledger for this period."
+    cells = [columns] + [[_plain_cell(r[c]) for c in columns] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = [
+        "  ".join(
+            v.ljust(w) if i < 2 else v.rjust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _plain_cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

@@ -31,9 +31,15 @@ COLUMNS = (
     "ts, request_id, project, attribution, process_name, tags, dialect, provider, "
     "model_requested, model_served, status, stream, incomplete, usage_raw, input_tokens, "
     "cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, "
-    "reasoning_tokens, cost_usd, price_source, latency_ms, ttfb_ms, upstream_id, error"
+    "reasoning_tokens, cost_usd, price_source, latency_ms, ttfb_ms, upstream_id, error, "
+    "trust, attempts, queue_wait_ms, error_class"
 )
-INSERT = f"INSERT INTO requests ({COLUMNS}) VALUES ({', '.join('?' * 26)})"
+INSERT = f"INSERT INTO requests ({COLUMNS}) VALUES ({', '.join('?' * 30)})"
+ATTEMPT_COLUMNS = (
+    "request_id, n, ts, provider, model, status, error_class, latency_ms, queue_wait_ms, "
+    "retry_after_s, skipped"
+)
+INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 
 _STOP = object()
 
@@ -60,7 +66,7 @@ class LedgerWriter:
 
     def submit(self, entry: LedgerEntry) -> None:
         """Price ``entry`` and queue its row; never blocks on I/O."""
-        self._queue.put(self._row(entry))
+        self._queue.put((self._row(entry), self._attempt_rows(entry)))
 
     def flush(self, timeout: float | None = 30) -> bool:
         """Block until everything submitted before this call is committed."""
@@ -103,13 +109,37 @@ class LedgerWriter:
     def _commit(self, rows: list[tuple[Any, ...]]) -> None:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(INSERT, rows)
+            self._conn.executemany(INSERT, [request for request, _ in rows])
+            attempts = [a for _, per_request in rows for a in per_request]
+            if attempts:
+                self._conn.executemany(INSERT_ATTEMPT, attempts)
             self._conn.execute("COMMIT")
             self.written += len(rows)
         except Exception:
             log.exception("ledger write of %d rows failed", len(rows))
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+
+    def _attempt_rows(self, e: LedgerEntry) -> list[tuple[Any, ...]]:
+        if not e.attempts:
+            return []
+        ts = e.ts.isoformat(timespec="microseconds")
+        return [
+            (
+                e.request_id,
+                a.n,
+                ts,
+                a.provider,
+                a.model,
+                a.status,
+                a.error_class,
+                None if a.latency_ms is None else round(a.latency_ms, 3),
+                round(a.queue_wait_ms, 3),
+                a.retry_after_s,
+                a.skipped,
+            )
+            for a in e.attempts
+        ]
 
     def _row(self, e: LedgerEntry) -> tuple[Any, ...]:
         cost = self._cost(e)
@@ -136,6 +166,10 @@ class LedgerWriter:
             None if e.ttfb_ms is None else round(e.ttfb_ms, 3),
             e.upstream_id,
             e.error,
+            e.trust,
+            e.attempt_count,
+            round(e.queue_wait_ms, 3),
+            e.error_class,
         )
 
     def _cost(self, e: LedgerEntry) -> Cost:

@@ -12,3 +12,6 @@ class AnthropicProvider(Provider):
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"x-api-key": key}
+
+    def dialect_headers(self) -> dict[str, str]:
+        return {"Content-Type": "application/json", "anthropic-version": "2023-06-01"}

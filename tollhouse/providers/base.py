@@ -67,6 +67,10 @@ class Provider:
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
 
+    def dialect_headers(self) -> dict[str, str]:
+        """Headers a translated request needs that a native client would have sent."""
+        return {"Content-Type": "application/json"}
+
     def reported_cost(self, usage: Usage) -> Decimal | None:
         """The provider's own billed cost for this call, when its usage carries one."""
         return None

@@ -22,25 +22,36 @@ request's max-tokens field is smaller (finish reason "length"), or the
 ``x-sim-output-tokens`` header's count. Reasoning requests (and reasoning
 models by name) add 2x the answer's tokens of reasoning, capped by a
 thinking budget; ``x-sim-reasoning-tokens`` overrides. Caching: see
-:mod:`.prompt`. Faults: see :mod:`.faults` and :mod:`.serve`.
+:mod:`.prompt`. Faults: see :mod:`.faults` and :mod:`.serve`. Quotas
+(``rpm``/``tpm`` per flavor and model, 429s like the real provider's,
+counts at ``GET /_sim/stats``): see :mod:`.quota`.
 
 >>> with Simulator(SimulatorSettings(default_output_tokens=8)) as sim:
 ...     client = openai.OpenAI(base_url=sim.url + "/xai/v1", api_key="x", max_retries=0)
 ...     sim.program("rate_limit,retry_after=3", count=1)
 ...     ...
 ...     sim.bills()
+
+>>> clock = FakeClock()
+>>> with Simulator(SimulatorSettings(rpm=5), clock=clock) as sim:
+...     ...  # 5 requests answer 200, the 6th 429 with retry-after 12
+...     clock.advance(12)  # and now one more fits
+...     sim.stats()["rate_limited"]
 """
 
 from __future__ import annotations
 
 from .app import create_app
 from .faults import Fault, FaultSpecError, parse_fault
+from .quota import FakeClock, QuotaLimiter
 from .server import Simulator, run_simulator
 from .settings import SimulatorSettings
 
 __all__ = [
+    "FakeClock",
     "Fault",
     "FaultSpecError",
+    "QuotaLimiter",
     "Simulator",
     "SimulatorSettings",
     "create_app",

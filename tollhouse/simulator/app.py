@@ -6,8 +6,9 @@ go to the natural flavor (``/v1/chat/completions``, ``/v1/responses``,
 ``/v1/models`` to openai, ``/v1/messages`` to anthropic, ``/v1beta/...`` to
 gemini). Control endpoints: ``POST /_sim/faults`` (``{"fault", "count",
 "model", "flavor"}``), ``DELETE /_sim/faults``, ``POST /_sim/reset``,
-``GET /_sim/bills``. Model lists and ``count_tokens`` are free: they write
-no bill line.
+``GET /_sim/bills``, ``GET /_sim/stats`` (quota counts: ``{"admitted",
+"rate_limited", "by_model"}``, see :meth:`.quota.QuotaLimiter.stats`).
+Model lists and ``count_tokens`` are free: they write no bill line.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .dialects.base import BadRequest
 from .errors import ERROR_STYLES, ErrorContext
 from .faults import FaultSpecError
 from .flavors import FLAVORS, Flavor
+from .quota import Clock
 from .serve import STATE, SimulatorState, serve_generation
 from .settings import SimulatorSettings
 from .wire import dumps, request_id
@@ -45,10 +47,13 @@ _NATURAL = ("openai", "anthropic", "gemini")
 _GEMINI_METHODS = ("generateContent", "streamGenerateContent")
 
 
-def create_app(settings: SimulatorSettings) -> web.Application:
-    """Build the simulator app (state lives on the app, nothing global)."""
+def create_app(settings: SimulatorSettings, clock: Clock | None = None) -> web.Application:
+    """Build the simulator app (state lives on the app, nothing global).
+
+    ``clock`` (monotonic seconds) drives the quota; tests pass a fake one.
+    """
     app = web.Application(client_max_size=settings.client_max_size)
-    app[STATE] = SimulatorState.build(settings)
+    app[STATE] = SimulatorState.build(settings, clock)
     for flavor in FLAVORS.values():
         for method, path, handler in _flavor_routes(flavor):
             app.router.add_route(method, f"/{flavor.name}{path}", handler)
@@ -62,6 +67,7 @@ def create_app(settings: SimulatorSettings) -> web.Application:
     app.router.add_delete("/_sim/faults", _clear_faults)
     app.router.add_post("/_sim/reset", _reset)
     app.router.add_get("/_sim/bills", _bills)
+    app.router.add_get("/_sim/stats", _stats)
     app.on_startup.append(_warm_prices)
     return app
 
@@ -180,6 +186,10 @@ async def _reset(request: web.Request) -> web.Response:
 
 async def _bills(request: web.Request) -> web.Response:
     return web.json_response(request.app[STATE].bills.read())
+
+
+async def _stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].quota.stats())
 
 
 async def _warm_prices(app: web.Application) -> None:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from .quota import Budget, Verdict
+
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 """A fixed time for examples and tests."""
 
@@ -33,6 +35,8 @@ class ErrorContext:
     now: datetime
     message: str | None = None
     """Detail for ``invalid_request``."""
+    quota: Verdict | None = None
+    """The quota's rejection behind a ``rate_limit`` (None: an injected fault)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,9 @@ class ErrorResponse:
 class ErrorStyle(Protocol):
     def render(self, kind: str, ctx: ErrorContext) -> ErrorResponse: ...
 
-    def ok_headers(self, request_id: str, now: datetime) -> dict[str, str]: ...
+    def ok_headers(
+        self, request_id: str, now: datetime, quota: Verdict | None = None
+    ) -> dict[str, str]: ...
 
 
 def go_duration(seconds: float) -> str:
@@ -70,8 +76,8 @@ _OPENAI = {
         429,
         "requests",
         "rate_limit_exceeded",
-        "Rate limit reached for {model} in organization org-simulator on requests per min "
-        "(RPM): Limit 500, Used 500, Requested 1. Please try again in {retry}. "
+        "Rate limit reached for {model} in organization org-simulator on {quota}. "
+        "Please try again in {retry}. "
         "Visit https://platform.openai.com/account/rate-limits to learn more.",
     ),
     "insufficient_quota": (
@@ -108,47 +114,83 @@ class OpenAIErrors:
     def render(self, kind: str, ctx: ErrorContext) -> ErrorResponse:
         status, type_, code, template = _OPENAI[kind]
         message = template.format(
-            model=ctx.model, retry=go_duration(ctx.retry_after), message=ctx.message
+            model=ctx.model,
+            retry=go_duration(ctx.retry_after),
+            message=ctx.message,
+            quota=_openai_quota_text(ctx.quota),
         )
         body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
         headers = {"x-request-id": ctx.request_id}
         if kind == "rate_limit":
-            headers.update(self.rate_limit_headers(ctx.retry_after))
+            headers.update(self.rate_limit_headers(ctx.retry_after, ctx.quota))
         return ErrorResponse(status, body, headers)
 
-    def ok_headers(self, request_id: str, now: datetime) -> dict[str, str]:
+    def ok_headers(
+        self, request_id: str, now: datetime, quota: Verdict | None = None
+    ) -> dict[str, str]:
         return {
             "x-request-id": request_id,
             "openai-version": "2020-10-01",
             "openai-processing-ms": "1",
-            "x-ratelimit-limit-requests": str(RPM_LIMIT),
-            "x-ratelimit-remaining-requests": str(RPM_LIMIT - 1),
-            "x-ratelimit-reset-requests": "120ms",
-            "x-ratelimit-limit-tokens": str(TPM_LIMIT),
-            "x-ratelimit-remaining-tokens": str(TPM_LIMIT - 1),
-            "x-ratelimit-reset-tokens": "1ms",
+            **_openai_budget("requests", _HEALTHY_REQUESTS),
+            **_openai_budget("tokens", _HEALTHY_TOKENS),
+            **_openai_quota_headers(quota),
         }
 
     @staticmethod
-    def rate_limit_headers(retry_after: float) -> dict[str, str]:
-        reset = go_duration(retry_after)
-        return {
-            "retry-after": str(math.ceil(retry_after)),
-            "retry-after-ms": str(round(retry_after * 1000)),
-            "x-ratelimit-limit-requests": str(RPM_LIMIT),
-            "x-ratelimit-remaining-requests": "0",
-            "x-ratelimit-reset-requests": reset,
-            "x-ratelimit-limit-tokens": str(TPM_LIMIT),
-            "x-ratelimit-remaining-tokens": "0",
-            "x-ratelimit-reset-tokens": reset,
-        }
+    def rate_limit_headers(retry_after: float, quota: Verdict | None = None) -> dict[str, str]:
+        """A 429's headers: the wait, and the budgets (quota's, or exhausted ones for a fault)."""
+        retry_ms = max(1, math.ceil(retry_after * 1000)) if retry_after > 0 else 0
+        headers = {"retry-after": str(math.ceil(retry_after)), "retry-after-ms": str(retry_ms)}
+        if quota is None:  # an injected fault: both budgets spent until retry-after
+            headers.update(_openai_budget("requests", Budget(RPM_LIMIT, 0, retry_after)))
+            headers.update(_openai_budget("tokens", Budget(TPM_LIMIT, 0, retry_after)))
+        else:
+            headers.update(_openai_budget("requests", _HEALTHY_REQUESTS))
+            headers.update(_openai_budget("tokens", _HEALTHY_TOKENS))
+            headers.update(_openai_quota_headers(quota))
+        return headers
+
+
+_HEALTHY_REQUESTS = Budget(RPM_LIMIT, RPM_LIMIT - 1, 0.12)
+_HEALTHY_TOKENS = Budget(TPM_LIMIT, TPM_LIMIT - 1, 0.001)
+"""What a dimension without an enforced quota reports."""
+
+
+def _openai_budget(dimension: str, budget: Budget) -> dict[str, str]:
+    return {
+        f"x-ratelimit-limit-{dimension}": str(budget.limit),
+        f"x-ratelimit-remaining-{dimension}": str(budget.remaining),
+        f"x-ratelimit-reset-{dimension}": go_duration(budget.reset_s),
+    }
+
+
+def _openai_quota_headers(quota: Verdict | None) -> dict[str, str]:
+    """The enforced quota's budgets; dimensions it does not limit keep their defaults."""
+    headers: dict[str, str] = {}
+    if quota is not None and quota.requests is not None:
+        headers.update(_openai_budget("requests", quota.requests))
+    if quota is not None and quota.tokens is not None:
+        headers.update(_openai_budget("tokens", quota.tokens))
+    return headers
+
+
+def _openai_quota_text(quota: Verdict | None) -> str:
+    if quota is None:
+        return "requests per min (RPM): Limit 500, Used 500, Requested 1"
+    if quota.exceeded == "tokens" and quota.tokens is not None:
+        t, asked = quota.tokens, quota.requested_tokens
+        used = t.limit - t.remaining
+        return f"tokens per min (TPM): Limit {t.limit}, Used {used}, Requested {asked}"
+    limit = quota.requests.limit if quota.requests is not None else RPM_LIMIT
+    return f"requests per min (RPM): Limit {limit}, Used {limit}, Requested 1"
 
 
 _ANTHROPIC = {
     "rate_limit": (
         429,
         "rate_limit_error",
-        "This request would exceed the rate limit for your organization of 500 requests "
+        "This request would exceed the rate limit for your organization of {limit} "
         "per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits.",
     ),
     "insufficient_quota": (
@@ -169,7 +211,8 @@ class AnthropicErrors:
 
     def render(self, kind: str, ctx: ErrorContext) -> ErrorResponse:
         status, type_, template = _ANTHROPIC[kind]
-        message = template.format(model=ctx.model, message=ctx.message)
+        limit = _anthropic_limit_text(ctx.quota)
+        message = template.format(model=ctx.model, message=ctx.message, limit=limit)
         body = {
             "type": "error",
             "error": {"type": type_, "message": message},
@@ -177,32 +220,68 @@ class AnthropicErrors:
         }
         headers = {"request-id": ctx.request_id}
         if kind == "rate_limit":
-            headers.update(self.rate_limit_headers(ctx.retry_after, ctx.now))
+            headers.update(self.rate_limit_headers(ctx.retry_after, ctx.now, ctx.quota))
         return ErrorResponse(status, body, headers)
 
-    def ok_headers(self, request_id: str, now: datetime) -> dict[str, str]:
-        reset = (now + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def ok_headers(
+        self, request_id: str, now: datetime, quota: Verdict | None = None
+    ) -> dict[str, str]:
         return {
             "request-id": request_id,
-            "anthropic-ratelimit-requests-limit": str(RPM_LIMIT),
-            "anthropic-ratelimit-requests-remaining": str(RPM_LIMIT - 1),
-            "anthropic-ratelimit-requests-reset": reset,
+            **_anthropic_budget("requests", Budget(RPM_LIMIT, RPM_LIMIT - 1, 1.0), now),
+            **_anthropic_quota_headers(quota, now),
         }
 
     @staticmethod
-    def rate_limit_headers(retry_after: float, now: datetime) -> dict[str, str]:
-        reset = (now + timedelta(seconds=retry_after)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def rate_limit_headers(
+        retry_after: float, now: datetime, quota: Verdict | None = None
+    ) -> dict[str, str]:
+        """A 429's headers: the wait, and the budgets (quota's, or exhausted ones for a fault)."""
         headers = {"retry-after": str(math.ceil(retry_after))}
+        if quota is not None:
+            return headers | _anthropic_quota_headers(quota, now)
         for kind, limit in (
             ("requests", RPM_LIMIT),
             ("tokens", TPM_LIMIT),
             ("input-tokens", TPM_LIMIT),
             ("output-tokens", TPM_LIMIT // 5),
         ):
-            headers[f"anthropic-ratelimit-{kind}-limit"] = str(limit)
-            headers[f"anthropic-ratelimit-{kind}-remaining"] = "0"
-            headers[f"anthropic-ratelimit-{kind}-reset"] = reset
+            headers.update(_anthropic_budget(kind, Budget(limit, 0, retry_after), now))
         return headers
+
+
+def rfc3339_after(now: datetime, seconds: float) -> str:
+    """``now + seconds`` rounded up to a whole second, as Anthropic's resets are written."""
+    at = now + timedelta(seconds=seconds)
+    if at.microsecond:
+        at = at.replace(microsecond=0) + timedelta(seconds=1)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _anthropic_budget(kind: str, budget: Budget, now: datetime) -> dict[str, str]:
+    return {
+        f"anthropic-ratelimit-{kind}-limit": str(budget.limit),
+        f"anthropic-ratelimit-{kind}-remaining": str(budget.remaining),
+        f"anthropic-ratelimit-{kind}-reset": rfc3339_after(now, budget.reset_s),
+    }
+
+
+def _anthropic_quota_headers(quota: Verdict | None, now: datetime) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if quota is not None and quota.requests is not None:
+        headers.update(_anthropic_budget("requests", quota.requests, now))
+    if quota is not None and quota.tokens is not None:
+        for kind in ("tokens", "input-tokens"):
+            headers.update(_anthropic_budget(kind, quota.tokens, now))
+    return headers
+
+
+def _anthropic_limit_text(quota: Verdict | None) -> str:
+    if quota is not None and quota.exceeded == "tokens" and quota.tokens is not None:
+        return f"{quota.tokens.limit} input tokens"
+    if quota is not None and quota.requests is not None:
+        return f"{quota.requests.limit} requests"
+    return f"{RPM_LIMIT} requests"
 
 
 _GEMINI = {
@@ -240,20 +319,37 @@ class GeminiErrors:
         error: dict[str, Any] = {"code": status, "message": message, "status": code}
         if status == 429:
             error["details"] = self._quota_details(
-                ctx.model, retry if kind == "rate_limit" else None
+                ctx.model, retry if kind == "rate_limit" else None, ctx.quota
             )
         return ErrorResponse(status, {"error": error})
 
-    def ok_headers(self, request_id: str, now: datetime) -> dict[str, str]:
+    def ok_headers(
+        self, request_id: str, now: datetime, quota: Verdict | None = None
+    ) -> dict[str, str]:
         return {}
 
     @staticmethod
-    def _quota_details(model: str, retry: str | None) -> list[dict[str, Any]]:
+    def _quota_details(
+        model: str, retry: str | None, quota: Verdict | None
+    ) -> list[dict[str, Any]]:
+        metric, quota_id, limit = (
+            "generate_content_requests",
+            "GenerateRequestsPerMinutePerProjectPerModel",
+            RPM_LIMIT,
+        )
+        if quota is not None and quota.exceeded == "tokens" and quota.tokens is not None:
+            metric, quota_id, limit = (
+                "generate_content_input_token_count",
+                "GenerateContentInputTokensPerModelPerMinute",
+                quota.tokens.limit,
+            )
+        elif quota is not None and quota.requests is not None:
+            limit = quota.requests.limit
         violation = {
-            "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
-            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel",
+            "quotaMetric": f"generativelanguage.googleapis.com/{metric}",
+            "quotaId": quota_id,
             "quotaDimensions": {"location": "global", "model": model},
-            "quotaValue": str(RPM_LIMIT),
+            "quotaValue": str(limit),
         }
         details: list[dict[str, Any]] = [
             {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [violation]}

@@ -4,6 +4,11 @@ The bill line is written before the response's last byte leaves: before the
 JSON body of a plain response, before the terminal frame of a stream, before
 the connection is cut or the in-band error is sent.
 
+Quota (:mod:`.quota`): a request is checked against its (flavor, model)
+quota as soon as it is parsed, before latency and faults; an over-quota one
+gets the dialect's 429 at once and bills zero like an error fault. Every
+admitted request spends quota, whatever fault it meets next.
+
 Faults: an error fault answers in the dialect's error shape and bills zero
 (``cost_usd: "0"``, ``complete: false``). ``cut=N`` sends at most N frames
 (never the terminal one) and closes the connection; a plain response with
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,6 +37,7 @@ from .faults import Fault, FaultBook, FaultSpecError, parse_fault
 from .flavors import Flavor
 from .planner import Overrides, PlanContext, Reply, SimRequest, plan
 from .prompt import PromptCache
+from .quota import Clock, QuotaLimiter, Verdict
 from .settings import SimulatorSettings
 from .wire import dumps, request_id
 
@@ -41,6 +48,7 @@ class SimulatorState:
 
     settings: SimulatorSettings
     cache: PromptCache
+    quota: QuotaLimiter
     faults: FaultBook = field(default_factory=FaultBook)
     bills: BillWriter = field(init=False)
 
@@ -48,13 +56,22 @@ class SimulatorState:
         self.bills = BillWriter(self.settings.bill_path)
 
     @classmethod
-    def build(cls, settings: SimulatorSettings) -> SimulatorState:
-        return cls(settings, PromptCache(settings.min_cache_tokens))
+    def build(cls, settings: SimulatorSettings, clock: Clock | None = None) -> SimulatorState:
+        quota = QuotaLimiter(
+            rpm=settings.rpm,
+            tpm=settings.tpm,
+            burst_s=settings.quota_burst_s,
+            models=settings.quota_models,
+            clock=clock or time.monotonic,
+        )
+        return cls(settings, PromptCache(settings.min_cache_tokens), quota)
 
     def reset(self) -> None:
-        """Forget programmed faults and cached prompts; empty the bill file."""
+        """Forget programmed faults and cached prompts, refill quotas, zero the stats;
+        empty the bill file."""
         self.faults.clear()
         self.cache.clear()
+        self.quota.reset()
         self.bills.truncate()
 
 
@@ -84,6 +101,8 @@ class Call:
     when: datetime = field(default_factory=lambda: datetime.now(UTC))
     model: str = ""
     stream: bool = False
+    quota: Verdict | None = None
+    """The quota's verdict once the request was checked against it."""
 
     @property
     def style(self) -> ErrorStyle:
@@ -131,10 +150,15 @@ class Call:
         )
 
     def error(
-        self, kind: str, *, retry_after: float | None = None, message: str | None = None
+        self,
+        kind: str,
+        *,
+        retry_after: float | None = None,
+        message: str | None = None,
+        quota: Verdict | None = None,
     ) -> web.Response:
         retry = self.state.settings.default_retry_after_s if retry_after is None else retry_after
-        ctx = ErrorContext(self.model, retry, self.request_id, self.when, message)
+        ctx = ErrorContext(self.model, retry, self.request_id, self.when, message, quota)
         rendered = self.style.render(kind, ctx)
         self.bill(
             status=rendered.status,
@@ -176,10 +200,14 @@ async def _parse(call: Call, hints: dict[str, str]) -> SimRequest:
     return req
 
 
-def _fault(call: Call) -> Fault:
+def _header_fault(request: web.Request) -> Fault | None:
+    header = request.headers.get("x-sim-fault")
+    return None if header is None else parse_fault(header)
+
+
+def _fault(call: Call, header: Fault | None) -> Fault:
     programmed = call.state.faults.take(call.model, call.flavor.name)
-    header = call.request.headers.get("x-sim-fault")
-    return programmed if header is None else parse_fault(header).over(programmed)
+    return programmed if header is None else header.over(programmed)
 
 
 async def _pause(ms: float) -> None:
@@ -195,10 +223,14 @@ async def serve_generation(
     call = Call(state, flavor, dialect, request)
     try:
         req = await _parse(call, hints)
-        fault = _fault(call)
+        header_fault = _header_fault(request)
         overrides = _overrides(request)
     except (BadRequest, FaultSpecError) as exc:
         return call.error("invalid_request", message=str(exc))
+    call.quota = state.quota.check(flavor.name, req.model, _quota_tokens(req, state.settings))
+    if not call.quota.admitted:  # before faults: a rejected request uses up no programmed fault
+        return call.error("rate_limit", retry_after=call.quota.retry_after_s, quota=call.quota)
+    fault = _fault(call, header_fault)
     await _pause(state.settings.latency_ms + fault.latency_ms)
     if req.model in state.settings.gone_models:
         return call.error("not_found")
@@ -210,6 +242,12 @@ async def serve_generation(
     if req.stream:
         return await _stream(call, reply, fault)
     return _respond(call, reply, fault)
+
+
+def _quota_tokens(req: SimRequest, settings: SimulatorSettings) -> int:
+    """What a request spends of a tokens-per-minute quota: prompt plus max-tokens."""
+    wanted = settings.default_output_tokens if req.max_output is None else req.max_output
+    return req.prompt.tokens + wanted
 
 
 def _context(state: SimulatorState, flavor: Flavor, dialect: Dialect) -> PlanContext:
@@ -227,7 +265,7 @@ def _context(state: SimulatorState, flavor: Flavor, dialect: Dialect) -> PlanCon
 def _respond(call: Call, reply: Reply, fault: Fault) -> web.Response:
     body = dumps(call.dialect.body(reply))
     call.bill_reply(reply, error=None if fault.cut is None else "cut")
-    headers = call.style.ok_headers(call.request_id, call.when)
+    headers = call.style.ok_headers(call.request_id, call.when, call.quota)
     if fault.cut is not None:
         _drop(call.request)
     return web.Response(text=body, content_type="application/json", headers=headers)
@@ -242,7 +280,7 @@ def _drop(request: web.Request) -> None:
 async def _stream(call: Call, reply: Reply, fault: Fault) -> web.StreamResponse:
     frames = call.dialect.frames(reply)
     stop = _stop_at(fault, len(frames))
-    headers = call.style.ok_headers(call.request_id, call.when)
+    headers = call.style.ok_headers(call.request_id, call.when, call.quota)
     response = web.StreamResponse(headers={**headers, "cache-control": "no-cache"})
     response.content_type = call.dialect.stream_content_type(reply.request)
     await response.prepare(call.request)

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -16,8 +16,11 @@ from ..testing import BackgroundServer
 from .app import create_app
 from .billing import BillWriter
 from .faults import parse_fault
+from .quota import Clock
 from .serve import STATE, SimulatorState
 from .settings import SimulatorSettings
+
+T = TypeVar("T")
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -44,6 +47,8 @@ class Simulator:
     """A fake provider on an ephemeral loopback port, for tests and demos.
 
     Bills go to ``settings.bill_path``, or to a temporary file removed on exit.
+    ``clock`` (monotonic seconds) drives the quota (``settings.rpm``/``tpm``);
+    pass a :class:`~.quota.FakeClock` to step time by hand.
 
     >>> with Simulator() as sim:
     ...     client = openai.OpenAI(base_url=sim.url + "/openai/v1", api_key="x")
@@ -52,14 +57,16 @@ class Simulator:
     16
     """
 
-    def __init__(self, settings: SimulatorSettings | None = None) -> None:
+    def __init__(
+        self, settings: SimulatorSettings | None = None, *, clock: Clock | None = None
+    ) -> None:
         settings = settings or SimulatorSettings()
         self._tempdir: Path | None = None
         if settings.bill_path is None:
             self._tempdir = Path(tempfile.mkdtemp(prefix="tollhouse-sim-"))
             settings = replace(settings, bill_path=self._tempdir / "bills.jsonl")
         self.settings = settings
-        self._server = BackgroundServer(lambda: create_app(self.settings))
+        self._server = BackgroundServer(lambda: create_app(self.settings, clock))
 
     @property
     def url(self) -> str:
@@ -85,16 +92,20 @@ class Simulator:
         self._call(lambda state: state.faults.program(fault, count, model, flavor))
 
     def reset(self) -> None:
-        """Drop programmed faults and cached prompts, and empty the bill file."""
+        """Drop programmed faults and cached prompts, refill quotas, empty the bill file."""
         self._call(lambda state: state.reset())
 
-    def _call(self, action: Callable[[SimulatorState], None]) -> None:
-        async def run() -> None:
+    def stats(self) -> dict[str, Any]:
+        """Quota counts: ``{"admitted": n, "rate_limited": n, "by_model": {...}}``."""
+        return self._call(lambda state: state.quota.stats())
+
+    def _call(self, action: Callable[[SimulatorState], T]) -> T:
+        async def run() -> T:
             assert self._server.app is not None
             state: SimulatorState = self._server.app[STATE]
-            action(state)
+            return action(state)
 
-        self._server.call(run())
+        return self._server.call(run())
 
     def start(self) -> Simulator:
         self.bill_path.touch()

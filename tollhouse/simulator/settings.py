@@ -34,3 +34,12 @@ class SimulatorSettings:
     """``retry-after`` of a ``rate_limit`` fault without ``retry_after=``."""
     client_max_size: int = 64 * 1024 * 1024
     """Largest request body accepted (a 1 MB prompt must fit)."""
+    rpm: int | None = None
+    """Requests per minute per (flavor, model) before a 429 (None: unlimited); see :mod:`.quota`."""
+    tpm: int | None = None
+    """Tokens (prompt + max-tokens) per minute per (flavor, model) (None: unlimited)."""
+    quota_burst_s: float = 60.0
+    """Seconds' worth of quota a bucket holds: 60 admits a minute's quota at once, 1 models
+    OpenAI's per-second quantization."""
+    quota_models: frozenset[str] = frozenset()
+    """Models ``rpm``/``tpm`` apply to (empty: every model)."""

@@ -1,0 +1,14 @@
+"""Pin the clock the OpenAI encoder reads for ``created`` (the only clock in translation)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tollhouse.translate import openai_chat
+
+NOW = 1_800_000_000
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(openai_chat, "unix_time", lambda: NOW)

@@ -1,0 +1,455 @@
+"""The async shell: requests wait here, fairly and boundedly, until an upstream has room.
+
+Decisions are the sans-io cores' (:class:`QuotaState`, :class:`CircuitBreaker`,
+:class:`FairQueue`); this module only keeps their state per upstream, parks
+waiters on futures, and wakes them with one timer per upstream (set to the
+computed admit time) or when a lease is released. It never polls.
+
+>>> # capacity = Capacity()
+>>> # capacity.configure("openai", Limits(rpm=500, tpm=200_000))
+>>> # lease = await capacity.acquire("openai", "gpt-4o", "acme", 1200, deadline=now + 60)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from tollhouse.capacity.breaker import CLOSED, CircuitBreaker
+from tollhouse.capacity.classify import ErrorClass, classify
+from tollhouse.capacity.fairqueue import FairQueue
+from tollhouse.capacity.hints import parse_rate_limits, retry_hint
+from tollhouse.capacity.lease import Lease
+from tollhouse.capacity.quota import Limits, QuotaState
+from tollhouse.capacity.retry import RetryPolicy
+
+MAX_MODELS = 1024
+"""Per upstream, model states beyond this are pruned when idle (names come from clients)."""
+UNKNOWN_WAIT = 1.0
+"""retry_after when the wait can't be computed (only a release would tell)."""
+
+
+class CapacityTimeout(Exception):
+    """The request could not start before its deadline (or the queue was full)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+@dataclass(eq=False)
+class _Waiter:
+    model: str
+    tokens: int
+    deadline: float
+    enqueued: float
+    future: asyncio.Future[Lease]
+    timer: asyncio.TimerHandle | None = None
+
+
+class _Verdict(NamedTuple):
+    """Whether a request could start now, split by what blocks it."""
+
+    upstream_wait: float  # the upstream's buckets, cooldown, breaker: blocks everyone
+    model_wait: float  # the model's own quota: blocks only that model's requests
+    upstream_slot: bool  # a free upstream slot, and the breaker isn't awaiting its probe
+    model_slot: bool
+
+    @property
+    def wait(self) -> float:
+        return max(self.upstream_wait, self.model_wait)
+
+    @property
+    def ready(self) -> bool:
+        return self.wait == 0 and self.upstream_slot and self.model_slot
+
+    @property
+    def upstream_blocked(self) -> bool:
+        return self.upstream_wait > 0 or not self.upstream_slot
+
+
+@dataclass
+class _Counters:
+    admitted: int = 0
+    waits: int = 0
+    wait_seconds: float = 0.0
+    rate_limited_received: int = 0
+    timeouts: int = 0
+    queue_full: int = 0
+
+
+@dataclass(eq=False)
+class _Upstream:
+    """Everything kept for one upstream."""
+
+    name: str
+    quota: QuotaState
+    breaker: CircuitBreaker
+    queue: FairQueue[_Waiter]
+    models: dict[str, QuotaState] = field(default_factory=dict)
+    configured: set[str] = field(default_factory=set)
+    gone: dict[str, float] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+    counters: _Counters = field(default_factory=_Counters)
+
+    def model_quota(self, model: str, now: float) -> QuotaState:
+        found = self.models.get(model)
+        if found is None:
+            if len(self.models) >= MAX_MODELS:
+                self._prune(now)
+            found = self.models[model] = QuotaState(Limits())
+        return found
+
+    def _prune(self, now: float) -> None:
+        for name, quota in list(self.models.items()):
+            if name not in self.configured and quota.idle(now):
+                del self.models[name]
+        for name, until in list(self.gone.items()):
+            if until <= now:
+                del self.gone[name]
+
+
+class Capacity:
+    """Admission to upstreams under their limits: quotas, fair queueing, circuit breaking.
+
+    One instance per gateway. ``clock`` must tick in seconds along with the event
+    loop's timers (the default, ``time.monotonic``, is the loop's own clock);
+    ``wall_clock`` reads providers' absolute reset times.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        policy: RetryPolicy | None = None,
+        default_cooldown: float = 10.0,
+        breaker_failures: int = 5,
+        breaker_reset: float = 30.0,
+        weights: Mapping[str, float] | None = None,
+        max_queue: int = 1000,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.policy = policy or RetryPolicy()
+        self.default_cooldown = default_cooldown
+        self.breaker_failures = breaker_failures
+        self.breaker_reset = breaker_reset
+        self.weights = dict(weights or {})
+        self.max_queue = max_queue
+        self._upstreams: dict[str, _Upstream] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    # -- configuration -------------------------------------------------------
+
+    def configure(
+        self, upstream: str, limits: Limits, per_model: Mapping[str, Limits] | None = None
+    ) -> None:
+        """Set an upstream's key limits and its models' own (unconfigured: no limits)."""
+        up = self._upstream(upstream)
+        up.quota.reconfigure(limits)
+        now = self.clock()
+        for model, model_limits in (per_model or {}).items():
+            up.model_quota(model, now).reconfigure(model_limits)
+            up.configured.add(model)
+        self._dispatch(up)
+
+    def _upstream(self, name: str) -> _Upstream:
+        up = self._upstreams.get(name)
+        if up is None:
+            breaker = CircuitBreaker(failures=self.breaker_failures, reset_after=self.breaker_reset)
+            queue: FairQueue[_Waiter] = FairQueue(self.weights, max_depth=self.max_queue)
+            up = self._upstreams[name] = _Upstream(name, QuotaState(Limits()), breaker, queue)
+        return up
+
+    # -- admission -------------------------------------------------------------
+
+    async def acquire(
+        self, upstream: str, model: str, project: str, tokens: int, deadline: float
+    ) -> Lease:
+        """Wait, in ``upstream``'s fair queue, until the call may start; its :class:`Lease`.
+
+        Raises :class:`CapacityTimeout` when it cannot start before ``deadline``
+        (absolute, on ``clock``): at once when the wait is already known to be
+        longer, or when the queue is full. A cancelled waiter leaves the queue.
+        """
+        if self._closed:
+            raise CapacityTimeout("tollhouse is shutting down", UNKNOWN_WAIT)
+        self._loop = asyncio.get_running_loop()
+        up, now, tokens = self._upstream(upstream), self.clock(), max(0, tokens)
+        if not up.queue:
+            lease = self._try_now(up, model, tokens, now)
+            if lease is not None:
+                return lease
+        waiter = self._enqueue(up, model, project, tokens, deadline, now)
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            self._forget(up, waiter)
+            raise
+
+    def _enqueue(
+        self, up: _Upstream, model: str, project: str, tokens: int, deadline: float, now: float
+    ) -> _Waiter:
+        bound = self._verdict(up, model, tokens, now).wait
+        if now + bound > deadline:
+            up.counters.timeouts += 1
+            raise CapacityTimeout(
+                f"{up.name}/{model}: no capacity for {bound:.1f}s, beyond the deadline", bound
+            )
+        assert self._loop is not None
+        waiter = _Waiter(model, tokens, deadline, now, self._loop.create_future())
+        if not up.queue.push(project, waiter):
+            up.counters.queue_full += 1
+            raise CapacityTimeout(
+                f"{up.name}: {len(up.queue)} requests already waiting", max(bound, UNKNOWN_WAIT)
+            )
+        waiter.timer = self._loop.call_later(max(0.0, deadline - now), self._expire, up, waiter)
+        self._dispatch(up)
+        if not waiter.future.done() and deadline <= now:
+            self._drop(up, waiter)
+            up.counters.timeouts += 1
+            raise CapacityTimeout(f"{up.name}/{model}: the deadline has passed", UNKNOWN_WAIT)
+        return waiter
+
+    def _verdict(self, up: _Upstream, model: str, tokens: int, now: float) -> _Verdict:
+        upstream = up.quota.check(tokens, now)
+        mine = up.model_quota(model, now).check(tokens, now)
+        breaker = up.breaker.wait(now)
+        probing = math.isinf(breaker)
+        return _Verdict(
+            max(upstream.wait, 0.0 if probing else breaker),
+            mine.wait,
+            upstream.slot_free and not probing,
+            mine.slot_free,
+        )
+
+    def _try_now(self, up: _Upstream, model: str, tokens: int, now: float) -> Lease | None:
+        if not self._verdict(up, model, tokens, now).ready:
+            return None
+        return self._admit(up, model, tokens, now, now)
+
+    def _admit(
+        self, up: _Upstream, model: str, tokens: int, now: float, enqueued: float
+    ) -> Lease | None:
+        """Reserve for a request whose verdict is ready; None if the breaker says no after all."""
+        probe = up.breaker.state != CLOSED
+        if not up.breaker.allow(now):
+            return None
+        quotas = (up.quota, up.model_quota(model, now))
+        for quota in quotas:
+            quota.commit(tokens, now)
+        waited = now - enqueued
+        up.counters.admitted += 1
+        if waited > 0:
+            up.counters.waits += 1
+            up.counters.wait_seconds += waited
+        return Lease(
+            upstream=up.name,
+            model=model,
+            tokens=tokens,
+            waited=waited,
+            quotas=quotas,
+            breaker=up.breaker,
+            probe=probe,
+            clock=self.clock,
+            wake=lambda: self._dispatch(up),
+        )
+
+    def _dispatch(self, up: _Upstream) -> None:
+        """Admit what can start now in fair order; set the timer for the next admit time.
+
+        A waiter blocked by its model's own quota is skipped (others may use the
+        upstream meanwhile); one blocked by the upstream stops the pass, so a big
+        request is not overtaken for ever by small ones.
+        """
+        if up.timer is not None:
+            up.timer.cancel()
+            up.timer = None
+        now, next_at = self.clock(), math.inf
+        served: list[tuple[_Waiter, Lease]] = []
+        failed: list[tuple[_Waiter, float]] = []
+        blocked_models: set[str] = set()
+        for w in up.queue:
+            if w.future.done() or w.model in blocked_models:
+                continue
+            v = self._verdict(up, w.model, w.tokens, now)
+            lease = self._admit(up, w.model, w.tokens, now, w.enqueued) if v.ready else None
+            if lease is not None:
+                served.append((w, lease))
+                continue
+            if now + v.wait > w.deadline:  # known too late: say so now, not at the deadline
+                failed.append((w, v.wait))
+                continue
+            if v.wait > 0:
+                next_at = min(next_at, now + v.wait)
+            if v.upstream_blocked:
+                break
+            blocked_models.add(w.model)
+        self._settle_waiters(up, served, failed)
+        if next_at < math.inf and self._loop is not None and not self._closed:
+            up.timer = self._loop.call_later(next_at - now, self._dispatch, up)
+
+    def _settle_waiters(
+        self,
+        up: _Upstream,
+        served: list[tuple[_Waiter, Lease]],
+        failed: list[tuple[_Waiter, float]],
+    ) -> None:
+        for w, lease in served:
+            up.queue.take(w)
+            self._cancel_timer(w)
+            w.future.set_result(lease)
+        for w, wait in failed:
+            self._drop(up, w)
+            up.counters.timeouts += 1
+            w.future.set_exception(
+                CapacityTimeout(f"{up.name}/{w.model}: no capacity for {wait:.1f}s", wait)
+            )
+
+    def _expire(self, up: _Upstream, w: _Waiter) -> None:
+        """A waiter's deadline: one last look (its admit time may be exactly now), then fail."""
+        w.timer = None
+        self._dispatch(up)
+        if w.future.done():
+            return
+        wait = self._verdict(up, w.model, w.tokens, self.clock()).wait
+        self._drop(up, w)
+        up.counters.timeouts += 1
+        w.future.set_exception(
+            CapacityTimeout(
+                f"{up.name}/{w.model}: no capacity before the deadline", wait or UNKNOWN_WAIT
+            )
+        )
+        self._dispatch(up)
+
+    def _forget(self, up: _Upstream, w: _Waiter) -> None:
+        """The waiting task was cancelled: leave the queue, or hand back a lease it never saw."""
+        if w.future.done() and not w.future.cancelled() and w.future.exception() is None:
+            w.future.result().abandon()
+            return
+        self._drop(up, w)
+        self._dispatch(up)
+
+    def _drop(self, up: _Upstream, w: _Waiter) -> None:
+        up.queue.remove(w)
+        self._cancel_timer(w)
+
+    @staticmethod
+    def _cancel_timer(w: _Waiter) -> None:
+        if w.timer is not None:
+            w.timer.cancel()
+            w.timer = None
+
+    # -- learning from answers ---------------------------------------------------
+
+    def observe(
+        self,
+        upstream: str,
+        model: str,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes | None,
+    ) -> float | None:
+        """Learn from every upstream answer; the provider's retry hint (seconds) if it gave one.
+
+        Remaining/reset headers bound the model's plan; a 429 (a rate limit, not
+        an exhausted quota) cools the model down for the hint or ``default_cooldown``.
+        """
+        up, now, wall = self._upstream(upstream), self.clock(), self.wall_clock()
+        quota = up.model_quota(model, now)
+        info = parse_rate_limits(headers, now=wall)
+        if not info.empty:
+            quota.learn(
+                info.remaining_requests,
+                info.remaining_tokens,
+                info.requests_reset_in,
+                now,
+                tokens_reset_in=info.tokens_reset_in,
+                request_limit=info.limit_requests,
+                token_limit=info.limit_tokens,
+            )
+        hint = retry_hint(status, headers, body, now=wall)
+        if status == 429 and classify(status, body) is ErrorClass.RATE_LIMIT:
+            up.counters.rate_limited_received += 1
+            quota.cool_down(now + (self.default_cooldown if hint is None else hint))
+        elif not info.empty:
+            self._dispatch(up)  # a fresher count may allow more than the last one
+        return hint
+
+    def mark_gone(self, upstream: str, model: str, for_seconds: float) -> bool:
+        """Skip ``model`` for a while (it answered 404); True the first time, to warn once."""
+        up, now = self._upstream(upstream), self.clock()
+        first = up.gone.get(model, -math.inf) <= now
+        up.gone[model] = max(up.gone.get(model, -math.inf), now + for_seconds)
+        return first
+
+    def unavailable(self, upstream: str, model: str) -> str | None:
+        """Why a fallback candidate should be skipped without waiting, or None."""
+        up = self._upstreams.get(upstream)
+        if up is None:
+            return None
+        now = self.clock()
+        if up.gone.get(model, -math.inf) > now:
+            return "model gone"
+        breaker = up.breaker.wait(now)
+        if breaker > 0:
+            return (
+                "circuit open" if math.isfinite(breaker) else "circuit half-open, probe in flight"
+            )
+        quota = up.models.get(model)
+        cooling = max(up.quota.cooling_for(now), quota.cooling_for(now) if quota else 0.0)
+        if cooling > 0:
+            return f"cooling down {cooling:.1f}s"
+        if len(up.queue) >= self.max_queue:
+            return "queue full"
+        return None
+
+    # -- reporting and shutdown --------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Per upstream: in flight, queue depth, waits, 429s received, breaker, cooldowns."""
+        now = self.clock()
+        return {name: self._upstream_stats(up, now) for name, up in self._upstreams.items()}
+
+    def _upstream_stats(self, up: _Upstream, now: float) -> dict[str, Any]:
+        c = up.counters
+        quotas = [up.quota, *up.models.values()]
+        until = max((q.cooldown_until for q in quotas), default=-math.inf)
+        return {
+            "in_flight": up.quota.in_flight,
+            "queue_depth": len(up.queue),
+            "admitted": c.admitted,
+            "waits": {"count": c.waits, "seconds": round(c.wait_seconds, 6)},
+            "timeouts": c.timeouts,
+            "queue_full": c.queue_full,
+            "rate_limited_received": c.rate_limited_received,
+            "breaker": up.breaker.state,
+            "cooling_down_until": until if until > now else None,
+            "models": {
+                name: {"in_flight": q.in_flight, "cooling_for": round(q.cooling_for(now), 3)}
+                for name, q in up.models.items()
+                if q.in_flight or q.cooling_for(now)
+            },
+            "gone": sorted(name for name, t in up.gone.items() if t > now),
+        }
+
+    async def close(self) -> None:
+        """Cancel every timer and fail every waiter (shutdown). Later acquires fail at once."""
+        self._closed = True
+        for up in self._upstreams.values():
+            if up.timer is not None:
+                up.timer.cancel()
+                up.timer = None
+            while (w := up.queue.pop()) is not None:
+                self._cancel_timer(w)
+                if not w.future.done():
+                    w.future.set_exception(
+                        CapacityTimeout("tollhouse is shutting down", UNKNOWN_WAIT)
+                    )

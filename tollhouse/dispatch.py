@@ -1,0 +1,355 @@
+"""Getting one request answered: candidates, capacity, retries, fallback.
+
+For each candidate (the model, or an alias's chain, primary first) the
+dispatcher waits for capacity within the request's deadline, sends, and
+decides from the error class what comes next: retry the same upstream
+(jittered backoff, Retry-After honoured, within the retry budget), fall back
+to the next candidate (availability errors only: rate limits that can't be
+waited out, overload, 5xx, timeouts, connection errors, a model gone), or
+hand the answer back, good or not (a 400 is the client's to see, never a
+reason to try elsewhere). Every try is recorded as an :class:`Attempt`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from tollhouse.capacity import (
+    Capacity,
+    CapacityTimeout,
+    ErrorClass,
+    Lease,
+    RetryPolicy,
+    classify,
+    estimate_tokens,
+)
+from tollhouse.errors import (
+    CapacityExhausted,
+    GatewayError,
+    MissingKey,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from tollhouse.ingress import Call, Dialect
+from tollhouse.providers import Provider
+from tollhouse.routing import Route
+from tollhouse.translate import Untranslatable, translate_request
+from tollhouse.upstream import Upstreams, refuse_redirect
+
+log = logging.getLogger("tollhouse.dispatch")
+
+# Where each dialect's native endpoint lives, for translated calls.
+NATIVE_PATHS = {
+    "openai-chat": "/v1/chat/completions",
+    "anthropic": "/v1/messages",
+    "gemini": "/v1beta/models/{model}:{action}",
+}
+# Client headers that belong to the client's dialect; not sent to another one.
+FOREIGN_PREFIXES = ("anthropic-", "openai-", "x-goog-", "x-stainless-")
+FAILOVER = frozenset(
+    {
+        ErrorClass.RATE_LIMIT,
+        ErrorClass.OVERLOADED,
+        ErrorClass.SERVER,
+        ErrorClass.TIMEOUT,
+        ErrorClass.CONNECTION,
+        ErrorClass.MODEL_GONE,
+    }
+)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream try, or one candidate skipped (``skipped`` says why)."""
+
+    n: int
+    provider: str
+    model: str
+    started: float
+    status: int | None = None
+    error_class: str | None = None
+    latency_ms: float | None = None
+    queue_wait_ms: float = 0.0
+    retry_after_s: float | None = None
+    skipped: str | None = None
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """The client's request, as every candidate needs it."""
+
+    dialect: Dialect
+    call: Call
+    payload: dict[str, Any]
+    body: bytes
+    method: str
+    query: str
+    headers: Mapping[str, str]
+    client_key: str | None
+    project: str
+    deadline: float  # time.monotonic() by which a try must have started
+
+
+@dataclass(slots=True)
+class Answer:
+    """An upstream response to relay: a success, or an error that is the client's."""
+
+    route: Route
+    response: aiohttp.ClientResponse
+    lease: Lease
+    hide_usage: bool
+    primary: bool
+    body: bytes | None = None  # already read (errors)
+    gave_up: bool = False  # retries and fallbacks exhausted: tell SDKs not to retry
+
+
+@dataclass(slots=True)
+class Prepared:
+    body: bytes
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    hide_usage: bool
+
+
+@dataclass(slots=True)
+class Dispatch:
+    """State of one request across its attempts."""
+
+    out: Outgoing
+    attempts: list[Attempt] = field(default_factory=list)
+    last_error: Answer | None = None
+    retry_after: float | None = None
+    first_refusal: GatewayError | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        upstreams: Upstreams,
+        capacity: Capacity,
+        policy: RetryPolicy,
+        *,
+        max_attempts: int,
+        gone_for: float,
+        is_virtual_key: Any,
+    ) -> None:
+        self.upstreams = upstreams
+        self.capacity = capacity
+        self.policy = policy
+        self.max_attempts = max_attempts
+        self.gone_for = gone_for
+        self.is_virtual_key = is_virtual_key
+
+    async def dispatch(self, d: Dispatch, candidates: list[Route], alias: bool) -> Answer:
+        for index, route in enumerate(candidates):
+            answer = await self._candidate(d, route, index == 0, alias)
+            if answer is not None:
+                return answer
+        return self._exhausted(d)
+
+    async def _candidate(
+        self, d: Dispatch, route: Route, primary: bool, alias: bool
+    ) -> Answer | None:
+        upstream, model = route.provider.name, route.model
+        reason = self.capacity.unavailable(upstream, model)
+        if reason is not None and reason.startswith("cooling"):
+            reason = None  # a cooldown may fit in the deadline: acquire() waits or says it won't
+        prepared, key = None, ""
+        try:
+            key = self.key_for(route.provider, d.out.client_key, alias)
+            prepared = None if reason else prepare(d.out, route)
+        except (Untranslatable, MissingKey) as exc:
+            reason = getattr(exc, "reason", None) or str(exc)
+            if isinstance(exc, MissingKey) and d.first_refusal is None:
+                d.first_refusal = exc
+        if reason is not None or prepared is None:
+            d.attempts.append(self._skip(d, route, reason or "skipped"))
+            return None
+        for n in range(self.max_attempts):
+            answer, retry = await self._try(d, route, prepared, key, primary)
+            if answer is not None or not retry or n + 1 == self.max_attempts:
+                return answer
+        return None
+
+    async def _try(
+        self, d: Dispatch, route: Route, prepared: Prepared, key: str, primary: bool
+    ) -> tuple[Answer | None, bool]:
+        """One attempt: (an answer to relay, or None and whether to retry this route)."""
+        attempt = Attempt(len(d.attempts) + 1, route.provider.name, route.model, time.monotonic())
+        d.attempts.append(attempt)
+        lease = await self._acquire(d, route, attempt)
+        if lease is None:
+            return None, False
+        self.policy.record_request(route.provider.name, time.monotonic())
+        try:
+            response = await self.upstreams.send(
+                d.out.method,
+                route.provider,
+                prepared.path,
+                prepared.query,
+                prepared.headers,
+                key,
+                prepared.body,
+            )
+        except (UpstreamTimeout, UpstreamUnavailable) as err:
+            cls = ErrorClass.TIMEOUT if isinstance(err, UpstreamTimeout) else ErrorClass.CONNECTION
+            self._failed(attempt, lease, cls, None)
+            d.first_refusal = d.first_refusal or err
+            return None, await self._backoff(d, route, attempt, None)
+        attempt.status = response.status
+        attempt.latency_ms = (time.monotonic() - attempt.started) * 1000
+        if 300 <= response.status < 400:  # misconfigured: never followed, never retried
+            self._failed(attempt, lease, ErrorClass.CLIENT, None)
+            response.release()
+            refuse_redirect(response)
+        if response.status < 300:
+            self.capacity.observe(
+                route.provider.name, route.model, response.status, response.headers, None
+            )
+            return Answer(route, response, lease, prepared.hide_usage, primary), False
+        return await self._upstream_error(d, route, attempt, lease, response, primary)
+
+    async def _acquire(self, d: Dispatch, route: Route, attempt: Attempt) -> Lease | None:
+        tokens = estimate_tokens(d.out.payload)
+        try:
+            lease = await self.capacity.acquire(
+                route.provider.name, route.model, d.out.project, tokens, d.out.deadline
+            )
+        except CapacityTimeout as exc:
+            attempt.skipped, attempt.error_class = "capacity timeout", ErrorClass.RATE_LIMIT
+            attempt.retry_after_s = exc.retry_after
+            d.retry_after = min(d.retry_after or exc.retry_after, exc.retry_after)
+            return None
+        attempt.queue_wait_ms = lease.waited * 1000
+        attempt.started = time.monotonic()
+        return lease
+
+    async def _upstream_error(
+        self,
+        d: Dispatch,
+        route: Route,
+        attempt: Attempt,
+        lease: Lease,
+        response: aiohttp.ClientResponse,
+        primary: bool,
+    ) -> tuple[Answer | None, bool]:
+        try:
+            data = await response.read()
+        except (TimeoutError, aiohttp.ClientError):
+            data = b""
+        response.release()
+        hint = self.capacity.observe(
+            route.provider.name, route.model, response.status, response.headers, data
+        )
+        cls = classify(response.status, data) or ErrorClass.CLIENT
+        self._failed(attempt, lease, cls, hint)
+        answer = Answer(route, response, lease, False, primary, body=data)
+        if cls not in FAILOVER:
+            return answer, False  # the client's error: never retried, never failed over
+        d.last_error = answer
+        if cls is ErrorClass.MODEL_GONE:
+            if self.capacity.mark_gone(route.provider.name, route.model, self.gone_for):
+                log.warning(
+                    "model %s/%s answered 404: skipping it for %.0f s",
+                    route.provider.name,
+                    route.model,
+                    self.gone_for,
+                )
+            return None, False
+        return None, await self._backoff(d, route, attempt, hint)
+
+    async def _backoff(
+        self, d: Dispatch, route: Route, attempt: Attempt, hint: float | None
+    ) -> bool:
+        """Wait before retrying this route; False when we shouldn't (budget, deadline)."""
+        now = time.monotonic()
+        if not self.policy.try_spend_retry(route.provider.name, now):
+            return False
+        n = sum(1 for a in d.attempts if a.provider == route.provider.name and not a.skipped)
+        if attempt.error_class == ErrorClass.RATE_LIMIT:
+            return True  # capacity.acquire waits out the cooldown, within the deadline
+        delay = self.policy.delay(n - 1, hint)
+        if now + delay >= d.out.deadline:
+            return False
+        await asyncio.sleep(delay)
+        return True
+
+    def _failed(self, attempt: Attempt, lease: Lease, cls: ErrorClass, hint: float | None) -> None:
+        attempt.error_class = cls.value
+        attempt.retry_after_s = hint
+        if attempt.latency_ms is None:
+            attempt.latency_ms = (time.monotonic() - attempt.started) * 1000
+        lease.release(cls)
+
+    def _skip(self, d: Dispatch, route: Route, reason: str) -> Attempt:
+        return Attempt(
+            len(d.attempts) + 1, route.provider.name, route.model, time.monotonic(), skipped=reason
+        )
+
+    def key_for(self, provider: Provider, client_key: str | None, alias: bool) -> str:
+        """The client's own key goes only where the client itself pointed it."""
+        if client_key and not alias and not self.is_virtual_key(client_key):
+            return client_key
+        key = provider.key_from_env()
+        if key or provider.kind == "openai-compatible":
+            return key
+        env = provider.settings.api_key_env
+        how = "a tollhouse virtual key was used" if client_key else "the request carried no key"
+        if alias:
+            how = "it is in a fallback chain (the client's own key only goes to its own provider)"
+        raise MissingKey(
+            f"no API key for provider {provider.name!r}: {how}, and "
+            + (
+                f"{env} is not set in the gateway's environment; export it and restart tollhouse"
+                if env
+                else f"set api_key_env for provider {provider.name!r} in the config"
+            )
+            + ", or send your own provider key"
+        )
+
+    def _exhausted(self, d: Dispatch) -> Answer:
+        if d.last_error is not None:
+            d.last_error.gave_up = True
+            return d.last_error
+        if d.retry_after is not None:
+            raise CapacityExhausted(
+                "no capacity within this request's deadline "
+                f"(retry in {d.retry_after:.1f}s, or raise X-Tollhouse-Deadline-Ms)",
+                retry_after=d.retry_after,
+            )
+        if d.first_refusal is not None:
+            raise d.first_refusal
+        reasons = "; ".join(f"{a.provider}/{a.model}: {a.skipped}" for a in d.attempts)
+        raise UpstreamUnavailable(f"no candidate could serve this request ({reasons})")
+
+
+def prepare(out: Outgoing, route: Route) -> Prepared:
+    """The request as ``route`` must receive it: same dialect, or translated."""
+    if route.dialect == out.dialect.name:
+        payload = dict(out.payload)
+        hide = out.dialect.prepare(payload, out.call, route.model)
+        body = out.body
+        if hide or payload.get("model", route.model) != out.call.model:
+            body = json.dumps(payload).encode()
+        path = out.dialect.upstream_path(out.call, route.model)
+        return Prepared(body, path, out.query, out.headers, hide)
+    translated = translate_request(
+        out.dialect.name, route.dialect, out.payload, model=route.model, stream=out.call.stream
+    )
+    if route.dialect == "openai-chat" and out.call.stream:
+        translated["stream_options"] = {"include_usage": True}  # metered from the stream
+    action = "streamGenerateContent" if out.call.stream else "generateContent"
+    path = NATIVE_PATHS[route.dialect].format(model=route.model, action=action)
+    query = "alt=sse" if route.dialect == "gemini" and out.call.stream else ""
+    headers = {k: v for k, v in out.headers.items() if not k.lower().startswith(FOREIGN_PREFIXES)}
+    headers.update(route.provider.dialect_headers())
+    return Prepared(json.dumps(translated).encode(), path, query, headers, False)

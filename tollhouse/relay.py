@@ -1,0 +1,153 @@
+"""Relaying an upstream answer to the client: metered, translated when needed.
+
+Bytes reach the client as they arrive. The meter always reads the provider's
+own dialect (usage is the provider's); the translator, when the provider
+speaks another dialect than the client, rewrites what the client sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from tollhouse.dispatch import Answer
+from tollhouse.errors import UpstreamUnavailable
+from tollhouse.ingress import Dialect
+from tollhouse.metering import meter_body, stream_meter
+from tollhouse.metering.usage import Metered
+from tollhouse.translate import error_translate, stream_translator, translate_response
+from tollhouse.upstream import downstream_headers, refuse_redirect, upstream_error_kind
+
+
+class Relayed(Protocol):
+    """What the relay reports back into the request's record."""
+
+    metered: Metered | None
+    ttfb: float | None
+    incomplete: bool
+    error: str | None
+    started: float
+
+
+async def relay_body(
+    ex: Relayed, dialect: Dialect, answer: Answer, headers: dict[str, str]
+) -> web.Response:
+    upstream, route = answer.response, answer.route
+    data = answer.body
+    if data is None:
+        try:
+            data = await upstream.read()
+        except (TimeoutError, aiohttp.ClientError):
+            ex.incomplete = True
+            raise UpstreamUnavailable("the provider broke off its answer; try again") from None
+    ex.ttfb = time.perf_counter() - ex.started
+    refuse_redirect(upstream)
+    translated = route.dialect != dialect.name
+    if upstream.status < 300:
+        ex.metered = meter_body(route.dialect, data)
+        if translated:
+            data = _translated_body(dialect.name, route.dialect, data, route.model)
+    else:
+        ex.error = upstream_error_kind(data)
+        if translated:
+            data = error_translate(dialect.name, route.dialect, upstream.status, data)
+    out = _headers(upstream.headers, headers, translated, "application/json")
+    return web.Response(body=data, status=upstream.status, headers=out)
+
+
+def _translated_body(client: str, target: str, data: bytes, model: str) -> bytes:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        raise UpstreamUnavailable("the provider's answer was not JSON") from None
+    return json.dumps(translate_response(client, target, parsed, model=model)).encode()
+
+
+def _headers(
+    upstream: Any, extra: dict[str, str], translated: bool, content_type: str
+) -> CIMultiDict[str]:
+    out = downstream_headers(upstream)
+    if translated:
+        for name in list(out):
+            if name.lower().startswith(("anthropic-", "openai-", "x-ratelimit-", "content-type")):
+                del out[name]
+        out["Content-Type"] = content_type
+    out.update(extra)
+    return out
+
+
+async def relay_stream(
+    request: web.Request,
+    ex: Relayed,
+    dialect: Dialect,
+    answer: Answer,
+    headers: dict[str, str],
+    client_wants_usage: bool,
+) -> web.StreamResponse:
+    upstream, route = answer.response, answer.route
+    translated = route.dialect != dialect.name
+    meter = stream_meter(route.dialect, hide_usage_chunk=answer.hide_usage)
+    translator = (
+        stream_translator(
+            dialect.name, route.dialect, model=route.model, include_usage=client_wants_usage
+        )
+        if translated
+        else None
+    )
+    out_headers = _headers(upstream.headers, headers, translated, "text/event-stream")
+    response = web.StreamResponse(status=upstream.status, headers=out_headers)
+    await response.prepare(request)
+    try:
+        async for chunk in upstream.content.iter_any():
+            out = meter.feed(chunk)
+            if translator is not None:
+                out = translator.feed(out)
+            if out:
+                await response.write(out)
+                if ex.ttfb is None:
+                    ex.ttfb = time.perf_counter() - ex.started
+        tail = meter.finish()
+        if translator is not None:
+            tail = translator.feed(tail) + translator.finish()
+        if tail:
+            await response.write(tail)
+        await response.write_eof()
+    except (ConnectionError, aiohttp.ClientError, TimeoutError, asyncio.CancelledError) as exc:
+        gone = _client_gone(request, exc)
+        ex.error = "client_disconnected" if gone else "upstream_broke"
+        ex.incomplete = True
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        if not gone:
+            await _end_with_error(request, response, dialect)
+    finally:
+        ex.metered = meter.result()
+    return response
+
+
+async def _end_with_error(
+    request: web.Request, response: web.StreamResponse, dialect: Dialect
+) -> None:
+    """No fallback after the first byte: end the stream with the dialect's error event."""
+    event = dialect.stream_error(
+        UpstreamUnavailable("the provider's stream broke off; the answer is incomplete")
+    )
+    with contextlib.suppress(ConnectionError):
+        await response.write(event)
+    if request.transport is not None:
+        # Also cut the connection: a stream without its end marker must not look complete.
+        request.transport.close()
+
+
+def _client_gone(request: web.Request, exc: BaseException) -> bool:
+    transport = request.transport
+    return isinstance(exc, asyncio.CancelledError | ConnectionResetError) or (
+        transport is None or transport.is_closing()
+    )

@@ -1,0 +1,142 @@
+"""The HTTP edge towards providers: URLs, headers, sending, and what comes back.
+
+Upstream URLs come only from the config; keys only from the client or the
+environment; redirects are never followed; hop-by-hop headers never cross.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from tollhouse.errors import UpstreamTimeout, UpstreamUnavailable
+from tollhouse.providers import Provider
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Never forwarded upstream: ours, the client's auth (replaced), and what aiohttp sets.
+DROP_UPSTREAM = HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "accept-encoding",
+    "cookie",
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+}
+DROP_DOWNSTREAM = HOP_BY_HOP | {
+    "content-length",
+    "content-encoding",
+    "set-cookie",
+    "date",
+    "server",
+}
+# Provider headers that describe the request's shape; wrong after translation.
+DIALECT_SPECIFIC = frozenset({"content-type"})
+
+
+class Upstreams:
+    """One aiohttp session for every provider, and a cache of parsed URLs."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self._urls: dict[tuple[str, str, str], URL] = {}
+
+    async def send(
+        self,
+        method: str,
+        provider: Provider,
+        path: str,
+        query: str,
+        incoming: Mapping[str, str],
+        key: str,
+        body: bytes,
+    ) -> aiohttp.ClientResponse:
+        url = self.url(provider, path, query)
+        headers = upstream_headers(incoming, provider.auth_headers(key))
+        try:
+            return await self.session.request(
+                method, url, data=body or None, headers=headers, allow_redirects=False
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout(f"provider {provider.name!r} did not answer in time") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(
+                f"could not reach provider {provider.name!r} at {provider.base_url}: "
+                f"{type(exc).__name__}; check its base_url and that it is up"
+            ) from None
+
+    def url(self, provider: Provider, path: str, query: str) -> URL:
+        """The upstream URL, parsed once per distinct (provider, path, query)."""
+        key = (provider.name, path, query)
+        url = self._urls.get(key)
+        if url is None:
+            if "key=" in query:  # Gemini's ?key= moves to a header; keys never ride in URLs
+                query = "&".join(p for p in query.split("&") if not p.startswith("key="))
+            text = provider.upstream_url(path) + (f"?{query}" if query else "")
+            if len(self._urls) > 4096:  # bounded: paths carry model names
+                self._urls.clear()
+            url = self._urls[key] = URL(text, encoded=True)
+        return url
+
+
+def upstream_headers(incoming: Mapping[str, str], auth: Mapping[str, str]) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        lower = name.lower()
+        if lower in DROP_UPSTREAM or lower.startswith("x-tollhouse-"):
+            continue
+        headers.add(name, value)
+    headers.update(auth)
+    headers["Accept-Encoding"] = "identity"
+    return headers
+
+
+def downstream_headers(incoming: CIMultiDictProxy[str] | Mapping[str, str]) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        if name.lower() not in DROP_DOWNSTREAM:
+            headers.add(name, value)
+    return headers
+
+
+def refuse_redirect(upstream: aiohttp.ClientResponse) -> None:
+    """Keyed calls are never re-sent elsewhere, by us or by the client's SDK."""
+    if 300 <= upstream.status < 400:
+        raise UpstreamUnavailable(
+            f"provider answered HTTP {upstream.status} (a redirect to "
+            f"{upstream.headers.get('Location', '?')}); tollhouse never follows redirects "
+            "with your key: fix the provider's base_url"
+        )
+
+
+def upstream_error_kind(data: bytes) -> str:
+    """A short, key-free label of an upstream error body ("upstream:rate_limit_exceeded").
+
+    Only the error's type/code is kept: messages can echo part of a key.
+    """
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return "upstream:unparsed"
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return "upstream:unknown"
+    label = err.get("code") if isinstance(err.get("code"), str) else None
+    label = label or err.get("type") or err.get("status") or err.get("code")
+    return f"upstream:{str(label)[:60]}"
