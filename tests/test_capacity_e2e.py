@@ -211,3 +211,12 @@ def test_report_capacity_counts(chained: Harness, faults: Simulator) -> None:
     assert primary["attempts"] == 3 and primary["server"] == 2
     assert rows[("xai", FALLBACK)]["attempts"] == 1
     json.dumps(list(rows.values()))  # JSON-able for --format json
+
+
+def test_live_capacity_endpoint(chained: Harness, faults: Simulator) -> None:
+    faults.program("rate_limit,retry_after=0.01", count=1, model=PRIMARY)
+    ask(chained)
+    with urllib.request.urlopen(chained.url + "/tollhouse/v1/capacity", timeout=10) as reply:
+        stats = json.load(reply)
+    assert stats["openai"]["in_flight"] == 0
+    assert stats["openai"]["rate_limited_received"] >= 1

@@ -134,6 +134,7 @@ def _add_routes(app: web.Application, allowed: frozenset[str]) -> None:
     app.router.add_get("/v1/models", _models(allowed))
     app.router.add_post("/v1/messages/count_tokens", _passthrough(DIALECTS["anthropic"], allowed))
     app.router.add_get("/tollhouse/health", _health(allowed))
+    app.router.add_get("/tollhouse/v1/capacity", _capacity(allowed))
 
 
 def _host_ok(request: web.Request, allowed: frozenset[str]) -> bool:
@@ -187,6 +188,17 @@ def _health(allowed: frozenset[str]) -> Handler:
         if not _host_ok(request, allowed):
             return _bad_host(DIALECTS["openai-chat"], request)
         return web.json_response({"status": "ok", "version": __version__})
+
+    return handler
+
+
+def _capacity(allowed: frozenset[str]) -> Handler:
+    """Live capacity per upstream: in flight, queue depth, waits, 429s, breaker, cooldowns."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not _host_ok(request, allowed):
+            return _bad_host(DIALECTS["openai-chat"], request)
+        return web.json_response(request.app[CAPACITY].stats())
 
     return handler
 
