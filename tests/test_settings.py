@@ -68,3 +68,21 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
     bad.write_text("[server\nport=1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(bad)
+
+
+def test_limits_are_validated_before_serving(tmp_path: Path) -> None:
+    from tollhouse.app import create_app
+
+    with pytest.raises(ConfigError, match="rpm"):
+        parse_settings(
+            {"providers": [{"name": "p", "kind": "openai", "base_url": "http://x", "rpm": 0}]}
+        )
+    bad = parse_settings(
+        {
+            "providers": [
+                {"name": "p", "kind": "openai", "base_url": "http://x", "rpm": 10, "burst": 50}
+            ]
+        }
+    )
+    with pytest.raises(ConfigError, match="burst"):
+        create_app(bad, ledger_path=tmp_path / "l.db")

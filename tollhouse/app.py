@@ -18,7 +18,7 @@ from tollhouse.attribution.chain import Attributor
 from tollhouse.attribution.process import ProcessAttributor
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.dispatch import Dispatcher
-from tollhouse.errors import Forbidden
+from tollhouse.errors import ConfigError, Forbidden
 from tollhouse.ingress import DIALECTS, Dialect
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.pricing import Pricer
@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Ap
         batch_size=settings.ledger.batch_size,
     )
     app[WRITER] = writer
+    capacity = app[CAPACITY] = build_capacity(settings)  # config errors surface here, at once
     allowed = _allowed_hosts(settings)
 
     async def startup(app: web.Application) -> None:
@@ -65,8 +66,6 @@ def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Ap
         providers = build_providers(settings.providers)
         router = Router(providers, {name: a.chain for name, a in settings.models.items()})
         attributor = Attributor(settings.project_for_key(), ProcessAttributor())
-        capacity = build_capacity(settings)
-        app[CAPACITY] = capacity
         cap = settings.capacity
         dispatcher = Dispatcher(
             Upstreams(session),
@@ -124,7 +123,14 @@ def build_capacity(settings: Settings) -> Capacity:
 
 
 def _limits(s: LimitSettings) -> Limits:
-    return Limits(rpm=s.rpm, tpm=s.tpm, max_in_flight=s.max_in_flight)
+    """Bursts default small: a burst B leaves rpm - B + 1 a minute sustained, and the
+    quota is only worth having if agents can use nearly all of it (issue 3: >= 95 %)."""
+    burst = s.burst or (max(1, s.rpm // 50) if s.rpm else None)
+    token_burst = s.token_burst or (max(1, s.tpm // 10) if s.tpm else None)
+    try:
+        return Limits(s.rpm, s.tpm, s.max_in_flight, burst=burst, token_burst=token_burst)
+    except ValueError as exc:
+        raise ConfigError(f"limits: {exc}") from None
 
 
 def _add_routes(app: web.Application, allowed: frozenset[str]) -> None:

@@ -66,6 +66,8 @@ class LimitSettings:
     rpm: int | None = _opt(None, "Requests per minute.")
     tpm: int | None = _opt(None, "Tokens per minute (input estimate + max output, settled).")
     max_in_flight: int | None = _opt(None, "Requests at once.")
+    burst: int | None = _opt(None, "Requests that may go at once after a lull (default rpm/50).")
+    token_burst: int | None = _opt(None, "Tokens that may go at once (default tpm/10).")
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,14 @@ class ProviderSettings:
     rpm: int | None = _opt(None, "Requests per minute this key may send.")
     tpm: int | None = _opt(None, "Tokens per minute this key may use.")
     max_in_flight: int | None = _opt(None, "Requests this key may have open at once.")
+    burst: int | None = _opt(None, "Requests that may go at once after a lull (default rpm/50).")
+    token_burst: int | None = _opt(None, "Tokens that may go at once (default tpm/10).")
     limits: dict[str, LimitSettings] = _opt_factory(
         dict, 'Per-model quotas: [providers.limits."gpt-4o"] rpm = ...'
     )
 
     def key_limits(self) -> LimitSettings:
-        return LimitSettings(self.rpm, self.tpm, self.max_in_flight)
+        return LimitSettings(self.rpm, self.tpm, self.max_in_flight, self.burst, self.token_burst)
 
 
 @dataclass(frozen=True)
@@ -247,9 +251,11 @@ def _coerce(value: Any, default: Any, type_name: Any, where: str) -> Any:
     kind = str(type_name)
     if "Decimal" in kind:
         return _decimal(value, where)
-    if default is None and "int" in kind:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"{where}: expected a whole number >= 0, got {value!r}")
+    if default is None and "int" in kind:  # the limits: leave a key out for "no limit"
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(
+                f"{where}: expected a whole number >= 1, got {value!r} (leave it out for no limit)"
+            )
         return value
     if "tuple" in kind:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
