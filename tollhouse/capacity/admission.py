@@ -375,7 +375,9 @@ class Capacity:
                 request_limit=info.limit_requests,
                 token_limit=info.limit_tokens,
             )
-        hint = retry_hint(status, headers, body, now=wall)
+        # A success without rate-limit headers can't carry a hint: skip the parse.
+        hinted = status >= 400 or not info.empty
+        hint = retry_hint(status, headers, body, now=wall) if hinted else None
         if status == 429 and classify(status, body) is ErrorClass.RATE_LIMIT:
             up.counters.rate_limited_received += 1
             quota.cool_down(now + (self.default_cooldown if hint is None else hint))

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from tollhouse.capacity.classify import error_object
 
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -115,7 +117,7 @@ def parse_rate_limits(headers: Mapping[str, str], *, now: float | None = None) -
             _int(h.get("x-ratelimit-limit-requests")),
             _int(h.get("x-ratelimit-limit-tokens")),
         )
-    if not any(k.startswith("anthropic-ratelimit-") for k in h):
+    if not any(k.lower().startswith("anthropic-ratelimit-") for k in h):
         return RateLimitInfo()
     wall = time.time() if now is None else now
     requests = _anthropic_budget(h, "requests", wall)
@@ -182,6 +184,8 @@ def _anthropic_budget(h: Mapping[str, str], kind: str, now: float) -> _Budget:
 
 def _lower(headers: Mapping[str, str]) -> Mapping[str, str]:
     """Header names compared case-insensitively, whatever mapping the caller has."""
+    if isinstance(headers, CIMultiDict | CIMultiDictProxy):
+        return headers  # already case-insensitive: no copy on every response
     return {k.lower(): v for k, v in headers.items()}
 
 
