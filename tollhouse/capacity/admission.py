@@ -272,6 +272,8 @@ class Capacity:
         if up.timer is not None:
             up.timer.cancel()
             up.timer = None
+        if not up.queue:
+            return  # the common case: nobody waiting, nothing to plan
         now, next_at = self.clock(), math.inf
         served: list[tuple[_Waiter, Lease]] = []
         failed: list[tuple[_Waiter, float]] = []
