@@ -47,7 +47,7 @@ from overhead import (
     find_tollhouse,
     free_port,
     md_table,
-    sigterm_as_exit,
+    run_cli,
     verdict,
 )
 
@@ -611,17 +611,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = parse_args(argv)
-    try:
-        with sigterm_as_exit():
-            run(opts)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted; servers stopped", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -947,10 +947,15 @@ def sigterm_as_exit() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = parse_args(argv)
+    return run_cli(parse_args, run, argv)
+
+
+def run_cli(parse: Any, body: Any, argv: Sequence[str] | None) -> int:
+    """A bench's entry point: clean errors, servers stopped on Ctrl-C or SIGTERM."""
+    opts = parse(argv)
     try:
         with sigterm_as_exit():
-            run(opts)
+            body(opts)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

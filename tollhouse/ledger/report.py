@@ -120,18 +120,12 @@ def _rows(
 ) -> Iterable[sqlite3.Row]:
     selects = [f"{GROUP_COLUMNS[k]} AS {k!s}" for k in by if k in GROUP_COLUMNS]
     selects += ["tags", "cost_usd", "price_source", *TOKEN_FIELDS]
-    where, params = ["1=1"], []
-    if since:
-        where.append("ts >= ?")
-        params.append(_iso(since))
-    if until:
-        where.append("ts < ?")
-        params.append(_iso(until))
+    where, params = _window(since, until)
     if project:
-        where.append("project = ?")
+        where += " AND project = ?"
         params.append(project)
     conn.row_factory = sqlite3.Row
-    sql = f"SELECT {', '.join(selects)} FROM requests WHERE {' AND '.join(where)}"
+    sql = f"SELECT {', '.join(selects)} FROM requests WHERE {where}"
     return conn.execute(sql, params)
 
 
