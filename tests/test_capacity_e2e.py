@@ -220,3 +220,44 @@ def test_live_capacity_endpoint(chained: Harness, faults: Simulator) -> None:
         stats = json.load(reply)
     assert stats["openai"]["in_flight"] == 0
     assert stats["openai"]["rate_limited_received"] >= 1
+
+
+def test_no_capacity_within_the_deadline_is_a_429_with_retry_after(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    config = base_config(simulator.url)
+    config["providers"][0]["max_in_flight"] = 1
+    gateway = make_gateway(config)
+    holding = oa(gateway, default_headers={"x-sim-fault": "hold=2"}).chat.completions.create(
+        model=PRIMARY, stream=True, messages=[{"role": "user", "content": "hold the slot"}]
+    )
+    next(iter(holding))  # the only in-flight slot is now taken, and stays taken
+    try:
+        with pytest.raises(openai.RateLimitError) as info:
+            oa(gateway, default_headers={"X-Tollhouse-Deadline-Ms": "50"}).chat.completions.create(
+                model=PRIMARY, messages=[{"role": "user", "content": "no room"}]
+            )
+    finally:
+        holding.close()
+    headers = info.value.response.headers
+    assert int(headers["retry-after"]) >= 1 and headers["x-should-retry"] == "false"
+    assert "deadline" in str(info.value)
+    row = next(r for r in gateway.rows() if r["status"] == 429)
+    tried = attempts(gateway, row["request_id"])
+    assert tried[0]["skipped"] == "capacity timeout"
+
+
+def test_report_capacity_cli(chained: Harness, faults: Simulator) -> None:
+    from click.testing import CliRunner
+
+    from tollhouse.cli.main import cli
+
+    faults.program("server_error", count=1, model=PRIMARY)
+    ask(chained)
+    chained.settle()
+    result = CliRunner().invoke(
+        cli, ["report", "--capacity", "--ledger", str(chained.ledger_path), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {(r["provider"], r["model"]): r for r in json.loads(result.output)}
+    assert rows[("openai", PRIMARY)]["server"] == 1 and rows[("openai", PRIMARY)]["ok"] == 1
