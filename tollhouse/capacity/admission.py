@@ -377,8 +377,8 @@ class Capacity:
                 request_limit=info.limit_requests,
                 token_limit=info.limit_tokens,
             )
-        # A success without rate-limit headers can't carry a hint: skip the parse.
-        hinted = status >= 400 or not info.empty
+        # A success carries a hint only when a budget is used up: skip the parse otherwise.
+        hinted = status >= 400 or info.remaining_requests == 0 or info.remaining_tokens == 0
         hint = retry_hint(status, headers, body, now=wall) if hinted else None
         if status == 429 and classify(status, body) is ErrorClass.RATE_LIMIT:
             up.counters.rate_limited_received += 1
