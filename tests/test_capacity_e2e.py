@@ -261,3 +261,21 @@ def test_report_capacity_cli(chained: Harness, faults: Simulator) -> None:
     assert result.exit_code == 0, result.output
     rows = {(r["provider"], r["model"]): r for r in json.loads(result.output)}
     assert rows[("openai", PRIMARY)]["server"] == 1 and rows[("openai", PRIMARY)]["ok"] == 1
+
+
+def test_a_dead_primary_sees_fewer_requests_not_more(
+    make_gateway: GatewayFactory, faults: Simulator
+) -> None:
+    """Breaker and retry budget: 30 requests while the primary is down cost it a handful."""
+    config = base_config(faults.url)
+    config["models"] = {"smart": {"chain": ["openai/gpt-4.1-mini", f"xai/{FALLBACK}"]}}
+    config["capacity"] = {"max_attempts": 3, "retry_base_s": 0.001, "retry_cap_s": 0.002}
+    gateway = make_gateway(config)
+    faults.program("server_error", count=1000, model="gpt-4.1-mini")
+    before = len([b for b in faults.bills() if b["model"] == "gpt-4.1-mini"])
+    served = [ask(gateway).headers["x-tollhouse-served-by"] for _ in range(30)]
+    assert served == [f"xai/{FALLBACK}"] * 30  # every request answered, by the fallback
+    hits = len([b for b in faults.bills() if b["model"] == "gpt-4.1-mini"]) - before
+    assert hits <= 10, f"the dead primary got {hits} requests for 30 client requests"
+    stats = json.load(urllib.request.urlopen(gateway.url + "/tollhouse/v1/capacity", timeout=10))
+    assert stats["openai"]["breaker"] in ("open", "half_open")

@@ -160,9 +160,7 @@ class Dispatcher:
         self, d: Dispatch, route: Route, primary: bool, alias: bool
     ) -> Answer | None:
         upstream, model = route.provider.name, route.model
-        reason = self.capacity.unavailable(upstream, model)
-        if reason is not None and reason.startswith("cooling"):
-            reason = None  # a cooldown may fit in the deadline: acquire() waits or says it won't
+        reason = self._blocked(upstream, model)
         prepared, key = None, ""
         try:
             key = self.key_for(route.provider, d.out.client_key, alias)
@@ -178,7 +176,16 @@ class Dispatcher:
             answer, retry = await self._try(d, route, prepared, key, primary)
             if answer is not None or not retry or n + 1 == self.max_attempts:
                 return answer
+            blocked = self._blocked(upstream, model)
+            if blocked is not None:  # e.g. our own failures just opened its circuit
+                d.attempts.append(self._skip(d, route, blocked))
+                return None
         return None
+
+    def _blocked(self, upstream: str, model: str) -> str | None:
+        """Why not to wait for this candidate at all; cooldowns are acquire()'s to judge."""
+        reason = self.capacity.unavailable(upstream, model)
+        return None if reason is None or reason.startswith("cooling") else reason
 
     async def _try(
         self, d: Dispatch, route: Route, prepared: Prepared, key: str, primary: bool
