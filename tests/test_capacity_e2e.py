@@ -279,3 +279,24 @@ def test_a_dead_primary_sees_fewer_requests_not_more(
     assert hits <= 10, f"the dead primary got {hits} requests for 30 client requests"
     stats = json.load(urllib.request.urlopen(gateway.url + "/tollhouse/v1/capacity", timeout=10))
     assert stats["openai"]["breaker"] in ("open", "half_open")
+
+
+def test_a_client_that_leaves_gives_its_slot_back(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    config = base_config(simulator.url)
+    config["providers"][0]["max_in_flight"] = 1
+    gateway = make_gateway(config)
+    impatient = oa(gateway, timeout=0.3, default_headers={"x-sim-fault": "latency=3000"})
+    with pytest.raises(openai.APITimeoutError):
+        impatient.chat.completions.create(
+            model=PRIMARY, messages=[{"role": "user", "content": "too slow for me"}]
+        )
+    # The only slot must be free again: this one may wait at most 2 s for it.
+    raw = oa(gateway, default_headers={"X-Tollhouse-Deadline-Ms": "2000"})
+    reply = raw.chat.completions.create(
+        model=PRIMARY, messages=[{"role": "user", "content": "my turn"}]
+    )
+    assert reply.choices[0].message.content
+    rows = gateway.rows()
+    assert any(r["status"] == 499 and r["error"] == "client_disconnected" for r in rows)

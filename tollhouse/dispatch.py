@@ -172,6 +172,7 @@ class Dispatcher:
         if reason is not None or prepared is None:
             d.attempts.append(self._skip(d, route, reason or "skipped"))
             return None
+        self.policy.record_request(upstream, time.monotonic())  # once; retries are budgeted
         for n in range(self.max_attempts):
             answer, retry = await self._try(d, route, prepared, key, primary)
             if answer is not None or not retry or n + 1 == self.max_attempts:
@@ -196,7 +197,25 @@ class Dispatcher:
         lease = await self._acquire(d, route, attempt)
         if lease is None:
             return None, False
-        self.policy.record_request(route.provider.name, time.monotonic())
+        try:
+            return await self._send(d, route, prepared, key, primary, attempt, lease)
+        except BaseException:
+            # Cancelled (the client left) or broken mid-way: the slot must come back, or
+            # a max_in_flight upstream would lose capacity for good. Idempotent after
+            # a release; an Answer handed back is released by the caller instead.
+            lease.abandon()
+            raise
+
+    async def _send(
+        self,
+        d: Dispatch,
+        route: Route,
+        prepared: Prepared,
+        key: str,
+        primary: bool,
+        attempt: Attempt,
+        lease: Lease,
+    ) -> tuple[Answer | None, bool]:
         try:
             response = await self.upstreams.send(
                 d.out.method,
