@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from tollhouse.capacity import (
+    FALLBACK_TRIGGERS,
     Capacity,
     CapacityTimeout,
     ErrorClass,
@@ -54,16 +55,6 @@ NATIVE_PATHS = {
 }
 # Client headers that belong to the client's dialect; not sent to another one.
 FOREIGN_PREFIXES = ("anthropic-", "openai-", "x-goog-", "x-stainless-")
-FAILOVER = frozenset(
-    {
-        ErrorClass.RATE_LIMIT,
-        ErrorClass.OVERLOADED,
-        ErrorClass.SERVER,
-        ErrorClass.TIMEOUT,
-        ErrorClass.CONNECTION,
-        ErrorClass.MODEL_GONE,
-    }
-)
 
 
 @dataclass(slots=True)
@@ -279,7 +270,7 @@ class Dispatcher:
         cls = classify(response.status, data) or ErrorClass.CLIENT
         self._failed(attempt, lease, cls, hint)
         answer = Answer(route, response, lease, False, primary, body=data)
-        if cls not in FAILOVER:
+        if cls not in FALLBACK_TRIGGERS:
             return answer, False  # the client's error: never retried, never failed over
         d.last_error = answer
         if cls is ErrorClass.MODEL_GONE:

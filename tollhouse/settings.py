@@ -305,22 +305,3 @@ def _check_keys(projects: dict[str, ProjectSettings]) -> None:
                     f"projects.{name}.keys: a virtual key is also listed under {owner[key]!r}"
                 )
             owner[key] = name
-
-
-def describe() -> list[tuple[str, str, str]]:
-    """(key, default, help) for every setting: the source of `tollhouse init`'s comments."""
-    rows = []
-    sections = (
-        ServerSettings,
-        LedgerSettings,
-        ProviderSettings,
-        LimitSettings,
-        ProjectSettings,
-        Price,
-        ModelAlias,
-        CapacitySettings,
-    )
-    for section in sections:
-        for f in fields(section):
-            rows.append((f"{section.__name__}.{f.name}", repr(f.default), f.metadata["help"]))
-    return rows

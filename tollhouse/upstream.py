@@ -46,8 +46,6 @@ DROP_DOWNSTREAM = HOP_BY_HOP | {
     "date",
     "server",
 }
-# Provider headers that describe the request's shape; wrong after translation.
-DIALECT_SPECIFIC = frozenset({"content-type"})
 
 
 class Upstreams:

@@ -154,7 +154,7 @@ def render(rows: list[dict[str, Any]], by: Sequence[str], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":
-        return _csv(rows, by)
+        return _csv(rows, _columns(by))
     if fmt == "table":
         return _table(rows, by)
     raise ReportError(f"--format: use one of {', '.join(FORMATS)}")
@@ -171,9 +171,9 @@ def _columns(by: Sequence[str]) -> list[str]:
     ]
 
 
-def _csv(rows: list[dict[str, Any]], by: Sequence[str]) -> str:
+def _csv(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=_columns(by), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -312,11 +312,7 @@ def render_capacity(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return out.getvalue()
+        return _csv(rows, columns)
     if not rows:
         return "No upstream attempts in the ledger for this period."
     cells = [columns] + [[_plain_cell(r[c]) for c in columns] for r in rows]
