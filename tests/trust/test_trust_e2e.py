@@ -448,3 +448,42 @@ def test_untagged_requests_leave_no_trust_rows(gw: Harness) -> None:
     raw = ask(c, "plain")
     assert "x-tollhouse-cache" not in raw.headers
     assert table(gw, "trust_steps") == [] and table(gw, "trust_cache_lookups") == []
+
+
+def test_state_survives_a_restart(simulator: Simulator, tmp_path: Any, monkeypatch: Any) -> None:
+    from tests.conftest import KEY_ENV, PROVIDER_KEY
+    from tollhouse.app import GATEWAY, create_app
+    from tollhouse.settings import parse_settings
+    from tollhouse.testing import BackgroundServer
+
+    monkeypatch.setenv(KEY_ENV, PROVIDER_KEY)
+    settings = parse_settings(trust_config(simulator.url))
+    ledger = tmp_path / "ledger.db"
+
+    def start() -> BackgroundServer:
+        return BackgroundServer(lambda: create_app(settings, ledger_path=ledger)).start()
+
+    server = start()
+    harness = Harness(server, ledger, settings)
+    try:
+        with Task("durable", base_url=server.url) as task:
+            six_steps(harness, simulator, task, {})
+        claimed = action(harness, "once")
+        assert claimed.status_code == 201
+        cached(harness, "snap-1", "remember me")
+        assert server.app is not None
+        server.call(server.app[GATEWAY].settle())
+    finally:
+        server.stop()
+    server = start()
+    harness = Harness(server, ledger, settings)
+    try:
+        with Task("durable", base_url=server.url) as task:
+            decision = task.gate("deploy", irreversible=True)
+            assert (decision["allow"], decision["tainted_by"]) == (False, ["3"])
+            task.approve("3", by="after-restart")
+            assert task.gate("deploy", irreversible=True)["allow"] is True
+        assert action(harness, "once").status_code == 409  # still in flight across the restart
+        assert cached(harness, "snap-1", "remember me").headers["x-tollhouse-cache"] == "hit"
+    finally:
+        server.stop()
