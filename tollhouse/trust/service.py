@@ -55,6 +55,7 @@ INPUTS_HEADER = "X-Tollhouse-Inputs"
 CACHE_HEADER = "X-Tollhouse-Cache"
 ASSUMES_HEADER = "X-Tollhouse-Assumes"
 LABEL = re.compile(r"^[A-Za-z0-9._:~@+=-]{1,200}$")
+MAX_KEPT = 4096  # requests kept in memory for verify, at most
 MAX_REPLAYS = 16  # divergence replays waiting at once; more samples are dropped
 
 
@@ -218,10 +219,11 @@ class TrustService:
             w.task, w.step, degraded_because=why, inputs=w.inputs, request_id=ex.request_id
         )
         mode = self.settings.keep_requests
+        self.kept.pop((w.task, step.id), None)
         if w.kept is not None and (mode == "all" or why is not None):
             self.kept[(w.task, step.id)] = _with_answer(w.kept, ex, data)
-        else:
-            self.kept.pop((w.task, step.id), None)
+            while len(self.kept) > MAX_KEPT:  # the oldest go first; approve still works
+                del self.kept[next(iter(self.kept))]
 
     async def _cache_put(self, ex: Any, w: Watch, data: bytes) -> None:
         assert w.cache_key is not None

@@ -88,6 +88,8 @@ class LedgerTrustStore:
         inputs: tuple[str, ...] | None,
         request_id: str,
     ) -> Step:
+        if task not in self.tasks and len(self.tasks) % 1024 == 1023:
+            self.prune(time.time())
         trajectory = self._trajectory(task)
         step = trajectory.record(
             step_id, degraded_because=degraded_because, inputs=inputs, request_id=request_id
@@ -134,6 +136,12 @@ class LedgerTrustStore:
             ]
         )
         return step
+
+    def prune(self, now: float) -> None:
+        """Forget trajectories and keys past their retention (the ledger keeps them)."""
+        for task in [t for t, v in self.tasks.items() if now - v.updated > self.retention_s]:
+            del self.tasks[task]
+        self.claims.expire(now)
 
     def _trajectory(self, task: str) -> Trajectory:
         found = self.tasks.get(task)
