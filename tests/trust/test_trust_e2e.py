@@ -487,3 +487,34 @@ def test_state_survives_a_restart(simulator: Simulator, tmp_path: Any, monkeypat
         assert cached(harness, "snap-1", "remember me").headers["x-tollhouse-cache"] == "hit"
     finally:
         server.stop()
+
+
+def test_a_streamed_degraded_step_is_verified_from_its_stream(
+    gw: Harness, faults: Simulator
+) -> None:
+    with Task("streamed", base_url=gw.url) as task:
+        c = client(gw, task)
+        faults.program("server_error", count=1, model=PRIMARY)
+        with task.step("s1"):
+            stream = c.chat.completions.create(
+                model="smart", stream=True, messages=[{"role": "user", "content": "stream it"}]
+            )
+            text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+        assert text
+        assert task.gate("ship", irreversible=True)["tainted_by"] == ["s1"]
+        result = task.verify("s1")
+        assert result["verified"] is True and result["similarity"] > 0.5
+        assert task.gate("ship", irreversible=True)["allow"] is True
+    rerun = gw.row(result["request_id"])
+    assert (rerun["stream"], rerun["incomplete"], rerun["provider"]) == (1, 0, "openai")
+    assert rerun["output_tokens"] and rerun["output_tokens"] > 0
+
+
+def test_the_cli_says_when_the_url_is_not_a_gateway(simulator: Simulator) -> None:
+    from click.testing import CliRunner
+
+    from tollhouse.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["approve", "t", "1", "--url", simulator.url])
+    assert result.exit_code == 1 and "is that a tollhouse gateway" in result.output
+    assert "Traceback" not in result.output

@@ -233,13 +233,23 @@ def approve(task: str, step: str, by: str, url: str) -> None:
         with urllib.request.urlopen(request, timeout=30) as response:
             found = json.loads(response.read())
     except urllib.error.HTTPError as err:
-        message = json.loads(err.read() or b"{}").get("error", {}).get("message", err.reason)
-        raise click.ClickException(str(message)) from None
+        raise click.ClickException(
+            _error_message(err.read(), f"{url} answered {err.code}")
+        ) from None
     except urllib.error.URLError as err:
         raise click.ClickException(
             f"no gateway at {url} ({err.reason}); start it with `tollhouse serve` or pass --url"
         ) from None
     click.echo(f"approved step {step} of {task} (by {by}); the task is now {found['task_trust']}")
+
+
+def _error_message(body: bytes, fallback: str) -> str:
+    import json
+
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"{fallback}; is that a tollhouse gateway with the trust endpoints?"
 
 
 def _ledger_path(path: Path | None) -> Path:
