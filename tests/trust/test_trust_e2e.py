@@ -237,6 +237,7 @@ def test_a_held_action_is_not_claimed_until_cleared(gw: Harness, faults: Simulat
             "deploy", {"v": 2}, lambda: calls.append(1) or "again", irreversible=True
         )
         assert (result, replay, calls) == ("deployed", "deployed", [1])
+        task.action("rollback", {"v": 1}, irreversible=True).abandoned()  # it never ran
     metrics = api(gw, "GET", "/trust/metrics").json()
     assert metrics["held_actions"] == 1
     assert (metrics["irreversible_actions"], metrics["tainted_irreversible_fired"]) == (1, 0)

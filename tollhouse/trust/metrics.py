@@ -51,7 +51,7 @@ def trust_metrics(
     )
     fired, tainted = one(
         "SELECT COUNT(*), COALESCE(SUM(tainted), 0) FROM trust_actions "
-        "WHERE irreversible = 1 AND {where}",
+        "WHERE irreversible = 1 AND status != 'abandoned' AND {where}",
         False,
     )
     (held,) = one(
