@@ -519,3 +519,38 @@ def test_the_cli_says_when_the_url_is_not_a_gateway(simulator: Simulator) -> Non
     result = CliRunner().invoke(cli, ["approve", "t", "1", "--url", simulator.url])
     assert result.exit_code == 1 and "is that a tollhouse gateway" in result.output
     assert "Traceback" not in result.output
+
+
+def test_report_trust_from_the_cli(gw: Harness, faults: Simulator) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from tollhouse.cli.main import cli
+
+    with Task("reported", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+        task.gate("deploy", irreversible=True)
+    gw.settle()
+    ledger = str(gw.ledger_path)
+    table_out = CliRunner().invoke(cli, ["report", "--trust", "--ledger", ledger])
+    assert table_out.exit_code == 0, table_out.output
+    assert "tasks with a degraded step         1 (100.0%)" in table_out.output
+    assert "irreversible actions held          1" in table_out.output
+    as_json = CliRunner().invoke(cli, ["report", "--trust", "--format", "json", "--ledger", ledger])
+    assert json.loads(as_json.output)["held_actions"] == 1
+
+
+def test_run_once_reports_a_failure_and_does_not_run_again(gw: Harness) -> None:
+    calls: list[int] = []
+
+    def boom() -> None:
+        calls.append(1)
+        raise RuntimeError("card declined")
+
+    with Task("fails", base_url=gw.url) as task:
+        with pytest.raises(RuntimeError):
+            task.run_once("charge", {"eur": 5}, boom, irreversible=True)
+        replayed = task.run_once("charge", {"eur": 5}, boom, irreversible=True)
+    assert calls == [1] and replayed == {"error": "RuntimeError('card declined')"}
+    assert [r["status"] for r in table(gw, "trust_actions")] == ["failed"]
