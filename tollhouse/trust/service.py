@@ -180,6 +180,12 @@ class TrustService:
 
     def finished(self, ex: Any) -> None:
         """After the response: record the step, store a fresh answer, queue a replay."""
+        try:
+            self._finished(ex)
+        except Exception:  # a trust bug must not cost the request its ledger row
+            log.exception("trust bookkeeping failed for %s", ex.request_id)
+
+    def _finished(self, ex: Any) -> None:
         w: Watch = ex.watch
         if ex.route is None or not 200 <= ex.status < 300:
             return  # nothing answered: not a step the agent can act on
