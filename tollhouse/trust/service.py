@@ -14,13 +14,15 @@ queue a divergence replay). Everything slow runs in background tasks.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import re
 import secrets
 import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -45,6 +47,7 @@ from tollhouse.trust.gate import GateDecision, decide
 from tollhouse.trust.idempotency import IN_FLIGHT, OUTCOMES, ActionRecord, Claim, fingerprint
 from tollhouse.trust.replay import KeptRequest, PrimaryRunner, keep
 from tollhouse.trust.store import LedgerTrustStore, TrustStore, now_iso
+from tollhouse.trust.text import answer_text
 from tollhouse.trust.trajectory import APPROVED, VERIFIED, Step, Trajectory, parse_inputs
 
 log = logging.getLogger("tollhouse.trust")
@@ -83,6 +86,13 @@ def label(value: str, header: str) -> str:
 
 
 class TrustService:
+    """Trajectories, the gate, actions, the cache and divergence, for one gateway.
+
+    >>> decision = await service.gate("acme", "refund-4711", "refund", True, None)
+    >>> decision.allow, decision.tainted_by
+    (False, ('3',))
+    """
+
     def __init__(self, settings: TrustSettings, store: TrustStore, writer: LedgerWriter) -> None:
         self.settings = settings
         self.store = store
@@ -478,10 +488,6 @@ def _accepts(body: dict[str, Any], score: float, default: float) -> bool:
 
 
 def _with_answer(kept: KeptRequest, ex: Any, data: bytes) -> KeptRequest:
-    from dataclasses import replace
-
-    from tollhouse.trust.text import answer_text
-
     served = f"{ex.route.provider.name}/{ex.route.model}"
     if ex.watch is not None and ex.watch.hit is not None:
         served = f"cache:{ex.watch.hit.served_by}"
@@ -495,14 +501,10 @@ def _with_answer(kept: KeptRequest, ex: Any, data: bytes) -> KeptRequest:
 
 def hash_key(key: str | None) -> str:
     """Scopes cache entries to a client key without keeping the key."""
-    import hashlib
-
     return hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
 
 
 def _json_list(items: Any) -> str:
-    import json
-
     return json.dumps(list(items))
 
 
