@@ -81,10 +81,15 @@ async def attach_dashboard(
     token = ensure_token(conf.resolved_token_file())
     sources = Sources(ledger_path, capacity, budgets, settings.commitments)
     dashboard = Dashboard(sources, token, allowed | {conf.host.lower()})
-    await dashboard.start(conf.host, conf.port)
+    try:
+        await dashboard.start(conf.host, conf.port)
+    except OSError as exc:  # the gateway matters more than its dashboard: keep serving
+        await dashboard.close()
+        log.warning(
+            "dashboard not started on %s:%d (%s); set [dashboard] port to a free one",
+            conf.host,
+            conf.port,
+            exc.strerror or exc,
+        )
+        return
     app[DASHBOARD] = dashboard
-    log.info(
-        "dashboard on http://%s:%d/tollhouse/ui/ (tollhouse dashboard prints its URL)",
-        conf.host,
-        dashboard.port,
-    )

@@ -63,6 +63,7 @@ def served(home: Path, simulator: Simulator, tmp_path: Path) -> Iterator[tuple[s
     port = _free_port()
     cfg = base_config(simulator.url)
     lines = [f'[server]\nport = {port}\n[ledger]\npath = "{tmp_path / "served.db"}"\n']
+    lines.append("[dashboard]\nport = 0\n")  # an ephemeral port: 4142 may be taken here
     for p in cfg["providers"]:
         lines.append("[[providers]]\n" + "".join(f'{k} = "{v}"\n' for k, v in p.items()))
     config = tmp_path / "served.toml"

@@ -18,7 +18,7 @@ import click
 
 from tollhouse import __version__
 from tollhouse.errors import TollhouseError
-from tollhouse.settings import DEFAULT_PORT, load_settings, tollhouse_home
+from tollhouse.settings import DEFAULT_PORT, Settings, load_settings, tollhouse_home
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,6 +53,7 @@ def cli() -> None:
     Point SDKs:    OPENAI_BASE_URL=http://127.0.0.1:4141/v1
                    ANTHROPIC_BASE_URL=http://127.0.0.1:4141
     See spend:     tollhouse report --by project,model
+    Dashboard:     tollhouse dashboard --open
     Try it:        tollhouse demo
     """
 
@@ -137,6 +138,16 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
 @click.option(
     "--capacity", is_flag=True, help="Upstream attempts: error classes, skips, queue wait, 429s."
 )
+@click.option("--budgets", is_flag=True, help="Project budgets: limit, spent this period, used.")
+@click.option(
+    "--commitments", is_flag=True, help="Spend against provider commitments, and the run-rate."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the csv/json export to this file (with a progress bar).",
+)
 @friendly
 def report(
     by: str,
@@ -147,6 +158,9 @@ def report(
     ledger: Path | None,
     path: Path | None,
     capacity: bool,
+    budgets: bool,
+    commitments: bool,
+    output: Path | None,
 ) -> None:
     """Show spend from the ledger.
 
@@ -154,8 +168,10 @@ def report(
     Examples:
       tollhouse report
       tollhouse report --by project,tag:purpose --since 30d
-      tollhouse report --by model --format json
+      tollhouse report --project acme --by model,day      # plus acme's budget
+      tollhouse report --by model --format csv -o spend.csv
       tollhouse report --capacity --since 1h
+      tollhouse report --budgets --commitments
     """
     from tollhouse.ledger.report import (
         capacity_summary,
@@ -172,20 +188,70 @@ def report(
         raise click.ClickException(
             f"no ledger at {ledger} yet: run `tollhouse serve` and send a request"
         )
+    from tollhouse.cli import reporting
+
     keys = parse_by(by)
+    out = reporting.Output(fmt, output)
     with connect(ledger, readonly=True) as conn:
+        if budgets or commitments:
+            reporting.deals(conn, _settings(path), out, budgets=budgets, commitments=commitments)
+            return
         if capacity:
             found = capacity_summary(conn, parse_time(since), parse_time(until))
-            click.echo(render_capacity(found, fmt))
+            out.show(render_capacity(found, fmt), lambda: reporting.capacity(found))
             return
-        rows = summarize(conn, keys, parse_time(since), parse_time(until), project)
-    click.echo(render(rows, keys, fmt))
+        window = (parse_time(since), parse_time(until), project)
+        with out.progress(conn, window) as progress:
+            rows = summarize(conn, keys, *window, progress=progress)
+        out.show(render(rows, keys, fmt), lambda: reporting.spend(rows, keys, project, window))
+        if project and fmt == "table":
+            reporting.project_budget(conn, _settings(path), project, out)
 
 
 def _ledger_path(path: Path | None) -> Path:
+    return _settings(path).ledger.resolved_path()
+
+
+def _settings(path: Path | None) -> Settings:
     config = path or default_config()
-    settings = load_settings(config if config.exists() else None)
-    return settings.ledger.resolved_path()
+    return load_settings(config if config.exists() else None)
+
+
+@cli.command()
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@click.option("--open", "open_browser", is_flag=True, help="Open it in the default browser.")
+@friendly
+def dashboard(path: Path | None, open_browser: bool) -> None:
+    """Print the dashboard's address, with its access token; --open opens it.
+
+    The dashboard runs inside `tollhouse serve`, on its own port ([dashboard]
+    port, 4142 by default, loopback only). The token lives in
+    $TOLLHOUSE_HOME/dashboard.token (0600); delete the file to make a new one.
+
+    \b
+    Example:
+      tollhouse dashboard --open
+    """
+    import socket
+    import webbrowser
+
+    from tollhouse.dashboard.token import ensure_token
+
+    conf = _settings(path).dashboard
+    if not conf.enabled:
+        raise click.ClickException("the dashboard is off: set [dashboard] enabled = true")
+    host = "127.0.0.1" if conf.host in ("0.0.0.0", "::", "") else conf.host
+    shown = f"[{host}]" if ":" in host else host
+    url = (
+        f"http://{shown}:{conf.port}/tollhouse/ui/?token={ensure_token(conf.resolved_token_file())}"
+    )
+    click.echo(url)
+    try:
+        socket.create_connection((host, conf.port), timeout=0.5).close()
+    except OSError:
+        click.echo("Not running yet: start it with `tollhouse serve`.", err=True)
+    if open_browser:
+        webbrowser.open(url)
 
 
 @cli.command()
