@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
+import time
 from contextlib import closing
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +51,25 @@ def observe_gateway(
     metrics.scraped(lambda: capacity_gauges(capacity.stats()))
     if budgets is not None:
         metrics.scraped(lambda: budget_gauges(budgets.status()))
-    metrics.scraped(lambda: trust_gauges(_trust(ledger_path)))
+    trust = _LedgerTrust(ledger_path)
+    metrics.scraped(lambda: trust_gauges(trust()))
 
 
-def _trust(ledger_path: Path) -> dict[str, Any]:
-    from datetime import UTC, datetime
+class _LedgerTrust:
+    """The trust numbers of the last 24 hours, recomputed at most every ``ttl`` seconds:
+    they scan the ledger, and Prometheus may scrape every few seconds."""
 
-    with closing(connect(ledger_path, readonly=True)) as conn:
-        conn.row_factory = sqlite3.Row
-        return trust_metrics(conn, since=datetime.now(UTC) - TRUST_WINDOW)
+    def __init__(self, ledger_path: Path, ttl: float = 30.0) -> None:
+        self.ledger_path, self.ttl = ledger_path, ttl
+        self._at, self._found = -math.inf, dict[str, Any]()
+
+    def __call__(self) -> dict[str, Any]:
+        if time.monotonic() - self._at >= self.ttl:
+            with closing(connect(self.ledger_path, readonly=True)) as conn:
+                conn.row_factory = sqlite3.Row
+                self._found = trust_metrics(conn, since=datetime.now(UTC) - TRUST_WINDOW)
+            self._at = time.monotonic()
+        return self._found
 
 
 async def metrics_handler(metrics: GatewayMetrics) -> web.Response:

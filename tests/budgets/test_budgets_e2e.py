@@ -70,8 +70,10 @@ def test_hundred_concurrent_requests_against_a_hard_budget_of_ten(
         finally:
             await client.close()
 
+    billed_before = len(simulator.bills())
     statuses = asyncio.run(all_at_once())
     assert statuses.count(200) == 10
+    assert len(simulator.bills()) - billed_before == 10  # refused ones were never sent
     assert statuses.count(402) == 90
     assert ledger_total(gateway) == Decimal(10)
     rows = gateway.rows()

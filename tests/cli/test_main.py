@@ -76,12 +76,14 @@ def served(home: Path, simulator: Simulator, tmp_path: Path) -> Iterator[tuple[s
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    banner = proc.stdout.readline()  # printed once the socket is listening
-    assert f":{port}" in banner, banner
-    yield f"http://127.0.0.1:{port}", config
-    proc.terminate()
-    proc.wait(15)
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()  # printed once the socket is listening
+        assert f":{port}" in banner, banner
+        yield f"http://127.0.0.1:{port}", config
+    finally:  # also when the banner check fails: never leave a server behind
+        proc.terminate()
+        proc.wait(15)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")

@@ -232,7 +232,6 @@ def dashboard(path: Path | None, open_browser: bool) -> None:
     Example:
       tollhouse dashboard --open
     """
-    import socket
     import webbrowser
 
     from tollhouse.dashboard.token import ensure_token
@@ -241,17 +240,34 @@ def dashboard(path: Path | None, open_browser: bool) -> None:
     if not conf.enabled:
         raise click.ClickException("the dashboard is off: set [dashboard] enabled = true")
     host = "127.0.0.1" if conf.host in ("0.0.0.0", "::", "") else conf.host
-    shown = f"[{host}]" if ":" in host else host
-    url = (
-        f"http://{shown}:{conf.port}/tollhouse/ui/?token={ensure_token(conf.resolved_token_file())}"
-    )
-    click.echo(url)
-    try:
-        socket.create_connection((host, conf.port), timeout=0.5).close()
-    except OSError:
-        click.echo("Not running yet: start it with `tollhouse serve`.", err=True)
+    base = f"http://{f'[{host}]' if ':' in host else host}:{conf.port}/tollhouse/ui/"
+    token = ensure_token(conf.resolved_token_file())
+    click.echo(f"{base}?token={token}")
+    problem = _dashboard_problem(base, token)
+    if problem:
+        click.echo(problem, err=True)
     if open_browser:
-        webbrowser.open(url)
+        webbrowser.open(f"{base}?token={token}")
+
+
+def _dashboard_problem(base: str, token: str) -> str | None:
+    """Whether the dashboard answering there is this one (it takes our token)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        base + "api/budgets", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=2).close()
+    except urllib.error.HTTPError as err:
+        return (
+            f"Something on that port answers {err.code} to this token: another tollhouse "
+            "(another $TOLLHOUSE_HOME) or another program; set [dashboard] port."
+        )
+    except OSError:
+        return "Not running yet: start it with `tollhouse serve`."
+    return None
 
 
 @cli.command()
