@@ -47,7 +47,7 @@ def observe_gateway(
     ledger_path: Path,
 ) -> None:
     """Scrape-time series: in flight, capacity, budgets, and the ledger's trust numbers."""
-    metrics.in_flight(lambda: float(gateway._active))
+    metrics.in_flight(lambda: float(gateway.in_flight))
     metrics.scraped(lambda: capacity_gauges(capacity.stats()))
     if budgets is not None:
         metrics.scraped(lambda: budget_gauges(budgets.status()))

@@ -28,6 +28,7 @@ from tollhouse.ledger.entry import LedgerEntry
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Metered
 from tollhouse.metrics import GatewayMetrics
+from tollhouse.pricing import Cost
 from tollhouse.relay import relay_body, relay_stream
 from tollhouse.routing import Route, Router
 from tollhouse.tasks import spawn
@@ -104,6 +105,11 @@ class Gateway:
         self._idle = asyncio.Event()
         self._idle.set()
         self._recording: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Client requests being served right now."""
+        return self._active
 
     async def settle(self) -> None:
         """Wait until no request is in flight and every ledger entry is committed.
@@ -266,9 +272,12 @@ class Gateway:
 
     def _submit(self, ex: Exchange, who: Attribution) -> None:
         entry = self._entry(ex, who)
-        cost = self.writer.submit(entry)
-        if ex.budget is not None and self.budgets is not None:
-            self.budgets.settle(ex.budget, cost.usd)
+        cost = Cost(None, "unpriced")
+        try:
+            cost = self.writer.submit(entry)
+        finally:  # a reservation must never outlive its request
+            if ex.budget is not None and self.budgets is not None:
+                self.budgets.settle(ex.budget, cost.usd)
         if self.metrics is not None:
             self.metrics.observe(entry, cost, ex.upstream_s * 1000)
 

@@ -240,6 +240,8 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
     _check_models(settings)
     _check_budgets(settings.projects)
     _check_commitments(settings)
+    if not 0 <= settings.dashboard.port <= 65535:
+        raise ConfigError("dashboard.port: a port number, 0-65535 (0: any free port)")
     return settings
 
 

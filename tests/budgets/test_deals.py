@@ -93,6 +93,7 @@ def test_spend_against_commitment_and_run_rate(tmp_path: object) -> None:
         ({"commitments": {"openai": {"annual_usd": 5}}}, "start"),
         ({"commitments": {"openai": {"start": "soon"}}}, "2026-01-01"),
         ({"dashboard": {"port": "x"}}, "dashboard.port"),
+        ({"dashboard": {"port": 70000}}, "dashboard.port"),
     ],
 )
 def test_settings_errors_name_the_key(data: dict[str, object], names: str) -> None:

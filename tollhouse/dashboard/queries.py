@@ -55,22 +55,27 @@ def timeseries(
     since: datetime | None,
     until: datetime | None,
     project: str | None = None,
+    bucket: str = "day",
 ) -> dict[str, Any]:
-    """Cost per UTC day and ``by`` group, days without spend filled with 0."""
-    rows = summarize(conn, ["day", by], since, until, project)
-    days = sorted({r["day"] for r in rows})
+    """Cost per UTC day (or hour) and ``by`` group, buckets without spend filled with 0.
+
+    ``days`` holds the buckets: '2026-12-01', or '2026-12-01T13' by the hour.
+    """
+    rows = summarize(conn, [bucket, by], since, until, project)
+    days = sorted({r[bucket] for r in rows})
     if days:
-        days = _every_day(date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+        days = _every(days[0], days[-1], hourly=bucket == "hour")
     index = {d: i for i, d in enumerate(days)}
     series: dict[str, list[float]] = {}
     exact: dict[str, Decimal] = {}
     for r in rows:
         values = series.setdefault(r[by], [0.0] * len(days))
-        values[index[r["day"]]] += float(r["cost_usd"])
+        values[index[r[bucket]]] += float(r["cost_usd"])
         exact[r[by]] = exact.get(r[by], Decimal(0)) + Decimal(r["cost_usd"])
     names = sorted(series, key=lambda n: (-exact[n], n))
     return {
         "by": by,
+        "bucket": bucket,
         "days": days,
         "series": [
             {"name": n, "cost": series[n], "total_usd": format(exact[n], "f")} for n in names
@@ -78,8 +83,13 @@ def timeseries(
     }
 
 
-def _every_day(first: date, last: date) -> list[str]:
-    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+def _every(first: str, last: str, *, hourly: bool) -> list[str]:
+    if not hourly:
+        start, end = date.fromisoformat(first), date.fromisoformat(last)
+        return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+    begin, stop = datetime.fromisoformat(first + ":00"), datetime.fromisoformat(last + ":00")
+    hours = int((stop - begin).total_seconds() // 3600) + 1
+    return [(begin + timedelta(hours=i)).strftime("%Y-%m-%dT%H") for i in range(hours)]
 
 
 def tag_keys(conn: sqlite3.Connection, since: datetime | None, until: datetime | None) -> list[str]:

@@ -159,7 +159,10 @@ class Dashboard:
         if by not in queries.GROUPS:
             raise BadQuery(f"by: use one of {', '.join(queries.GROUPS)}")
         project = request.query.get("project") or None
-        return lambda conn: queries.timeseries(conn, by, since, until, project)
+        bucket = request.query.get("bucket", "day")
+        if bucket not in ("day", "hour"):
+            raise BadQuery("bucket: day or hour")
+        return lambda conn: queries.timeseries(conn, by, since, until, project, bucket)
 
     def _tags(self, request: web.Request) -> Any:
         since, until = _window(request)

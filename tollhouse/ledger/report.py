@@ -27,6 +27,7 @@ GROUP_COLUMNS = {
     "model": "COALESCE(model_served, model_requested)",
     "provider": "provider",
     "day": "substr(ts, 1, 10)",
+    "hour": "substr(ts, 1, 13)",
     "dialect": "dialect",
     "attribution": "attribution",
 }

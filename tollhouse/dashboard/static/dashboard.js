@@ -77,7 +77,7 @@ function chart(id, data) {
   const tableRows = data.series.map(s => ({ name: s.name, total: s.total_usd }));
   table(id + "-table", [[data.by, r => r.name], ["cost", r => money(r.total), { num: true }]], tableRows);
   if (!data.days.length) { node.append(el("p", "No spend in this period.", { class: "empty" })); return; }
-  const xs = data.days.map(d => Date.parse(d + "T00:00:00Z") / 1000);
+  const xs = data.days.map(d => Date.parse(d + (d.length > 10 ? ":00:00Z" : "T00:00:00Z")) / 1000);
   const series = [{}].concat(data.series.map((s, i) => ({
     label: s.name, stroke: COLORS[i % COLORS.length], width: 2,
     points: { show: true, size: 5 }, value: (u, v) => v === null ? "—" : money(v),
@@ -133,7 +133,7 @@ const TOP = (key, by) => [
 async function overview() {
   const f = current();
   const [ov, series, budgets, deals, unpriced, trust] = await Promise.all([
-    api("overview", { since: f.since }), api("timeseries", { since: f.since, by: f.by }),
+    api("overview", { since: f.since }), api("timeseries", { since: f.since, by: f.by, bucket: f.since === "24h" ? "hour" : "day" }),
     api("budgets"), api("commitments"), api("unpriced", { since: f.since }), api("trust", { since: f.since }),
   ]);
   cards(ov);
