@@ -65,7 +65,7 @@ def test_overview_renders_the_seeded_ledger(dash: Dash, page: Any) -> None:
     top = page.locator("#top-projects tbody tr").first
     assert top.locator("td").first.inner_text() == "globex"  # 5 x $0.021 beats 10 x $0.002
     totals_text = page.locator("#totals").inner_text()
-    assert "$0.13" in totals_text  # 5 x 0.021 + 11 x 0.002 = 0.127
+    assert "$0.1270" in totals_text  # 5 x 0.021 + 11 x 0.002
     assert "Requests\n17" in totals_text and "Unpriced calls\n1" in totals_text
     no_problems(page)
 
@@ -126,7 +126,7 @@ def test_requests_table_filters(dash: Dash, page: Any) -> None:
     page.fill("input[name=tag]", "")
     page.select_option("select[name=trust]", "degraded")
     page.click("button[type=submit]")
-    count_is(page, "1 requests")
+    count_is(page, "1 request")
     assert "globex" in page.locator("#requests tbody").inner_text()
     assert "trust=degraded" in page.url
     no_problems(page)

@@ -25,7 +25,10 @@ function el(tag, text, attrs) {
 function money(value) {
   const n = Number(value);
   if (!isFinite(n)) return "—";
-  return "$" + (Math.abs(n) < 0.01 && n !== 0 ? n.toPrecision(2) : n.toFixed(2));
+  const a = Math.abs(n);
+  if (a !== 0 && a < 0.0001) return "$" + n.toPrecision(2);
+  if (a < 1) return "$" + n.toFixed(4);  // cents hide what small calls cost
+  return "$" + n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 function count(n) { return n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"); }
 function share(x) { return x === null || x === undefined ? "—" : (100 * x).toFixed(1) + " %"; }
@@ -234,7 +237,8 @@ async function requestsPage() {
   const load = async () => {
     const f = Object.fromEntries([...form.elements].filter(x => x.name).map(x => [x.name, x.value]));
     const rows = await api("requests", f);
-    document.getElementById("request-count").textContent = rows.length + " requests";
+    document.getElementById("request-count").textContent =
+      rows.length + (rows.length === 1 ? " request" : " requests");
     table("requests", [["time (UTC)", r => r.ts.slice(0, 19).replace("T", " ")],
       ["project", r => r.project, { link: r => "project?name=" + encodeURIComponent(r.project) }],
       ["provider", r => r.provider], ["model", r => r.model], ["status", r => r.status, { num: true }],
