@@ -155,3 +155,32 @@ def test_spend_already_in_the_ledger_counts_after_a_restart(
             srv.call(srv.app[GATEWAY].settle())
     conn = sqlite3.connect(ledger)
     assert conn.execute("SELECT count(*) FROM requests WHERE status = 200").fetchone() == (2,)
+
+
+def test_hard_budget_refusal_for_gemini_and_a_stream(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
+
+    config = budget_config(simulator, budget_daily_usd=0, budget_mode="hard")
+    gateway = make_gateway(config)
+    client = genai.Client(
+        api_key="gemini-client-key",
+        http_options=types.HttpOptions(
+            base_url=gateway.url, headers={"X-Tollhouse-Project": "acme"}
+        ),
+    )
+    with pytest.raises(genai_errors.ClientError) as err:
+        client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert err.value.code == 402 and err.value.status == "RESOURCE_EXHAUSTED"
+    assert "budget_daily_usd" in str(err.value.message)
+    stream = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=ACME_KEY, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as refused:
+        stream.chat.completions.create(
+            model=MODEL, stream=True, messages=[{"role": "user", "content": "x"}]
+        )
+    assert refused.value.status_code == 402
+    assert refused.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+    assert len([r for r in gateway.rows() if r["status"] == 402]) == 2
