@@ -16,12 +16,22 @@ from aiohttp import web
 from tollhouse import __version__
 from tollhouse.attribution.chain import Attributor
 from tollhouse.attribution.process import ProcessAttributor
+from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.dispatch import Dispatcher
 from tollhouse.errors import ConfigError, Forbidden
 from tollhouse.ingress import DIALECTS, Dialect
 from tollhouse.ledger.writer import LedgerWriter
+from tollhouse.metrics import GatewayMetrics
+from tollhouse.observe import (
+    DASHBOARD,
+    attach_dashboard,
+    load_budgets,
+    metrics_handler,
+    observe_gateway,
+)
 from tollhouse.pricing import Pricer
+from tollhouse.pricing.discount import discounts
 from tollhouse.providers import build_providers
 from tollhouse.proxy import REQUEST_ID_HEADER, Gateway, error_response
 from tollhouse.routing import Router
@@ -36,21 +46,30 @@ log = logging.getLogger("tollhouse")
 GATEWAY = web.AppKey("gateway", Gateway)
 CAPACITY = web.AppKey("capacity", Capacity)
 WRITER = web.AppKey("writer", LedgerWriter)
+METRICS = web.AppKey("metrics", GatewayMetrics)
+BUDGETS = web.AppKey("budgets", BudgetGate)
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Application:
-    """Build the gateway app; the ledger and upstream session open on startup."""
+def create_app(
+    settings: Settings, *, ledger_path: Path | None = None, dashboard: bool = False
+) -> web.Application:
+    """Build the gateway app; the ledger and upstream session open on startup.
+
+    ``dashboard``: also serve the dashboard on its own port (``tollhouse serve`` does).
+    """
     max_body = int(settings.server.max_body_mb * 1024 * 1024)
     app = web.Application(client_max_size=max_body)
-    writer = LedgerWriter(
-        ledger_path or settings.ledger.resolved_path(),
-        Pricer(settings.prices),
-        batch_size=settings.ledger.batch_size,
-    )
+    ledger_path = ledger_path or settings.ledger.resolved_path()
+    pricer = Pricer(settings.prices, discounts(settings.commitments))
+    writer = LedgerWriter(ledger_path, pricer, batch_size=settings.ledger.batch_size)
     app[WRITER] = writer
+    app[METRICS] = GatewayMetrics()
+    budget_gate = BudgetGate.from_settings(settings, pricer)
+    if budget_gate is not None:  # none configured: the request path skips budgets
+        app[BUDGETS] = budget_gate
     capacity = app[CAPACITY] = build_capacity(settings)  # config errors surface here, at once
     allowed = _allowed_hosts(settings)
     trust = app[trust_http.TRUST] = build_trust(settings.trust, writer)
@@ -58,6 +77,9 @@ def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Ap
 
     async def startup(app: web.Application) -> None:
         writer.start()
+        budgets = app.get(BUDGETS)
+        if budgets is not None:
+            load_budgets(budgets, ledger_path)  # this day's and month's spend so far
         timeout = aiohttp.ClientTimeout(
             total=None,
             connect=settings.server.connect_timeout_s,
@@ -88,12 +110,19 @@ def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Ap
             max_body=max_body,
             deadline_ms=cap.deadline_ms,
             trust=trust,
+            budgets=budgets,
+            metrics=app[METRICS],
         )
         app[trust_http.ATTRIBUTOR] = attributor
         trust.start(router, dispatcher, gateway.ids, cap.deadline_ms / 1000)
+        observe_gateway(app[METRICS], gateway, capacity, budgets, ledger_path)
+        if dashboard:
+            await attach_dashboard(app, settings, ledger_path, capacity, budgets, allowed)
 
     async def cleanup(app: web.Application) -> None:
         gateway = app[GATEWAY]
+        if DASHBOARD in app:
+            await app[DASHBOARD].close()
         await gateway.upstreams.session.close()
         await app[CAPACITY].close()
         await cancel_all()
@@ -148,6 +177,7 @@ def _add_routes(app: web.Application, allowed: frozenset[str]) -> None:
     app.router.add_post("/v1/messages/count_tokens", _passthrough(DIALECTS["anthropic"], allowed))
     app.router.add_get("/tollhouse/health", _health(allowed))
     app.router.add_get("/tollhouse/v1/capacity", _capacity(allowed))
+    app.router.add_get("/metrics", _metrics(allowed))
     trust_http.add_routes(app, lambda r: None if _host_ok(r, allowed) else _bad_host(_OPENAI, r))
 
 
@@ -216,6 +246,17 @@ def _capacity(allowed: frozenset[str]) -> Handler:
         if not _host_ok(request, allowed):
             return _bad_host(DIALECTS["openai-chat"], request)
         return web.json_response(request.app[CAPACITY].stats())
+
+    return handler
+
+
+def _metrics(allowed: frozenset[str]) -> Handler:
+    """Prometheus exposition; scrape-time gauges read the ledger, so off the loop."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if not _host_ok(request, allowed):
+            return _bad_host(DIALECTS["openai-chat"], request)
+        return await metrics_handler(request.app[METRICS])
 
     return handler
 

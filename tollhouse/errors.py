@@ -59,6 +59,17 @@ class CapacityExhausted(GatewayError):
     kind = "rate_limit"
 
 
+class BudgetExceeded(GatewayError):
+    """A hard project budget would be overspent: refused before anything is sent.
+
+    402, not 429: it is Anthropic's own status for billing errors, and the
+    SDKs retry 429s but not 402s; waiting seconds doesn't refill a budget.
+    """
+
+    status = 402
+    kind = "budget_exceeded"
+
+
 class UpstreamUnavailable(GatewayError):
     """The upstream could not be reached or broke before answering."""
 

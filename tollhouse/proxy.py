@@ -18,6 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor, header_tags
+from tollhouse.budgets import BudgetGate, Hold
+from tollhouse.budgets.gate import BUDGET_HEADER
 from tollhouse.dispatch import Answer, Attempt, Dispatch, Dispatcher, Outgoing
 from tollhouse.errors import BadRequest, BodyTooLarge, GatewayError, UnknownModel
 from tollhouse.ids import RequestIds
@@ -25,6 +27,8 @@ from tollhouse.ingress import Call, Dialect, parse_json_body, render_error
 from tollhouse.ledger.entry import LedgerEntry
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Metered
+from tollhouse.metrics import GatewayMetrics
+from tollhouse.pricing import Cost
 from tollhouse.relay import relay_body, relay_stream
 from tollhouse.routing import Route, Router
 from tollhouse.tasks import spawn
@@ -58,9 +62,13 @@ class Exchange:
     attempts: list[Attempt] = field(default_factory=list)
     watch: Any = None  # tollhouse.trust.service.Watch: a labelled or cached request
     capture: list[bytes] | None = None  # the answer as relayed, when trust needs it
+    budget: Hold | None = None
+    upstream_s: float = 0.0  # waiting on the upstream: dispatch, then its body or stream
 
     def provenance(self) -> dict[str, str]:
         headers = {REQUEST_ID_HEADER: self.request_id}
+        if self.budget is not None and self.budget.warning:
+            headers[BUDGET_HEADER] = "warn; " + self.budget.warning
         tried = [a for a in self.attempts if not a.skipped]
         headers["X-Tollhouse-Attempts"] = str(len(tried))
         if self.route is not None:
@@ -83,6 +91,8 @@ class Gateway:
         max_body: int,
         deadline_ms: int,
         trust: Any = None,
+        budgets: BudgetGate | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.router = router
         self.attributor = attributor
@@ -92,11 +102,18 @@ class Gateway:
         self.max_body = max_body
         self.deadline_ms = deadline_ms
         self.trust = trust  # tollhouse.trust.service.TrustService
+        self.budgets = budgets
+        self.metrics = metrics
         self.ids = RequestIds()
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._recording: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        """Client requests being served right now."""
+        return self._active
 
     async def settle(self) -> None:
         """Wait until no request is in flight and every ledger entry is committed.
@@ -142,9 +159,13 @@ class Gateway:
                 hit: web.StreamResponse | None = await trust.lookup(ex.watch, ex, candidates[0])
                 if hit is not None:
                     return hit
+        if self.budgets is not None:
+            await self._hold_budget(ex, out, candidates[0])
         d = Dispatch(out, ex.attempts)
+        sent = time.perf_counter()
         answer = await self.dispatcher.dispatch(d, candidates, self.router.is_alias(out.call.model))
-        ex.route, ex.primary = answer.route, answer.primary
+        relayed = time.perf_counter()
+        ex.route, ex.primary, ex.upstream_s = answer.route, answer.primary, relayed - sent
         if trust is not None and (ex.watch is not None or not answer.primary):
             trust.observe(ex, out, request.match_info)
         async with answer.response:
@@ -153,6 +174,21 @@ class Gateway:
                 return await self._relay(request, ex, out, answer)
             finally:
                 self._settle_lease(ex, answer)
+                # A body is read before it is written (ttfb marks the read); a stream is both.
+                done = ex.started + ex.ttfb if ex.ttfb and not out.call.stream else None
+                ex.upstream_s += (done or time.perf_counter()) - relayed
+
+    async def _hold_budget(self, ex: Exchange, out: Outgoing, primary: Route) -> None:
+        """Reserve the worst-case cost before sending (BudgetExceeded on a hard budget).
+
+        Only when some project has a budget: then a pending process lookup is
+        awaited, as the budget can't be checked without knowing whose it is.
+        """
+        assert self.budgets is not None
+        if not isinstance(ex.attribution, Attribution):
+            ex.attribution = await self.attributor.finish(ex.attribution)
+            out.project = ex.attribution.project
+        ex.budget = self.budgets.hold(ex.attribution.project, primary, out.payload)
 
     async def _outgoing(self, request: web.Request, ex: Exchange) -> Outgoing:
         body = await self._read_body(request)
@@ -242,14 +278,25 @@ class Gateway:
             self.trust.finished(ex)
         pending = ex.attribution
         if pending is None or isinstance(pending, Attribution) or pending.done():
-            self.writer.submit(self._entry(ex, _settled(pending)))
+            self._submit(ex, _settled(pending))
         else:  # the process lookup is still running: finish off the request path
             task = spawn(self._record_later(ex), name="tollhouse-record")
             self._recording.add(task)
             task.add_done_callback(self._recording.discard)
 
     async def _record_later(self, ex: Exchange) -> None:
-        self.writer.submit(self._entry(ex, await self.attributor.finish(ex.attribution)))
+        self._submit(ex, await self.attributor.finish(ex.attribution))
+
+    def _submit(self, ex: Exchange, who: Attribution) -> None:
+        entry = self._entry(ex, who)
+        cost = Cost(None, "unpriced")
+        try:
+            cost = self.writer.submit(entry)
+        finally:  # a reservation must never outlive its request
+            if ex.budget is not None and self.budgets is not None:
+                self.budgets.settle(ex.budget, cost.usd)
+        if self.metrics is not None:
+            self.metrics.observe(entry, cost, ex.upstream_s * 1000)
 
     def _entry(self, ex: Exchange, who: Attribution) -> LedgerEntry:
         m, route, call = ex.metered, ex.route, ex.call

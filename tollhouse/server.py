@@ -10,6 +10,7 @@ from aiohttp import web
 
 from tollhouse.app import create_app
 from tollhouse.errors import TollhouseError
+from tollhouse.observe import DASHBOARD
 from tollhouse.settings import Settings
 
 log = logging.getLogger("tollhouse")
@@ -32,7 +33,7 @@ def run(settings: Settings, *, host: str | None = None, port: int | None = None)
     port = port if port is not None else settings.server.port
     if host not in LOOPBACK:
         log.warning("binding %s: tollhouse is reachable from the network and uses your keys", host)
-    app = create_app(settings)
+    app = create_app(settings, dashboard=settings.dashboard.enabled)
     ledger = settings.ledger.resolved_path()
     banner = (
         f"tollhouse on http://{host}:{port}  (config: {settings.source}, ledger: {ledger})\n"
@@ -40,13 +41,24 @@ def run(settings: Settings, *, host: str | None = None, port: int | None = None)
         f"  ANTHROPIC_BASE_URL=http://127.0.0.1:{port}\n"
         f"  Gemini: http_options=HttpOptions(base_url='http://127.0.0.1:{port}')"
     )
+
+    def announce(_: str) -> None:
+        dashboard = app.get(DASHBOARD)
+        extra = (
+            f"\n  Dashboard: http://127.0.0.1:{dashboard.port}/tollhouse/ui/"
+            "  (`tollhouse dashboard --open` opens it with its token)"
+            if dashboard is not None
+            else ""
+        )
+        print(banner + extra, flush=True)
+
     loop = new_event_loop()
     try:
         web.run_app(
             app,
             host=host,
             port=port,
-            print=lambda _: print(banner, flush=True),
+            print=announce,
             access_log=None,
             loop=loop,
             # A client that leaves cancels its request, so the upstream call

@@ -156,10 +156,46 @@ class Price:
     cache_write_1h: Decimal | None = _opt(None, "1-hour cache writes; default: cache_write.")
 
 
+BUDGET_MODES = ("soft", "hard")
+
+
 @dataclass(frozen=True)
 class ProjectSettings:
     keys: tuple[str, ...] = _opt((), "Virtual keys: clients use one as their API key.")
     weight: float = _opt(1.0, "Share of a congested upstream, relative to other projects.")
+    budget_daily_usd: Decimal | None = _opt(None, "Spend allowed per UTC day (USD).")
+    budget_monthly_usd: Decimal | None = _opt(None, "Spend allowed per UTC calendar month (USD).")
+    budget_mode: str = _opt(
+        "soft", "soft: warn (log, header, dashboard); hard: refuse before sending (402)."
+    )
+
+    @property
+    def has_budget(self) -> bool:
+        return self.budget_daily_usd is not None or self.budget_monthly_usd is not None
+
+
+@dataclass(frozen=True)
+class CommitmentSettings:
+    """A negotiated deal with one provider: a discount and/or an annual commitment."""
+
+    discount: Decimal = _opt(Decimal(0), "Share off list and provider-reported prices: 0.15.")
+    annual_usd: Decimal | None = _opt(None, "Spend committed per contract year (USD).")
+    start: str = _opt("", "First day of the contract: 2026-01-01 (empty: the discount always).")
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    enabled: bool = _opt(True, "Serve the dashboard next to the gateway.")
+    host: str = _opt("127.0.0.1", "Address the dashboard binds (loopback by default).")
+    port: int = _opt(4142, "Port of the dashboard (its own, not the gateway's).")
+    token_file: str = _opt(
+        "", "File holding the access token. Empty: $TOLLHOUSE_HOME/dashboard.token."
+    )
+
+    def resolved_token_file(self) -> Path:
+        if self.token_file:
+            return Path(self.token_file).expanduser()
+        return tollhouse_home() / "dashboard.token"
 
 
 @dataclass(frozen=True)
@@ -172,6 +208,10 @@ class Settings:
     models: dict[str, ModelAlias] = _opt_factory(dict, "Model aliases with fallback chains.")
     capacity: CapacitySettings = _opt_factory(CapacitySettings, "Queueing, retries, fallback.")
     trust: TrustSettings = _opt_factory(TrustSettings, "Trajectories, the gate, cache, divergence.")
+    commitments: dict[str, CommitmentSettings] = _opt_factory(
+        dict, "Negotiated deals per provider name: discount, annual commitment."
+    )
+    dashboard: DashboardSettings = _opt_factory(DashboardSettings, "The local dashboard.")
     source: str = field(default="(defaults)", compare=False)
 
     def project_for_key(self) -> dict[str, str]:
@@ -225,12 +265,18 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         models=_table_of(ModelAlias, data.get("models", {}), "models"),
         capacity=_build(CapacitySettings, data.get("capacity", {}), "capacity"),
         trust=_build(TrustSettings, data.get("trust", {}), "trust"),
+        commitments=_table_of(CommitmentSettings, data.get("commitments", {}), "commitments"),
+        dashboard=_build(DashboardSettings, data.get("dashboard", {}), "dashboard"),
         source=source,
     )
     _check_trust(settings.trust)
     _check_providers(settings.providers)
     _check_keys(settings.projects)
     _check_models(settings)
+    _check_budgets(settings.projects)
+    _check_commitments(settings)
+    if not 0 <= settings.dashboard.port <= 65535:
+        raise ConfigError("dashboard.port: a port number, 0-65535 (0: any free port)")
     return settings
 
 
@@ -316,13 +362,13 @@ def _coerce(value: Any, default: Any, type_name: Any, where: str) -> Any:
 
 def _decimal(value: Any, where: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ConfigError(f"{where}: expected a number (USD per million tokens)")
+        raise ConfigError(f"{where}: expected a number (USD)")
     try:
         number = Decimal(str(value))
     except InvalidOperation:
         raise ConfigError(f"{where}: {value!r} is not a number") from None
     if number < 0:
-        raise ConfigError(f"{where}: prices can't be negative")
+        raise ConfigError(f"{where}: can't be negative")
     return number
 
 
@@ -350,3 +396,30 @@ def _check_keys(projects: dict[str, ProjectSettings]) -> None:
                     f"projects.{name}.keys: a virtual key is also listed under {owner[key]!r}"
                 )
             owner[key] = name
+
+
+def _check_budgets(projects: dict[str, ProjectSettings]) -> None:
+    for name, proj in projects.items():
+        if proj.budget_mode not in BUDGET_MODES:
+            raise ConfigError(
+                f"projects.{name}.budget_mode: {proj.budget_mode!r} unknown; use soft or hard"
+            )
+
+
+def _check_commitments(settings: Settings) -> None:
+    from datetime import date
+
+    names = {p.name for p in settings.providers}
+    for name, deal in settings.commitments.items():
+        where = f"commitments.{name}"
+        if name not in names:
+            raise ConfigError(f"{where}: no provider named {name!r}; use one of {sorted(names)}")
+        if not deal.discount < 1:
+            raise ConfigError(f"{where}.discount: a share below 1, e.g. 0.15 for 15 % off")
+        if deal.start:
+            try:
+                date.fromisoformat(deal.start)
+            except ValueError:
+                raise ConfigError(f"{where}.start: a date like 2026-01-01") from None
+        elif deal.annual_usd is not None:
+            raise ConfigError(f"{where}.start: required with annual_usd (2026-01-01)")

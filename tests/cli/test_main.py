@@ -63,6 +63,7 @@ def served(home: Path, simulator: Simulator, tmp_path: Path) -> Iterator[tuple[s
     port = _free_port()
     cfg = base_config(simulator.url)
     lines = [f'[server]\nport = {port}\n[ledger]\npath = "{tmp_path / "served.db"}"\n']
+    lines.append("[dashboard]\nport = 0\n")  # an ephemeral port: 4142 may be taken here
     for p in cfg["providers"]:
         lines.append("[[providers]]\n" + "".join(f'{k} = "{v}"\n' for k, v in p.items()))
     config = tmp_path / "served.toml"
@@ -75,12 +76,14 @@ def served(home: Path, simulator: Simulator, tmp_path: Path) -> Iterator[tuple[s
         stderr=subprocess.STDOUT,
         text=True,
     )
-    assert proc.stdout is not None
-    banner = proc.stdout.readline()  # printed once the socket is listening
-    assert f":{port}" in banner, banner
-    yield f"http://127.0.0.1:{port}", config
-    proc.terminate()
-    proc.wait(15)
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()  # printed once the socket is listening
+        assert f":{port}" in banner, banner
+        yield f"http://127.0.0.1:{port}", config
+    finally:  # also when the banner check fails: never leave a server behind
+        proc.terminate()
+        proc.wait(15)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")

@@ -18,7 +18,7 @@ import click
 
 from tollhouse import __version__
 from tollhouse.errors import TollhouseError
-from tollhouse.settings import DEFAULT_PORT, load_settings, tollhouse_home
+from tollhouse.settings import DEFAULT_PORT, Settings, load_settings, tollhouse_home
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,6 +53,7 @@ def cli() -> None:
     Point SDKs:    OPENAI_BASE_URL=http://127.0.0.1:4141/v1
                    ANTHROPIC_BASE_URL=http://127.0.0.1:4141
     See spend:     tollhouse report --by project,model
+    Dashboard:     tollhouse dashboard --open
     Try it:        tollhouse demo
     """
 
@@ -120,7 +121,7 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
     "--by",
     default="project,model,day",
     show_default=True,
-    help="Group by any of project, model, provider, day, dialect, tag:NAME.",
+    help="Group by any of project, model, provider, day, hour, dialect, tag:NAME.",
 )
 @click.option("--since", help="Start: 2026-11-01, an ISO time, or 7d / 12h / 30m ago.")
 @click.option("--until", help="End (exclusive), same forms as --since.")
@@ -140,6 +141,16 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
 @click.option(
     "--trust", is_flag=True, help="Degraded tasks, held actions, cache validity, divergence."
 )
+@click.option("--budgets", is_flag=True, help="Project budgets: limit, spent this period, used.")
+@click.option(
+    "--commitments", is_flag=True, help="Spend against provider commitments, and the run-rate."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the csv/json export to this file (with a progress bar).",
+)
 @friendly
 def report(
     by: str,
@@ -151,6 +162,9 @@ def report(
     path: Path | None,
     capacity: bool,
     trust: bool,
+    budgets: bool,
+    commitments: bool,
+    output: Path | None,
 ) -> None:
     """Show spend from the ledger.
 
@@ -158,9 +172,11 @@ def report(
     Examples:
       tollhouse report
       tollhouse report --by project,tag:purpose --since 30d
-      tollhouse report --by model --format json
+      tollhouse report --project acme --by model,day      # plus acme's budget
+      tollhouse report --by model --format csv -o spend.csv
       tollhouse report --capacity --since 1h
       tollhouse report --trust --since 7d
+      tollhouse report --budgets --commitments
     """
     from tollhouse.ledger.report import (
         capacity_summary,
@@ -177,17 +193,27 @@ def report(
         raise click.ClickException(
             f"no ledger at {ledger} yet: run `tollhouse serve` and send a request"
         )
+    from tollhouse.cli import reporting
+
     keys = parse_by(by)
+    out = reporting.Output(fmt, output)
     with connect(ledger, readonly=True) as conn:
         if trust:
             click.echo(_trust_report(conn, parse_time(since), parse_time(until), project, fmt))
             return
+        if budgets or commitments:
+            reporting.deals(conn, _settings(path), out, budgets=budgets, commitments=commitments)
+            return
         if capacity:
             found = capacity_summary(conn, parse_time(since), parse_time(until))
-            click.echo(render_capacity(found, fmt))
+            out.show(render_capacity(found, fmt), lambda: reporting.capacity(found))
             return
-        rows = summarize(conn, keys, parse_time(since), parse_time(until), project)
-    click.echo(render(rows, keys, fmt))
+        window = (parse_time(since), parse_time(until), project)
+        with out.progress(conn, window) as progress:
+            rows = summarize(conn, keys, *window, progress=progress)
+        out.show(render(rows, keys, fmt), lambda: reporting.spend(rows, keys, project, window))
+        if project and fmt == "table":
+            reporting.project_budget(conn, _settings(path), project, out)
 
 
 def _trust_report(conn: Any, since: Any, until: Any, project: str | None, fmt: str) -> str:
@@ -253,9 +279,65 @@ def _error_message(body: bytes, fallback: str) -> str:
 
 
 def _ledger_path(path: Path | None) -> Path:
+    return _settings(path).ledger.resolved_path()
+
+
+def _settings(path: Path | None) -> Settings:
     config = path or default_config()
-    settings = load_settings(config if config.exists() else None)
-    return settings.ledger.resolved_path()
+    return load_settings(config if config.exists() else None)
+
+
+@cli.command()
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@click.option("--open", "open_browser", is_flag=True, help="Open it in the default browser.")
+@friendly
+def dashboard(path: Path | None, open_browser: bool) -> None:
+    """Print the dashboard's address, with its access token; --open opens it.
+
+    The dashboard runs inside `tollhouse serve`, on its own port ([dashboard]
+    port, 4142 by default, loopback only). The token lives in
+    $TOLLHOUSE_HOME/dashboard.token (0600); delete the file to make a new one.
+
+    \b
+    Example:
+      tollhouse dashboard --open
+    """
+    import webbrowser
+
+    from tollhouse.dashboard.token import ensure_token
+
+    conf = _settings(path).dashboard
+    if not conf.enabled:
+        raise click.ClickException("the dashboard is off: set [dashboard] enabled = true")
+    host = "127.0.0.1" if conf.host in ("0.0.0.0", "::", "") else conf.host
+    base = f"http://{f'[{host}]' if ':' in host else host}:{conf.port}/tollhouse/ui/"
+    token = ensure_token(conf.resolved_token_file())
+    click.echo(f"{base}?token={token}")
+    problem = _dashboard_problem(base, token)
+    if problem:
+        click.echo(problem, err=True)
+    if open_browser:
+        webbrowser.open(f"{base}?token={token}")
+
+
+def _dashboard_problem(base: str, token: str) -> str | None:
+    """Whether the dashboard answering there is this one (it takes our token)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        base + "api/budgets", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=2).close()
+    except urllib.error.HTTPError as err:
+        return (
+            f"Something on that port answers {err.code} to this token: another tollhouse "
+            "(another $TOLLHOUSE_HOME) or another program; set [dashboard] port."
+        )
+    except OSError:
+        return "Not running yet: start it with `tollhouse serve`."
+    return None
 
 
 @cli.command()

@@ -16,6 +16,7 @@ ANTHROPIC_ERROR_TYPES = {
     "not_found": "not_found_error",
     "request_too_large": "request_too_large",
     "rate_limit": "rate_limit_error",
+    "budget_exceeded": "billing_error",
 }
 
 

@@ -14,12 +14,14 @@ OPENAI_ERROR_TYPES = {
     "not_found": "invalid_request_error",
     "request_too_large": "invalid_request_error",
     "rate_limit": "requests",
+    "budget_exceeded": "insufficient_quota",
 }
 OPENAI_ERROR_CODES = {
     "rate_limit": "rate_limit_exceeded",
     "authentication": "missing_api_key",
     "not_found": "model_not_found",
     "request_too_large": "request_too_large",
+    "budget_exceeded": "budget_exceeded",
 }
 
 

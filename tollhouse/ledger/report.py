@@ -14,7 +14,7 @@ import io
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +27,7 @@ GROUP_COLUMNS = {
     "model": "COALESCE(model_served, model_requested)",
     "provider": "provider",
     "day": "substr(ts, 1, 10)",
+    "hour": "substr(ts, 1, 13)",
     "dialect": "dialect",
     "attribution": "attribution",
 }
@@ -101,14 +102,34 @@ def summarize(
     since: datetime | None = None,
     until: datetime | None = None,
     project: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One dict per group: the group keys, then the totals (cost as a decimal string)."""
+    """One dict per group: the group keys, then the totals (cost as a decimal string).
+
+    ``progress`` is called with the number of ledger rows read, every 5,000.
+    """
     groups: dict[tuple[str, ...], Group] = {}
-    for row in _rows(conn, by, since, until, project):
+    for n, row in enumerate(_rows(conn, by, since, until, project), 1):
         keys = tuple(_key(row, k) for k in by)
         groups.setdefault(keys, Group(keys)).add(row)
+        if progress is not None and n % 5000 == 0:
+            progress(n)
     ordered = sorted(groups.values(), key=lambda g: (-g.cost, g.keys))
     return [_as_dict(g, by) for g in ordered]
+
+
+def count_rows(
+    conn: sqlite3.Connection,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    project: str | None = None,
+) -> int:
+    """How many ledger rows a report over this window reads (for a progress bar)."""
+    where, params = _window(since, until)
+    if project:
+        where += " AND project = ?"
+        params.append(project)
+    return int(conn.execute(f"SELECT count(*) FROM requests WHERE {where}", params).fetchone()[0])
 
 
 def _rows(

@@ -74,9 +74,11 @@ class LedgerWriter:
         self._thread.start()
         return self
 
-    def submit(self, entry: LedgerEntry) -> None:
-        """Price ``entry`` and queue its row; never blocks on I/O."""
-        self._queue.put((self._row(entry), self._attempt_rows(entry)))
+    def submit(self, entry: LedgerEntry) -> Cost:
+        """Price ``entry`` and queue its row; never blocks on I/O. Returns the cost."""
+        cost = self._cost(entry)
+        self._queue.put((self._row(entry, cost), self._attempt_rows(entry)))
+        return cost
 
     def execute(self, items: list[tuple[str, tuple[Any, ...]]], done: Any = None) -> None:
         """Queue statements for the writer thread; ``done(ok: bool)`` is called from
@@ -177,8 +179,7 @@ class LedgerWriter:
             for a in e.attempts
         ]
 
-    def _row(self, e: LedgerEntry) -> tuple[Any, ...]:
-        cost = self._cost(e)
+    def _row(self, e: LedgerEntry, cost: Cost) -> tuple[Any, ...]:
         u = e.usage
         return (
             e.ts.isoformat(timespec="microseconds"),

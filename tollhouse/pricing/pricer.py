@@ -25,6 +25,7 @@ from genai_prices.data_snapshot import get_snapshot as _SNAPSHOT
 from genai_prices.types import ModelInfo, ModelPrice
 
 from tollhouse.metering.usage import Usage
+from tollhouse.pricing.discount import Discount
 from tollhouse.pricing.linear import LinearPrice
 from tollhouse.settings import Price
 
@@ -34,7 +35,8 @@ log = logging.getLogger("tollhouse.pricing")
 @dataclass(frozen=True, slots=True)
 class Cost:
     usd: Decimal | None
-    source: str  # "override" | "provider" | "genai-prices" | "unpriced"
+    # "override" | "provider" | "genai-prices" | "unpriced"; "+discount" when a deal applied
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +54,11 @@ class PriceQuery:
 class Pricer:
     """Prices calls. Holds the config's overrides and who was warned already."""
 
-    def __init__(self, overrides: dict[str, Price]) -> None:
+    def __init__(
+        self, overrides: dict[str, Price], discounts: dict[str, Discount] | None = None
+    ) -> None:
         self.overrides = {name: LinearPrice(_model_price(p)) for name, p in overrides.items()}
+        self.discounts = discounts or {}
         self._warned: set[tuple[str, str]] = set()
         self._models: dict[tuple[str, str], ModelInfo | None] = {}
         self._linear: dict[int, LinearPrice] = {}
@@ -63,12 +68,18 @@ class Pricer:
         if override is not None:
             return Cost(override.cost(q.usage), "override")
         if q.reported is not None:
-            return Cost(q.reported, "provider")
+            return self._discounted(q, q.reported, "provider")
         listed = self._list_price(q)
         if listed is not None:
-            return Cost(listed, "genai-prices")
+            return self._discounted(q, listed, "genai-prices")
         self._warn_unpriced(q)
         return Cost(None, "unpriced")
+
+    def _discounted(self, q: PriceQuery, usd: Decimal, source: str) -> Cost:
+        deal = self.discounts.get(q.provider_name)
+        if deal is None or not deal.applies(q.when):
+            return Cost(usd, source)
+        return Cost(deal.apply(usd, q.when), source + "+discount")
 
     def _override(self, q: PriceQuery) -> LinearPrice | None:
         for model in q.models:

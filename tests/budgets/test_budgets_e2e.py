@@ -1,0 +1,186 @@
+"""Budgets through the gateway, with the official SDKs and the simulator.
+
+Prices are overridden so every call costs exactly what it reserved: input is
+free and each request asks for (and gets) one output token at $1. A hard
+budget of $10 then allows exactly ten calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from tests.conftest import ACME_KEY, GatewayFactory, Harness, base_config
+from tollhouse.app import create_app
+from tollhouse.settings import parse_settings
+from tollhouse.simulator import Simulator
+from tollhouse.testing import BackgroundServer
+
+MODEL = "gpt-4o-mini"
+
+
+def budget_config(sim: Simulator, **project: Any) -> dict[str, Any]:
+    config = base_config(sim.url)
+    config["projects"]["acme"].update(project)
+    config["prices"] = {
+        f"openai/{MODEL}": {"input": 0, "output": 1_000_000},
+        "anthropic/claude-sonnet-4-5": {"input": 0, "output": 1_000_000},
+    }
+    return config
+
+
+def ask(gateway: Harness) -> Any:
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=ACME_KEY, max_retries=0)
+    return client.chat.completions.with_raw_response.create(
+        model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "one token please"}]
+    )
+
+
+def ledger_total(gateway: Harness) -> Decimal:
+    rows = gateway.rows()
+    return sum((Decimal(r["cost_usd"]) for r in rows if r["cost_usd"]), Decimal(0))
+
+
+def test_hundred_concurrent_requests_against_a_hard_budget_of_ten(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    gateway = make_gateway(budget_config(simulator, budget_daily_usd=10, budget_mode="hard"))
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=ACME_KEY, max_retries=0)
+
+    async def one() -> int:
+        try:
+            await client.chat.completions.create(
+                model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "go"}]
+            )
+            return 200
+        except openai.APIStatusError as exc:
+            assert "budget_daily_usd" in exc.message
+            return exc.status_code
+
+    async def all_at_once() -> list[int]:
+        try:
+            return await asyncio.gather(*(one() for _ in range(100)))
+        finally:
+            await client.close()
+
+    billed_before = len(simulator.bills())
+    statuses = asyncio.run(all_at_once())
+    assert statuses.count(200) == 10
+    assert len(simulator.bills()) - billed_before == 10  # refused ones were never sent
+    assert statuses.count(402) == 90
+    assert ledger_total(gateway) == Decimal(10)
+    rows = gateway.rows()
+    assert sum(r["status"] == 402 for r in rows) == 90
+    assert {r["error"] for r in rows if r["status"] == 402} == {"gateway:budget_exceeded"}
+
+
+def test_hard_budget_refusal_is_shaped_for_the_anthropic_client(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    gateway = make_gateway(budget_config(simulator, budget_daily_usd=1, budget_mode="hard"))
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=ACME_KEY, max_retries=0)
+
+    def call() -> Any:
+        return client.messages.create(
+            model="anthropic/claude-sonnet-4-5",
+            max_tokens=1,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+
+    call()
+    with pytest.raises(anthropic.APIStatusError) as err:
+        call()
+    assert err.value.status_code == 402
+    assert err.value.body["error"]["type"] == "billing_error"  # type: ignore[index]
+    assert "raise projects.acme.budget_daily_usd" in err.value.message
+
+
+def test_soft_budget_warns_in_a_header_and_serves(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    gateway = make_gateway(budget_config(simulator, budget_daily_usd=2))
+    headers = [ask(gateway).headers.get("x-tollhouse-budget") for _ in range(3)]
+    assert headers[:2] == [None, None]
+    assert headers[2] is not None and headers[2].startswith("warn; over the soft daily budget")
+    assert ledger_total(gateway) == Decimal(3)
+
+
+def test_projects_without_a_budget_are_not_held(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    config = budget_config(simulator, budget_daily_usd=1, budget_mode="hard")
+    gateway = make_gateway(config)
+    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="sk-other", max_retries=0)
+    for _ in range(3):  # header-attributed to another project: no budget, no refusal
+        client.chat.completions.create(
+            model=MODEL,
+            max_tokens=1,
+            messages=[{"role": "user", "content": "x"}],
+            extra_headers={"X-Tollhouse-Project": "free"},
+        )
+    assert ledger_total(gateway) == Decimal(3)
+
+
+def test_spend_already_in_the_ledger_counts_after_a_restart(
+    simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import KEY_ENV, PROVIDER_KEY
+
+    monkeypatch.setenv(KEY_ENV, PROVIDER_KEY)
+    settings = parse_settings(budget_config(simulator, budget_daily_usd=2, budget_mode="hard"))
+    ledger = tmp_path / "ledger.db"
+    for expected in ([200, 200], [402]):
+        with BackgroundServer(lambda: create_app(settings, ledger_path=ledger)) as srv:
+            client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key=ACME_KEY, max_retries=0)
+            got = []
+            for _ in expected:
+                try:
+                    client.chat.completions.create(
+                        model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "x"}]
+                    )
+                    got.append(200)
+                except openai.APIStatusError as exc:
+                    got.append(exc.status_code)
+            assert got == expected
+            from tollhouse.app import GATEWAY
+
+            assert srv.app is not None
+            srv.call(srv.app[GATEWAY].settle())
+    conn = sqlite3.connect(ledger)
+    assert conn.execute("SELECT count(*) FROM requests WHERE status = 200").fetchone() == (2,)
+
+
+def test_hard_budget_refusal_for_gemini_and_a_stream(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
+
+    config = budget_config(simulator, budget_daily_usd=0, budget_mode="hard")
+    gateway = make_gateway(config)
+    client = genai.Client(
+        api_key="gemini-client-key",
+        http_options=types.HttpOptions(
+            base_url=gateway.url, headers={"X-Tollhouse-Project": "acme"}
+        ),
+    )
+    with pytest.raises(genai_errors.ClientError) as err:
+        client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert err.value.code == 402 and err.value.status == "RESOURCE_EXHAUSTED"
+    assert "budget_daily_usd" in str(err.value.message)
+    stream = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=ACME_KEY, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as refused:
+        stream.chat.completions.create(
+            model=MODEL, stream=True, messages=[{"role": "user", "content": "x"}]
+        )
+    assert refused.value.status_code == 402
+    assert refused.value.body["code"] == "budget_exceeded"  # type: ignore[index]
+    assert len([r for r in gateway.rows() if r["status"] == 402]) == 2

@@ -1,0 +1,66 @@
+"""The dashboard's queries, straight against a seeded ledger file."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from tests.dashboard.conftest import PRICES, seed_entries
+from tollhouse.dashboard import queries
+from tollhouse.ledger.store import connect
+from tollhouse.ledger.writer import LedgerWriter
+from tollhouse.pricing import Pricer
+from tollhouse.settings import parse_settings
+
+NOW = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
+
+
+def seeded(tmp_path: Path) -> sqlite3.Connection:
+    writer = LedgerWriter(tmp_path / "l.db", Pricer(parse_settings({"prices": PRICES}).prices))
+    writer.start()
+    for entry in seed_entries(NOW):
+        writer.submit(entry)
+    writer.flush()
+    writer.close()
+    conn = connect(tmp_path / "l.db", readonly=True)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def test_daily_series_fill_the_gaps_and_keep_exact_totals(tmp_path: Path) -> None:
+    conn = seeded(tmp_path)
+    found = queries.timeseries(conn, "project", None, None)
+    assert found["days"] == [f"2026-11-{d}" for d in (27, 28, 29, 30)] + ["2026-12-01"]
+    by = {s["name"]: s for s in found["series"]}
+    assert Decimal(by["globex"]["total_usd"]) == Decimal("0.105")
+    assert by["acme"]["cost"][-1] == 0.004  # two acme calls today
+    assert found["series"][0]["name"] == "globex"  # biggest first
+
+
+def test_hourly_buckets(tmp_path: Path) -> None:
+    conn = seeded(tmp_path)
+    found = queries.timeseries(conn, "model", NOW - timedelta(hours=25), None, bucket="hour")
+    assert found["days"][0] == "2026-11-30T12" and found["days"][-1] == "2026-12-01T12"
+    assert len(found["days"]) == 25  # every hour, spend or not
+
+
+def test_tags_recent_filters_and_project_report(tmp_path: Path) -> None:
+    conn = seeded(tmp_path)
+    tags = queries.tags(conn, "purpose", None, None)
+    bugfix = next(v for v in tags["values"] if v["value"] == "bugfix")
+    assert bugfix["requests"] == 4 and Decimal(bugfix["cost_usd"]) == Decimal("0.008")
+    assert tags["keys"] == ["purpose"]
+    assert len(queries.recent(conn, {"tag": "purpose=bugfix"}, 100)) == 4
+    assert len(queries.recent(conn, {"model": "claude-sonnet-4-5", "trust": "degraded"}, 100)) == 1
+    assert len(queries.recent(conn, {}, 3)) == 3
+    report = queries.project_report(conn, "acme", None, None)
+    assert (report["requests"], Decimal(report["cost_usd"])) == (10, Decimal("0.02"))
+    assert set(report["tags"]) == {"purpose"}
+    [unpriced] = queries.unpriced(conn, None, None)
+    assert (unpriced["provider"], unpriced["model"], unpriced["requests"]) == (
+        "local",
+        "mystery-1",
+        1,
+    )

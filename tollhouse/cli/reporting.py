@@ -1,0 +1,106 @@
+"""What ``tollhouse report`` prints: rich tables on a terminal, exact csv/json elsewhere."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console, RenderableType
+
+from tollhouse.budgets import BudgetGate
+from tollhouse.budgets.commitments import commitment_status
+from tollhouse.cli import tables
+from tollhouse.ledger.report import count_rows
+from tollhouse.pricing import Pricer
+from tollhouse.settings import Settings
+
+Window = tuple[datetime | None, datetime | None, str | None]
+
+
+class Output:
+    """Where the report goes: the terminal (rich tables) or a csv/json text, maybe a file."""
+
+    def __init__(self, fmt: str, path: Path | None) -> None:
+        if path is not None and fmt == "table":
+            raise click.ClickException("--output writes csv or json: add --format csv (or json)")
+        self.fmt, self.path = fmt, path
+        self.console = Console()
+        if not self.console.is_terminal:  # piped: don't squeeze tables into 80 columns
+            self.console = Console(width=max(self.console.width, 180))
+        self.err = Console(stderr=True)
+
+    def show(self, text: str, table: Callable[[], RenderableType]) -> None:
+        if self.path is not None:
+            self.path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+            self.err.print(f"Wrote {self.path}")
+        elif self.fmt == "table":
+            self.console.print(table())
+        else:
+            click.echo(text)
+
+    @contextmanager
+    def progress(self, conn: sqlite3.Connection, window: Window) -> Iterator[Any]:
+        """A progress bar while the ledger is read, for exports to a file."""
+        if self.path is None:
+            yield None
+            return
+        with tables.progress(count_rows(conn, *window), self.path, self.err) as update:
+            yield update
+
+
+def spend(
+    rows: list[dict[str, Any]], by: Sequence[str], project: str | None, window: Window
+) -> RenderableType:
+    since, until, _ = window
+    span = f"{_day(since) or 'start'} to {_day(until) or 'now'}"
+    return tables.spend(rows, by, f"Spend{f' of {project}' if project else ''}, {span}")
+
+
+def _day(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else None
+
+
+def _budget_status(conn: sqlite3.Connection, settings: Settings) -> list[dict[str, Any]]:
+    gate = BudgetGate.from_settings(settings, Pricer(settings.prices))
+    if gate is None:
+        return []
+    gate.load(conn)
+    return gate.status()
+
+
+def capacity(rows: list[dict[str, Any]]) -> RenderableType:
+    return tables.capacity(rows)
+
+
+def deals(
+    conn: sqlite3.Connection, settings: Settings, out: Output, *, budgets: bool, commitments: bool
+) -> None:
+    """``--budgets`` and/or ``--commitments``."""
+    import json
+
+    found: dict[str, Any] = {}
+    if budgets:
+        found["budgets"] = _budget_status(conn, settings)
+    if commitments:
+        found["commitments"] = commitment_status(conn, settings.commitments, datetime.now(UTC))
+    if out.fmt == "table" and out.path is None:
+        if budgets:
+            out.console.print(tables.budgets(found["budgets"]))
+        if commitments:
+            out.console.print(tables.commitments(found["commitments"]))
+        return
+    if out.fmt == "csv":
+        raise click.ClickException("--budgets/--commitments export as json: use --format json")
+    out.show(json.dumps(found, indent=2), lambda: "")
+
+
+def project_budget(conn: sqlite3.Connection, settings: Settings, project: str, out: Output) -> None:
+    """Under ``--project``'s table: that project's budgets, when it has any."""
+    mine = [b for b in _budget_status(conn, settings) if b["project"] == project]
+    if mine:
+        out.console.print(tables.budgets(mine))

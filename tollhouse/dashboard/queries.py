@@ -1,0 +1,199 @@
+"""What the dashboard shows, read from the ledger: plain functions, connection in, JSON out.
+
+Money stays exact (decimal strings) for tables; charts get floats next to them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tollhouse.ledger.report import _window, parse_time, summarize
+
+GROUPS = ("project", "model", "provider")
+TOP = 10
+RECENT_COLUMNS = (
+    "ts, request_id, project, provider, COALESCE(model_served, model_requested) AS model, "
+    "status, stream, incomplete, input_tokens, output_tokens, cost_usd, price_source, "
+    "latency_ms, trust, attempts, error, error_class, tags"
+)
+MAX_RECENT = 500
+
+
+def overview(
+    conn: sqlite3.Connection, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """Totals and the top projects, models and providers of a period."""
+    tops = {g: summarize(conn, [g], since, until) for g in GROUPS}
+    rows = tops["project"]
+    total = sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
+    return {
+        "requests": sum(r["requests"] for r in rows),
+        "cost_usd": format(total, "f"),
+        "input_tokens": sum(r["input_tokens"] for r in rows),
+        "output_tokens": sum(r["output_tokens"] for r in rows),
+        "unpriced_requests": sum(r["unpriced_requests"] for r in rows),
+        "top": {g: [_brief(r, g) for r in found[:TOP]] for g, found in tops.items()},
+    }
+
+
+def _brief(row: dict[str, Any], key: str) -> dict[str, Any]:
+    return {
+        "name": row[key],
+        "requests": row["requests"],
+        "cost_usd": row["cost_usd"],
+        "unpriced_requests": row["unpriced_requests"],
+    }
+
+
+def timeseries(
+    conn: sqlite3.Connection,
+    by: str,
+    since: datetime | None,
+    until: datetime | None,
+    project: str | None = None,
+    bucket: str = "day",
+) -> dict[str, Any]:
+    """Cost per UTC day (or hour) and ``by`` group, buckets without spend filled with 0.
+
+    ``days`` holds the buckets: '2026-12-01', or '2026-12-01T13' by the hour.
+    """
+    rows = summarize(conn, [bucket, by], since, until, project)
+    days = sorted({r[bucket] for r in rows})
+    if days:
+        days = _every(days[0], days[-1], hourly=bucket == "hour")
+    index = {d: i for i, d in enumerate(days)}
+    series: dict[str, list[float]] = {}
+    exact: dict[str, Decimal] = {}
+    for r in rows:
+        values = series.setdefault(r[by], [0.0] * len(days))
+        values[index[r[bucket]]] += float(r["cost_usd"])
+        exact[r[by]] = exact.get(r[by], Decimal(0)) + Decimal(r["cost_usd"])
+    names = sorted(series, key=lambda n: (-exact[n], n))
+    return {
+        "by": by,
+        "bucket": bucket,
+        "days": days,
+        "series": [
+            {"name": n, "cost": series[n], "total_usd": format(exact[n], "f")} for n in names
+        ],
+    }
+
+
+def _every(first: str, last: str, *, hourly: bool) -> list[str]:
+    if not hourly:
+        start, end = date.fromisoformat(first), date.fromisoformat(last)
+        return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+    begin, stop = datetime.fromisoformat(first + ":00"), datetime.fromisoformat(last + ":00")
+    hours = int((stop - begin).total_seconds() // 3600) + 1
+    return [(begin + timedelta(hours=i)).strftime("%Y-%m-%dT%H") for i in range(hours)]
+
+
+def tag_keys(conn: sqlite3.Connection, since: datetime | None, until: datetime | None) -> list[str]:
+    where, params = _window(since, until)
+    keys: set[str] = set()
+    for (tags,) in conn.execute(f"SELECT DISTINCT tags FROM requests WHERE {where}", params):
+        keys.update(json.loads(tags or "{}"))
+    return sorted(keys)
+
+
+def tags(
+    conn: sqlite3.Connection,
+    key: str,
+    since: datetime | None,
+    until: datetime | None,
+    project: str | None = None,
+) -> dict[str, Any]:
+    """Requests and cost per value of tag ``key``, with their shares of the period."""
+    rows = summarize(conn, [f"tag:{key}"], since, until, project)
+    total_cost = sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
+    total_requests = sum(r["requests"] for r in rows)
+    values = [
+        {
+            "value": r[f"tag:{key}"],
+            "requests": r["requests"],
+            "cost_usd": r["cost_usd"],
+            "request_share": r["requests"] / total_requests if total_requests else None,
+            "cost_share": float(Decimal(r["cost_usd"]) / total_cost) if total_cost else None,
+        }
+        for r in rows
+    ]
+    return {"key": key, "keys": tag_keys(conn, since, until), "values": values}
+
+
+def unpriced(
+    conn: sqlite3.Connection, since: datetime | None, until: datetime | None
+) -> list[dict[str, Any]]:
+    """Calls with usage but no price, per provider and model: what to add to [prices]."""
+    where, params = _window(since, until)
+    rows = conn.execute(
+        "SELECT provider, COALESCE(model_served, model_requested) AS model, count(*) AS requests, "
+        "COALESCE(sum(input_tokens), 0) AS input_tokens, "
+        "COALESCE(sum(output_tokens), 0) AS output_tokens, min(ts) AS first, max(ts) AS last "
+        f"FROM requests WHERE price_source = 'unpriced' AND {where} "
+        "GROUP BY 1, 2 ORDER BY requests DESC",
+        params,
+    )
+    return [dict(r) for r in rows]
+
+
+def recent(conn: sqlite3.Connection, filters: dict[str, str], limit: int) -> list[dict[str, Any]]:
+    """The latest requests, newest first, filtered by exact column values and a tag."""
+    where, params = _window(parse_time(filters.get("since")), parse_time(filters.get("until")))
+    clauses = [where]
+    for name, column in (
+        ("project", "project"),
+        ("provider", "provider"),
+        ("model", "COALESCE(model_served, model_requested)"),
+        ("trust", "trust"),
+    ):
+        if filters.get(name):
+            clauses.append(f"{column} = ?")
+            params.append(filters[name])
+    status = filters.get("status")
+    if status == "ok":
+        clauses.append("status < 400")
+    elif status == "error":
+        clauses.append("status >= 400")
+    if filters.get("tag") and "=" in filters["tag"]:
+        name, _, value = filters["tag"].partition("=")
+        clauses.append("json_extract(tags, ?) = ?")
+        params += [f'$."{name.strip().lower()}"', value.strip()]
+    sql = (
+        f"SELECT {RECENT_COLUMNS} FROM requests WHERE {' AND '.join(clauses)} "
+        f"ORDER BY ts DESC, id DESC LIMIT {max(1, min(limit, MAX_RECENT))}"
+    )
+    return [dict(r) for r in conn.execute(sql, params)]
+
+
+def project_report(
+    conn: sqlite3.Connection, name: str, since: datetime | None, until: datetime | None
+) -> dict[str, Any]:
+    """Everything a client report for one project needs."""
+    by_model = summarize(conn, ["model", "provider"], since, until, name)
+    total = sum((Decimal(r["cost_usd"]) for r in by_model), Decimal(0))
+    keys = sorted(
+        {
+            k
+            for (t,) in conn.execute(
+                "SELECT DISTINCT tags FROM requests WHERE project = ?", (name,)
+            )
+            for k in json.loads(t or "{}")
+        }
+    )
+    return {
+        "project": name,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "requests": sum(r["requests"] for r in by_model),
+        "cost_usd": format(total, "f"),
+        "input_tokens": sum(r["input_tokens"] for r in by_model),
+        "output_tokens": sum(r["output_tokens"] for r in by_model),
+        "unpriced_requests": sum(r["unpriced_requests"] for r in by_model),
+        "by_model": by_model,
+        "daily": timeseries(conn, "model", since, until, name),
+        "tags": {k: tags(conn, k, since, until, name)["values"] for k in keys},
+    }
