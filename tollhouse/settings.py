@@ -20,6 +20,7 @@ from typing import Any
 from tollhouse.errors import ConfigError
 
 DEFAULT_PORT = 4141
+DEFAULT_INTERCEPT_PORT = 8090
 PROVIDER_KINDS = ("openai", "anthropic", "gemini", "xai", "openrouter", "openai-compatible")
 
 
@@ -114,6 +115,25 @@ class CapacitySettings:
 
 
 @dataclass(frozen=True)
+class InterceptSettings:
+    host: str = _opt("127.0.0.1", "Address the intercepting proxy binds (tollhouse intercept).")
+    port: int = _opt(DEFAULT_INTERCEPT_PORT, "Port of the intercepting proxy.")
+    ca_dir: str = _opt("", "Where tollhouse's CA lives. Empty: $TOLLHOUSE_HOME/ca.")
+    hosts: dict[str, str] = _opt_factory(
+        dict, 'More LLM hosts to decrypt and meter, host = provider kind ("openai", ...).'
+    )
+    upstream_overrides: dict[str, str] = _opt_factory(
+        dict, 'Connect to a host at another address, host = "127.0.0.1:PORT" (tests, stand-ins).'
+    )
+    upstream_ca_file: str = _opt(
+        "", "Extra CA (PEM) to trust for upstream servers, e.g. a stand-in's test CA."
+    )
+
+    def resolved_ca_dir(self) -> Path:
+        return Path(self.ca_dir).expanduser() if self.ca_dir else tollhouse_home() / "ca"
+
+
+@dataclass(frozen=True)
 class Price:
     """A contracted or local price, USD per million tokens."""
 
@@ -139,6 +159,9 @@ class Settings:
     projects: dict[str, ProjectSettings] = _opt_factory(dict, "Projects and their virtual keys.")
     models: dict[str, ModelAlias] = _opt_factory(dict, "Model aliases with fallback chains.")
     capacity: CapacitySettings = _opt_factory(CapacitySettings, "Queueing, retries, fallback.")
+    intercept: InterceptSettings = _opt_factory(
+        InterceptSettings, "The intercepting HTTPS proxy (tollhouse intercept)."
+    )
     source: str = field(default="(defaults)", compare=False)
 
     def project_for_key(self) -> dict[str, str]:
@@ -191,11 +214,13 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         projects=_table_of(ProjectSettings, data.get("projects", {}), "projects"),
         models=_table_of(ModelAlias, data.get("models", {}), "models"),
         capacity=_build(CapacitySettings, data.get("capacity", {}), "capacity"),
+        intercept=_build(InterceptSettings, data.get("intercept", {}), "intercept"),
         source=source,
     )
     _check_providers(settings.providers)
     _check_keys(settings.projects)
     _check_models(settings)
+    _check_intercept(settings.intercept)
     return settings
 
 
@@ -257,6 +282,10 @@ def _coerce(value: Any, default: Any, type_name: Any, where: str) -> Any:
                 f"{where}: expected a whole number >= 1, got {value!r} (leave it out for no limit)"
             )
         return value
+    if "dict" in kind:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f'{where}: expected a table of strings, e.g. {{"name" = "value"}}')
+        return dict(value)
     if "tuple" in kind:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings")
@@ -305,3 +334,17 @@ def _check_keys(projects: dict[str, ProjectSettings]) -> None:
                     f"projects.{name}.keys: a virtual key is also listed under {owner[key]!r}"
                 )
             owner[key] = name
+
+
+def _check_intercept(intercept: InterceptSettings) -> None:
+    for host, kind in intercept.hosts.items():
+        if kind not in PROVIDER_KINDS:
+            raise ConfigError(
+                f"intercept.hosts.{host}: {kind!r} unknown; use one of {PROVIDER_KINDS}"
+            )
+    for host, target in intercept.upstream_overrides.items():
+        name, _, port = target.rpartition(":")
+        if not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f'intercept.upstream_overrides.{host}: expected "HOST:PORT", got {target!r}'
+            )

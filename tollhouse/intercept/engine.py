@@ -1,0 +1,90 @@
+"""Running the interceptor: mitmproxy embedded as a library, with tollhouse's addon.
+
+>>> asyncio.run(serve_intercept(settings, ready=print))   # until SIGINT/SIGTERM
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tollhouse.attribution.process import ProcessAttributor
+from tollhouse.errors import ConfigError
+from tollhouse.intercept.ca import CAFiles, ensure_ca
+from tollhouse.ledger.writer import LedgerWriter
+from tollhouse.pricing import Pricer
+from tollhouse.settings import Settings
+
+UPSTREAM_ROOTS = "upstream-roots.pem"
+
+
+def mitmproxy_options(settings: Settings, ca: CAFiles, port: int | None) -> dict[str, Any]:
+    """mitmproxy's options for tollhouse: loopback, our CA, upstream certificates verified."""
+    cfg = settings.intercept
+    options: dict[str, Any] = {
+        "listen_host": cfg.host,
+        "listen_port": cfg.port if port is None else port,
+        "confdir": str(ca.directory),
+        "onboarding": False,  # no mitm.it pages: nothing is served by the proxy itself
+        "ssl_insecure": False,
+    }
+    if cfg.upstream_ca_file:
+        options["ssl_verify_upstream_trusted_ca"] = str(_upstream_roots(ca, cfg.upstream_ca_file))
+    return options
+
+
+def _upstream_roots(ca: CAFiles, extra: str) -> Path:
+    # mitmproxy trusts certifi's roots for upstreams, or the one file it is given instead:
+    # give it both, so an extra CA adds to the roots rather than replacing them.
+    import certifi
+
+    path = Path(extra).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"intercept.upstream_ca_file: {path} is not a file")
+    roots = ca.directory / UPSTREAM_ROOTS
+    roots.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + path.read_bytes())
+    return roots
+
+
+async def serve_intercept(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    ledger_path: Path | None = None,
+    ready: Callable[[list[tuple[str, int]]], None] | None = None,
+) -> None:
+    """Run the intercepting proxy until SIGINT or SIGTERM; every row is committed on the way out."""
+    from mitmproxy import options
+    from mitmproxy.tools.dump import DumpMaster
+
+    from tollhouse.intercept.addon import MeterAddon
+
+    ca = ensure_ca(settings.intercept.resolved_ca_dir())
+    writer = LedgerWriter(
+        ledger_path or settings.ledger.resolved_path(),
+        Pricer(settings.prices),
+        batch_size=settings.ledger.batch_size,
+    ).start()
+    process = ProcessAttributor()
+    master = DumpMaster(options.Options(), with_termlog=False, with_dumper=False)
+    addon = MeterAddon(settings.intercept, writer, process, ready=ready)
+    master.addons.add(addon)  # type: ignore[no-untyped-call]
+    master.options.update(**mitmproxy_options(settings, ca, port))  # type: ignore[no-untyped-call]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, master.shutdown)
+    try:
+        await master.run()
+    finally:
+        await addon.settle()
+        process.close()
+        writer.close()
+
+
+def quiet_mitmproxy(verbose: bool) -> None:
+    """mitmproxy logs every connection at INFO; keep that for --verbose."""
+    logging.getLogger("mitmproxy").setLevel(logging.DEBUG if verbose else logging.WARNING)
