@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,16 @@ class Interceptor:
     def run(self, *command: str, **env: str) -> subprocess.CompletedProcess[str]:
         """``tollhouse run -- COMMAND`` against this interceptor."""
         return subprocess.run(
-            [*TOLLHOUSE, "run", "--config", str(self.config), "--port", str(self.port), "--", *command],
+            [
+                *TOLLHOUSE,
+                "run",
+                "--config",
+                str(self.config),
+                "--port",
+                str(self.port),
+                "--",
+                *command,
+            ],
             env=self.env(**env),
             capture_output=True,
             text=True,
@@ -121,38 +130,53 @@ class Interceptor:
             conn.close()
 
 
+InterceptorFactory = Callable[..., Interceptor]
+
+
 @pytest.fixture
-def interceptor(stand_ins: StandIns, tmp_path: Path) -> Iterator[Interceptor]:
-    home = tmp_path / "home"
-    ledger = tmp_path / "ledger.db"
-    sim_port = stand_ins.simulator._server.port
-    overrides = {host: f"127.0.0.1:{sim_port}" for host in PROVIDER_HOSTS}
-    overrides[OTHER_HOST] = f"127.0.0.1:{stand_ins.other.port}"
-    config = tmp_path / "tollhouse.toml"
-    config.write_text(
-        f"[ledger]\npath = {json.dumps(str(ledger))}\n\n"
-        "[intercept]\n"
-        f"upstream_ca_file = {json.dumps(str(stand_ins.provider_ca.path))}\n"
-        "upstream_overrides = {"
-        + ", ".join(f"{json.dumps(h)} = {json.dumps(t)}" for h, t in overrides.items())
-        + "}\n"
-    )
-    env = {**os.environ, "TOLLHOUSE_HOME": str(home)}
-    proc = subprocess.Popen(
-        [*TOLLHOUSE, "intercept", "--config", str(config), "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()  # printed once the proxy listens
-    if "listening on" not in first:
-        proc.kill()
-        pytest.fail(f"tollhouse intercept did not start: {first}{proc.stdout.read()}")
-    port = int(first.split("listening on ", 1)[1].split(";")[0].split(",")[0].rsplit(":", 1)[1])
-    found = Interceptor(home, config, ledger, port, proc, [first])
-    yield found
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait(10)
+def make_interceptor(stand_ins: StandIns, tmp_path: Path) -> Iterator[InterceptorFactory]:
+    """Start `tollhouse intercept` (port 0) with the stand-ins mapped, plus ``extra`` overrides."""
+    started: list[subprocess.Popen[str]] = []
+
+    def make(extra: dict[str, str] | None = None) -> Interceptor:
+        home = tmp_path / "home"
+        ledger = tmp_path / "ledger.db"
+        sim_port = stand_ins.simulator._server.port
+        overrides = {host: f"127.0.0.1:{sim_port}" for host in PROVIDER_HOSTS}
+        overrides[OTHER_HOST] = f"127.0.0.1:{stand_ins.other.port}"
+        overrides.update(extra or {})
+        config = tmp_path / "tollhouse.toml"
+        config.write_text(
+            f"[ledger]\npath = {json.dumps(str(ledger))}\n\n"
+            "[intercept]\n"
+            f"upstream_ca_file = {json.dumps(str(stand_ins.provider_ca.path))}\n"
+            "upstream_overrides = {"
+            + ", ".join(f"{json.dumps(h)} = {json.dumps(t)}" for h, t in overrides.items())
+            + "}\n"
+        )
+        proc = subprocess.Popen(
+            [*TOLLHOUSE, "intercept", "--config", str(config), "--port", "0"],
+            env={**os.environ, "TOLLHOUSE_HOME": str(home)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        started.append(proc)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # printed once the proxy listens
+        if "listening on" not in first:
+            proc.kill()
+            pytest.fail(f"tollhouse intercept did not start: {first}{proc.stdout.read()}")
+        port = int(first.split("listening on ", 1)[1].split(";")[0].rsplit(":", 1)[1])
+        return Interceptor(home, config, ledger, port, proc, [first])
+
+    yield make
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture
+def interceptor(make_interceptor: InterceptorFactory) -> Interceptor:
+    return make_interceptor()
