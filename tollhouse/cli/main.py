@@ -230,7 +230,13 @@ def intercept(path: Path | None, port: int | None, verbose: bool) -> None:
     """
     import asyncio
 
-    from tollhouse.intercept.engine import quiet_mitmproxy, serve_intercept
+    try:
+        from tollhouse.intercept.engine import quiet_mitmproxy, serve_intercept
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the interceptor needs mitmproxy ({exc.name} is missing): run ./scripts/setup, "
+            "or pip install 'tollhouse[intercept]' and then pip install --no-deps mitmproxy==11.0.2"
+        ) from None
 
     settings = _settings(path)
     _logging(verbose)

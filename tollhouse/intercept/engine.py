@@ -12,8 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mitmproxy import options
+from mitmproxy.tools.dump import DumpMaster
+
 from tollhouse.attribution.process import ProcessAttributor
 from tollhouse.errors import ConfigError
+from tollhouse.intercept.addon import MeterAddon
 from tollhouse.intercept.ca import CAFiles, ensure_ca
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.pricing import Pricer
@@ -58,11 +62,6 @@ async def serve_intercept(
     ready: Callable[[list[tuple[str, int]]], None] | None = None,
 ) -> None:
     """Run the intercepting proxy until SIGINT or SIGTERM; every row is committed on the way out."""
-    from mitmproxy import options
-    from mitmproxy.tools.dump import DumpMaster
-
-    from tollhouse.intercept.addon import MeterAddon
-
     ca = ensure_ca(settings.intercept.resolved_ca_dir())
     writer = LedgerWriter(
         ledger_path or settings.ledger.resolved_path(),
