@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.intercept.certs import TestCA
+from tollhouse.intercept.standin import TestCA
 from tollhouse.simulator import Simulator, SimulatorSettings
 from tollhouse.testing import BackgroundServer
 

@@ -76,12 +76,21 @@ async def serve_intercept(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
+    loop.set_exception_handler(_quiet_cancellation)
     try:
         await master.run()
     finally:
         await addon.settle()
         process.close()
         writer.close()
+
+
+def _quiet_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Shutting down with clients connected cancels their handlers; on Python 3.11 asyncio's
+    # stream callback then logs each CancelledError as an error with a traceback.
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 def quiet_mitmproxy(verbose: bool) -> None:

@@ -1,4 +1,13 @@
-"""Test certificate authorities and server certificates, made with ``cryptography``."""
+"""TLS stand-ins for provider hosts: a throwaway CA and server certificates.
+
+For tests and benchmarks that must never reach a real provider: serve the
+simulator over HTTPS as ``api.openai.com`` and point the interceptor's
+``upstream_overrides`` and ``upstream_ca_file`` at it.
+
+>>> ca = TestCA.create(tmp, "provider-test-ca")
+>>> ctx, der = ca.server_context(tmp, ["api.openai.com"])
+>>> Simulator(ssl_context=ctx)   # an HTTPS api.openai.com on loopback
+"""
 
 from __future__ import annotations
 
@@ -13,11 +22,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-NOW = datetime.datetime.now(datetime.UTC)
-
 
 @dataclass
 class TestCA:
+    """A CA for stand-in servers, never for anything real; its key stays in memory."""
+
+    __test__ = False  # not a pytest test class
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
     path: Path  # the CA certificate, PEM
@@ -69,15 +79,18 @@ class TestCA:
         return ctx, cert.public_bytes(serialization.Encoding.DER)
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: object) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer)
-        .public_key(public_key)  # type: ignore[arg-type]
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - datetime.timedelta(days=1))
-        .not_valid_after(NOW + datetime.timedelta(days=30))
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
     )
 
 
