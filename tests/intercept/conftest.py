@@ -27,7 +27,7 @@ from tollhouse.intercept.standin import TestCA
 from tollhouse.simulator import Simulator, SimulatorSettings
 from tollhouse.testing import BackgroundServer
 
-PROVIDER_HOSTS = ["api.openai.com", "api.anthropic.com"]
+PROVIDER_HOSTS = ["api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com"]
 OTHER_HOST = "files.example.test"
 OTHER_BODY = b"not an LLM: tunneled untouched\n"
 TOLLHOUSE = [sys.executable, "-m", "tollhouse"]

@@ -251,3 +251,14 @@ def test_streams_pass_through_as_they_arrive(
     )
     assert (row["input_tokens"], row["output_tokens"]) == (3, 2)
     assert Decimal(row["cost_usd"]) == Decimal(123456) / Decimal(10**10)  # xAI's own reported cost
+
+
+def test_gemini_sdk_streaming_and_not(interceptor: Interceptor, stand_ins: StandIns) -> None:
+    seen = calls(interceptor.run(PYTHON, str(CLIENTS / "gemini_calls.py")))
+    rows = by_upstream_id(interceptor.rows())
+    assert len(rows) == 2
+    check_row(rows[seen["generate"]["id"]], stand_ins, dialect="gemini", stream=False)
+    assert rows[seen["generate"]["id"]]["output_tokens"] == seen["generate"]["output"]
+    check_row(rows[seen["generate-stream"]["id"]], stand_ins, dialect="gemini", stream=True)
+    assert {r["provider"] for r in rows.values()} == {"gemini"}
+    assert {r["model_requested"] for r in rows.values()} == {"gemini-2.5-flash"}

@@ -37,6 +37,7 @@ from tollhouse.attribution.chain import (
 from tollhouse.attribution.process import ProcessAttribution, ProcessAttributor
 from tollhouse.ids import RequestIds
 from tollhouse.intercept.calls import InterceptedCall, ask_for_usage, classify, dialect_of
+from tollhouse.intercept.envelope import unwrap_body
 from tollhouse.intercept.hosts import HostTable
 from tollhouse.intercept.tap import ResponseTap
 from tollhouse.ledger.entry import LedgerEntry
@@ -171,14 +172,20 @@ class MeterAddon:
             flow.response.stream = True  # unmetered: pass through as it arrives
             return
         headers = flow.response.headers
-        streaming = "text/event-stream" in headers.get("content-type", "")
+        # SSE, or Gemini's other stream form: a JSON array sent piece by piece.
+        streaming = "text/event-stream" in headers.get("content-type", "") or (
+            m.call.stream and m.call.dialect == "gemini"
+        )
         encoded = headers.get("content-encoding", "identity").lower() != "identity"
         if encoded and not streaming:
             return  # compressed despite identity: let mitmproxy decode it, meter it whole
         # Hiding the asked-for usage chunk changes the length: only where no length is sent.
         hide = m.asked_usage and "content-length" not in headers
         m.tap = ResponseTap(
-            m.call.dialect, streaming=streaming and not encoded, hide_usage_chunk=hide
+            m.call.dialect,
+            streaming=streaming and not encoded,
+            hide_usage_chunk=hide,
+            envelope=m.call.envelope,
         )
         flow.response.stream = self._relay(m)
 
@@ -220,7 +227,10 @@ class MeterAddon:
         if m.tap is not None:
             return m.tap.result()
         if flow.response is not None and flow.response.content is not None:
-            return meter_body(m.call.dialect, flow.response.content)  # the decoded body
+            body = flow.response.content  # decoded by mitmproxy
+            if m.call.envelope is not None:
+                body = unwrap_body(body, m.call.envelope)
+            return meter_body(m.call.dialect, body)
         return None
 
     async def _submit(

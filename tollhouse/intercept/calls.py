@@ -30,6 +30,9 @@ SUFFIXES = (
     (":generateContent", "gemini"),
     (":streamGenerateContent", "gemini"),
 )
+# Gemini Code Assist (cloudcode-pa): /v1internal:generateContent, answers in {"response": ...}.
+CODE_ASSIST_PATH = "/v1internal:"
+CODE_ASSIST_ENVELOPE = "response"
 
 
 @dataclass(slots=True)
@@ -40,6 +43,7 @@ class InterceptedCall:
     model: str | None
     stream: bool
     payload: dict[str, Any] | None  # the parsed JSON body, when it was one
+    envelope: str | None = None  # the key each answer is wrapped in (Gemini Code Assist)
 
 
 def dialect_of(path: str) -> str | None:
@@ -60,12 +64,15 @@ def classify(method: str, path: str, body: bytes) -> InterceptedCall | None:
         return None
     payload = _json_object(body)
     model = payload.get("model") if payload else None
+    envelope = None
     if dialect == "gemini":
         model = _gemini_model(path) or model
         stream = ":streamGenerateContent" in path
+        envelope = CODE_ASSIST_ENVELOPE if CODE_ASSIST_PATH in path else None
     else:
         stream = payload is not None and payload.get("stream") is True
-    return InterceptedCall(dialect, model if isinstance(model, str) else None, stream, payload)
+    named = model if isinstance(model, str) else None
+    return InterceptedCall(dialect, named, stream, payload, envelope)
 
 
 def ask_for_usage(call: InterceptedCall) -> bytes | None:

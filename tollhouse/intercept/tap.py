@@ -13,6 +13,7 @@ dialect's body meter at the end. Sans-io: bytes in, bytes out.
 
 from __future__ import annotations
 
+from tollhouse.intercept.envelope import UnwrappingMeter, unwrap_body
 from tollhouse.metering.base import StreamMeter
 from tollhouse.metering.registry import meter_body, stream_meter
 from tollhouse.metering.usage import Metered
@@ -24,17 +25,25 @@ MAX_BODY_COPY = 32 * 1024 * 1024
 class ResponseTap:
     """The meter on one response; :meth:`feed` returns what to forward now."""
 
-    def __init__(self, dialect: str, *, streaming: bool, hide_usage_chunk: bool = False) -> None:
+    def __init__(
+        self,
+        dialect: str,
+        *,
+        streaming: bool,
+        hide_usage_chunk: bool = False,
+        envelope: str | None = None,
+    ) -> None:
         self.dialect = dialect
         self.streaming = streaming
-        self.first_byte = False
-        self._meter: StreamMeter | None = (
-            stream_meter(dialect, hide_usage_chunk=hide_usage_chunk) if streaming else None
-        )
+        self.envelope = envelope
+        self._meter: StreamMeter | None = None
+        if streaming:
+            self._meter = stream_meter(dialect, hide_usage_chunk=hide_usage_chunk)
+            if envelope is not None:
+                self._meter = UnwrappingMeter(self._meter, envelope)
         self._copy: bytearray | None = None if streaming else bytearray()
 
     def feed(self, chunk: bytes) -> bytes:
-        self.first_byte = self.first_byte or bool(chunk)
         if self._meter is not None:
             return self._meter.feed(chunk)
         if self._copy is not None:
@@ -52,4 +61,7 @@ class ResponseTap:
             return self._meter.result()
         if self._copy is None:
             return Metered(error="body too large to meter")
-        return meter_body(self.dialect, bytes(self._copy))
+        body = bytes(self._copy)
+        if self.envelope is not None:
+            body = unwrap_body(body, self.envelope)
+        return meter_body(self.dialect, body)
