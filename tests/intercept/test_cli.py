@@ -75,3 +75,13 @@ def test_run_an_unknown_command(home: Path) -> None:
         )
     assert result.returncode != 0
     assert "no-such-command-here: command not found" in result.stderr
+
+
+def test_intercept_on_a_taken_port_says_so(home: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, ["intercept", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{port} is already in use" in result.output and "--port" in result.output

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from click.testing import CliRunner
 from cryptography import x509
 
 from tests.conftest import assert_matches_bill, bill_for
@@ -32,6 +33,7 @@ from tests.intercept.conftest import (
     InterceptorFactory,
     StandIns,
 )
+from tollhouse.cli.main import cli
 from tollhouse.intercept.ca import CA_NAME
 from tollhouse.testing import BackgroundServer
 
@@ -102,6 +104,12 @@ def test_anthropic_sdk_streaming_and_not(interceptor: Interceptor, stand_ins: St
             "acme",
             "process:env",
         )
+    report = CliRunner().invoke(
+        cli,
+        ["report", "--by", "project,trust", "--ledger", str(interceptor.ledger), "--format", "csv"],
+    )
+    assert report.exit_code == 0, report.output
+    assert "acme,direct,2," in report.output  # the report tells intercepted calls apart
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

@@ -142,7 +142,7 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
     "--by",
     default="project,model,day",
     show_default=True,
-    help="Group by any of project, model, provider, day, dialect, tag:NAME.",
+    help="Group by any of project, model, provider, day, dialect, attribution, trust, tag:NAME.",
 )
 @click.option("--since", help="Start: 2026-11-01, an ISO time, or 7d / 12h / 30m ago.")
 @click.option("--until", help="End (exclusive), same forms as --since.")

@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from mitmproxy import options
 from mitmproxy.tools.dump import DumpMaster
 
 from tollhouse.attribution.process import ProcessAttributor
-from tollhouse.errors import ConfigError
+from tollhouse.errors import ConfigError, TollhouseError
 from tollhouse.intercept.addon import MeterAddon
 from tollhouse.intercept.ca import CAFiles, ensure_ca
 from tollhouse.ledger.writer import LedgerWriter
@@ -24,6 +26,27 @@ from tollhouse.pricing import Pricer
 from tollhouse.settings import Settings
 
 UPSTREAM_ROOTS = "upstream-roots.pem"
+
+
+class PortInUse(TollhouseError):
+    """Something already listens where the interceptor should."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Say which port is taken and how to pick another (mitmproxy's own advice is for its CLI)."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(
+                f"{host}:{port} is already in use (is `tollhouse intercept` running already?); "
+                "pass --port or set [intercept] port"
+            ) from None
 
 
 def mitmproxy_options(settings: Settings, ca: CAFiles, port: int | None) -> dict[str, Any]:
@@ -62,6 +85,7 @@ async def serve_intercept(
     ready: Callable[[list[tuple[str, int]]], None] | None = None,
 ) -> None:
     """Run the intercepting proxy until SIGINT or SIGTERM; every row is committed on the way out."""
+    check_port_free(settings.intercept.host, settings.intercept.port if port is None else port)
     ca = ensure_ca(settings.intercept.resolved_ca_dir())
     writer = LedgerWriter(
         ledger_path or settings.ledger.resolved_path(),

@@ -29,6 +29,7 @@ GROUP_COLUMNS = {
     "day": "substr(ts, 1, 10)",
     "dialect": "dialect",
     "attribution": "attribution",
+    "trust": "trust",  # full | degraded (through the gateway) | direct (intercepted)
 }
 TOKEN_FIELDS = (
     "input_tokens",
