@@ -15,6 +15,7 @@ import socket
 import ssl
 import sys
 import threading
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -270,3 +271,17 @@ def test_gemini_sdk_streaming_and_not(interceptor: Interceptor, stand_ins: Stand
     check_row(rows[seen["generate-stream"]["id"]], stand_ins, dialect="gemini", stream=True)
     assert {r["provider"] for r in rows.values()} == {"gemini"}
     assert {r["model_requested"] for r in rows.values()} == {"gemini-2.5-flash"}
+
+
+def test_an_abandoned_stream_still_gets_its_row(
+    make_interceptor: InterceptorFactory, held_xai: tuple[BackgroundServer, str, list[str]]
+) -> None:
+    server, release_url, _ = held_xai
+    proxy = make_interceptor({"api.x.ai": f"127.0.0.1:{server.port}"})
+    result = proxy.run(PYTHON, str(CLIENTS / "abandon_stream.py"))
+    assert result.returncode == 0, result.stderr
+    urllib.request.urlopen(release_url, timeout=10).read()  # let the stand-in finish
+    [row] = proxy.rows()
+    assert (row["provider"], row["stream"], row["incomplete"], row["status"]) == ("xai", 1, 1, 200)
+    assert row["upstream_id"] == json.loads(result.stdout)["id"] == "held-1"
+    assert row["error"]

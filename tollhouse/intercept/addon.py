@@ -51,6 +51,7 @@ from tollhouse.tasks import spawn
 
 log = logging.getLogger("tollhouse.intercept")
 
+CLIENT_CLOSED = 499
 DIRECT = "direct"  # the ledger's trust column: tollhouse watched, the client chose the upstream
 Pending = Attribution | asyncio.Future[ProcessAttribution | None]
 
@@ -256,7 +257,7 @@ class MeterAddon:
         call = m.call
         assert call is not None
         provider = self._provider(m.kind, m.host)
-        status = flow.response.status_code if flow.response is not None else 0
+        status = flow.response.status_code if flow.response is not None else _no_response(error)
         streaming = m.tap.streaming if m.tap is not None else call.stream
         usage = metered.usage if metered else None
         complete = bool(metered and metered.complete)
@@ -298,6 +299,12 @@ class MeterAddon:
         while self._recording:
             await asyncio.gather(*self._recording, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self.writer.flush)
+
+
+def _no_response(error: str | None) -> int:
+    # What the client saw: nothing (it left: nginx's 499, as the gateway records it), or
+    # mitmproxy's 502 when the provider could not be reached.
+    return CLIENT_CLOSED if error and "client" in error.lower() else 502
 
 
 def _address(target: str) -> tuple[str, int]:

@@ -148,9 +148,15 @@ Its private key never leaves this machine; delete the directory to revoke it."""
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    # Create with the final mode (no window where the key is readable), then enforce it
-    # in case the file existed with looser permissions.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(path, mode)
+    # A fresh file created with its final mode (no moment where the key is readable),
+    # renamed into place: a tool starting meanwhile never reads half a bundle.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, mode)  # in case the umask took bits away
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
