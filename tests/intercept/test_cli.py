@@ -62,6 +62,7 @@ def test_run_with_the_proxy_down_fails_clearly_and_starts_nothing(
 
 
 def test_run_an_unknown_command(home: Path) -> None:
+    CliRunner().invoke(cli, ["init"])  # the CA a running interceptor would have made
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
@@ -85,3 +86,13 @@ def test_intercept_on_a_taken_port_says_so(home: Path) -> None:
         result = CliRunner().invoke(cli, ["intercept", "--port", str(port)])
     assert result.exit_code == 1
     assert f"127.0.0.1:{port} is already in use" in result.output and "--port" in result.output
+
+
+def test_run_without_the_proxys_ca_says_the_configs_differ(home: Path) -> None:
+    with socket.socket() as listener:  # something listens, but no CA was made in this home
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        result = CliRunner().invoke(
+            cli, ["run", "--port", str(listener.getsockname()[1]), "--", "true"]
+        )
+    assert result.exit_code == 1 and "no tollhouse CA in" in result.output

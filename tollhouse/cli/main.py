@@ -270,13 +270,19 @@ def run(path: Path | None, port: int | None, command: tuple[str, ...]) -> None:
       tollhouse run -- claude -p "summarise README.md"
       tollhouse run -- python my_script.py
     """
-    from tollhouse.intercept.ca import ensure_ca, write_bundle
+    from tollhouse.intercept.ca import CAFiles, write_bundle
     from tollhouse.intercept.launch import check_listening, proxy_environment
 
     cfg = _settings(path).intercept
     port = cfg.port if port is None else port
     check_listening(cfg.host, port)
-    bundle = write_bundle(ensure_ca(cfg.resolved_ca_dir()))
+    ca = CAFiles(cfg.resolved_ca_dir(), created=False)
+    if not ca.cert.exists():  # the running proxy made its CA elsewhere: a different config
+        raise click.ClickException(
+            f"no tollhouse CA in {ca.directory}: run `tollhouse intercept` and "
+            "`tollhouse run` with the same --config (and TOLLHOUSE_HOME)"
+        )
+    bundle = write_bundle(ca)
     env = proxy_environment(os.environ, cfg.host, port, bundle)
     try:
         os.execvpe(command[0], list(command), env)

@@ -70,6 +70,7 @@ class Metering:
     who: Pending | None = None
     tags: dict[str, str] = field(default_factory=dict)
     asked_usage: bool = False  # we added stream_options.include_usage: hide that chunk
+    unmetered: str | None = None  # why the response could not be metered
     recorded: bool = False
 
 
@@ -177,16 +178,16 @@ class MeterAddon:
         streaming = "text/event-stream" in headers.get("content-type", "") or (
             m.call.stream and m.call.dialect == "gemini"
         )
-        encoded = headers.get("content-encoding", "identity").lower() != "identity"
-        if encoded and not streaming:
-            return  # compressed despite identity: let mitmproxy decode it, meter it whole
+        encoding = headers.get("content-encoding", "identity").lower()
+        if encoding != "identity":
+            if streaming:  # compressed although we asked for identity: pass it on, say so
+                m.unmetered = f"stream sent with content-encoding {encoding}: not metered"
+                flow.response.stream = True
+            return  # a compressed body: let mitmproxy decode it, meter it whole
         # Hiding the asked-for usage chunk changes the length: only where no length is sent.
         hide = m.asked_usage and "content-length" not in headers
         m.tap = ResponseTap(
-            m.call.dialect,
-            streaming=streaming and not encoded,
-            hide_usage_chunk=hide,
-            envelope=m.call.envelope,
+            m.call.dialect, streaming=streaming, hide_usage_chunk=hide, envelope=m.call.envelope
         )
         flow.response.stream = self._relay(m)
 
@@ -225,6 +226,8 @@ class MeterAddon:
 
     def _metered(self, flow: http.HTTPFlow, m: Metering) -> Metered | None:
         assert m.call is not None
+        if m.unmetered is not None:
+            return Metered(error=m.unmetered)
         if m.tap is not None:
             return m.tap.result()
         if flow.response is not None and flow.response.content is not None:
