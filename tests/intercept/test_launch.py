@@ -22,7 +22,7 @@ def test_environment_points_every_runtime_at_the_proxy_and_bundle() -> None:
         "CURL_CA_BUNDLE",
     }
     assert all(env[name] == "/b.pem" for name in CA_VARIABLES)
-    assert env["PATH"] == "/bin"
+    assert env["PATH"] == "/bin" and env["NODE_USE_ENV_PROXY"] == "1"
 
 
 def test_ipv6_proxy_host_is_bracketed() -> None:

@@ -40,6 +40,7 @@ def proxy_environment(
     for name in PROXY_VARIABLES:
         env[name] = url
     env["NO_PROXY"] = env["no_proxy"] = NO_PROXY
+    env["NODE_USE_ENV_PROXY"] = "1"  # Node's own fetch/https honour HTTPS_PROXY only with this
     for name in CA_VARIABLES:
         env[name] = str(bundle)
     return env
