@@ -141,7 +141,7 @@ def make_interceptor(stand_ins: StandIns, tmp_path: Path) -> Iterator[Intercepto
     def make(extra: dict[str, str] | None = None) -> Interceptor:
         home = tmp_path / "home"
         ledger = tmp_path / "ledger.db"
-        sim_port = stand_ins.simulator._server.port
+        sim_port = int(stand_ins.simulator.url.rsplit(":", 1)[1])
         overrides = {host: f"127.0.0.1:{sim_port}" for host in PROVIDER_HOSTS}
         overrides[OTHER_HOST] = f"127.0.0.1:{stand_ins.other.port}"
         overrides.update(extra or {})

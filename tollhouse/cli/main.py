@@ -58,6 +58,7 @@ def cli() -> None:
     Point SDKs:    OPENAI_BASE_URL=http://127.0.0.1:4141/v1
                    ANTHROPIC_BASE_URL=http://127.0.0.1:4141
     See spend:     tollhouse report --by project,model
+    Direct calls:  tollhouse intercept, then tollhouse run -- CMD
     Try it:        tollhouse demo
     """
 
