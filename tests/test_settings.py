@@ -86,3 +86,15 @@ def test_limits_are_validated_before_serving(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="burst"):
         create_app(bad, ledger_path=tmp_path / "l.db")
+
+
+def test_trust_settings_are_validated() -> None:
+    good = parse_settings({"trust": {"cache_models": ["gpt-4o-mini"], "divergence_sample": 0.25}})
+    assert good.trust.cache_models == ("gpt-4o-mini",) and good.trust.divergence_sample == 0.25
+    assert parse_settings({}).trust.idempotency_retention_s == 86_400
+    with pytest.raises(ConfigError, match=r"trust\.keep_requests: use one of degraded, all, none"):
+        parse_settings({"trust": {"keep_requests": "some"}})
+    with pytest.raises(ConfigError, match=r"trust\.divergence_sample: expected a number from 0"):
+        parse_settings({"trust": {"divergence_sample": 2}})
+    with pytest.raises(ConfigError, match=r"trust\.cache: unknown key"):
+        parse_settings({"trust": {"cache": True}})

@@ -27,6 +27,8 @@ from tollhouse.proxy import REQUEST_ID_HEADER, Gateway, error_response
 from tollhouse.routing import Router
 from tollhouse.settings import LimitSettings, Settings
 from tollhouse.tasks import cancel_all
+from tollhouse.trust import http as trust_http
+from tollhouse.trust.service import build_trust
 from tollhouse.upstream import Upstreams
 
 log = logging.getLogger("tollhouse")
@@ -51,6 +53,8 @@ def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Ap
     app[WRITER] = writer
     capacity = app[CAPACITY] = build_capacity(settings)  # config errors surface here, at once
     allowed = _allowed_hosts(settings)
+    trust = app[trust_http.TRUST] = build_trust(settings.trust, writer)
+    app[trust_http.LEDGER_PATH] = writer.path
 
     async def startup(app: web.Application) -> None:
         writer.start()
@@ -75,7 +79,7 @@ def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Ap
             gone_for=cap.model_gone_cooldown_s,
             is_virtual_key=attributor.is_virtual_key,
         )
-        app[GATEWAY] = Gateway(
+        gateway = app[GATEWAY] = Gateway(
             router,
             attributor,
             writer,
@@ -83,7 +87,10 @@ def create_app(settings: Settings, *, ledger_path: Path | None = None) -> web.Ap
             dispatcher,
             max_body=max_body,
             deadline_ms=cap.deadline_ms,
+            trust=trust,
         )
+        app[trust_http.ATTRIBUTOR] = attributor
+        trust.start(router, dispatcher, gateway.ids, cap.deadline_ms / 1000)
 
     async def cleanup(app: web.Application) -> None:
         gateway = app[GATEWAY]
@@ -141,6 +148,10 @@ def _add_routes(app: web.Application, allowed: frozenset[str]) -> None:
     app.router.add_post("/v1/messages/count_tokens", _passthrough(DIALECTS["anthropic"], allowed))
     app.router.add_get("/tollhouse/health", _health(allowed))
     app.router.add_get("/tollhouse/v1/capacity", _capacity(allowed))
+    trust_http.add_routes(app, lambda r: None if _host_ok(r, allowed) else _bad_host(_OPENAI, r))
+
+
+_OPENAI = DIALECTS["openai-chat"]
 
 
 def _host_ok(request: web.Request, allowed: frozenset[str]) -> bool:

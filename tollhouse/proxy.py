@@ -56,6 +56,8 @@ class Exchange:
     attribution: Any = None  # Attribution, or a pending process lookup
     tags: dict[str, str] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
+    watch: Any = None  # tollhouse.trust.service.Watch: a labelled or cached request
+    capture: list[bytes] | None = None  # the answer as relayed, when trust needs it
 
     def provenance(self) -> dict[str, str]:
         headers = {REQUEST_ID_HEADER: self.request_id}
@@ -80,6 +82,7 @@ class Gateway:
         *,
         max_body: int,
         deadline_ms: int,
+        trust: Any = None,
     ) -> None:
         self.router = router
         self.attributor = attributor
@@ -88,6 +91,7 @@ class Gateway:
         self.dispatcher = dispatcher
         self.max_body = max_body
         self.deadline_ms = deadline_ms
+        self.trust = trust  # tollhouse.trust.service.TrustService
         self.ids = RequestIds()
         self._active = 0
         self._idle = asyncio.Event()
@@ -104,6 +108,8 @@ class Gateway:
         await asyncio.sleep(0)  # let the last request's deferred record run
         while self._recording:
             await asyncio.gather(*self._recording, return_exceptions=True)
+        if self.trust is not None:
+            await self.trust.settle()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.flush)
 
     async def handle(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
@@ -129,9 +135,18 @@ class Gateway:
     async def _serve(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
         out = await self._outgoing(request, ex)
         candidates = self.router.candidates(out.call.model, ex.dialect.name)
+        trust = self.trust
+        if trust is not None:
+            ex.watch = trust.watch(request.headers, out, request.match_info)
+            if ex.watch is not None and ex.watch.cache_key is not None:
+                hit: web.StreamResponse | None = await trust.lookup(ex.watch, ex, candidates[0])
+                if hit is not None:
+                    return hit
         d = Dispatch(out, ex.attempts)
         answer = await self.dispatcher.dispatch(d, candidates, self.router.is_alias(out.call.model))
         ex.route, ex.primary = answer.route, answer.primary
+        if trust is not None and (ex.watch is not None or not answer.primary):
+            trust.observe(ex, out, request.match_info)
         async with answer.response:
             ex.status = answer.response.status
             try:
@@ -223,6 +238,8 @@ class Gateway:
             return error_response(dialect, err, {REQUEST_ID_HEADER: request_id})
 
     def _record(self, ex: Exchange) -> None:
+        if ex.watch is not None:
+            self.trust.finished(ex)
         pending = ex.attribution
         if pending is None or isinstance(pending, Attribution) or pending.done():
             self.writer.submit(self._entry(ex, _settled(pending)))

@@ -34,6 +34,7 @@ class Relayed(Protocol):
     incomplete: bool
     error: str | None
     started: float
+    capture: list[bytes] | None  # what the client got, when the trust service keeps it
 
 
 async def relay_body(
@@ -59,6 +60,8 @@ async def relay_body(
         if translated:
             data = error_translate(dialect.name, route.dialect, upstream.status, data)
     out = _headers(upstream.headers, headers, translated, "application/json")
+    if ex.capture is not None:
+        ex.capture.append(data)
     return web.Response(body=data, status=upstream.status, headers=out)
 
 
@@ -110,6 +113,8 @@ async def relay_stream(
             if translator is not None:
                 out = translator.feed(out)
             if out:
+                if ex.capture is not None:
+                    ex.capture.append(out)
                 await response.write(out)
                 if ex.ttfb is None:
                     ex.ttfb = time.perf_counter() - ex.started
@@ -117,6 +122,8 @@ async def relay_stream(
         if translator is not None:
             tail = translator.feed(tail) + translator.finish()
         if tail:
+            if ex.capture is not None:
+                ex.capture.append(tail)
             await response.write(tail)
         await response.write_eof()
     except (ConnectionError, aiohttp.ClientError, TimeoutError, asyncio.CancelledError) as exc:

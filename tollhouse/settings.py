@@ -114,6 +114,38 @@ class CapacitySettings:
     max_queue: int = _opt(1000, "Requests that may wait for capacity per upstream (then 429).")
 
 
+KEEP_REQUESTS = ("degraded", "all", "none")
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    keep_requests: str = _opt(
+        "degraded",
+        "Which labelled steps keep their request (in memory only) for verify: "
+        "degraded (steps answered by a fallback or the cache), all, or none.",
+    )
+    task_retention_s: float = _opt(86_400.0, "How long a task's trajectory is remembered.")
+    idempotency_retention_s: float = _opt(
+        86_400.0, "How long an Idempotency-Key (and its recorded outcome) is remembered."
+    )
+    cache_models: tuple[str, ...] = _opt(
+        (),
+        "Models (as clients name them; '*' for all) whose temperature-0 requests are cached. "
+        "A request opts in on its own with X-Tollhouse-Cache: use.",
+    )
+    cache_ttl_s: float = _opt(3_600.0, "How long a cached answer may be served.")
+    cache_max_entries: int = _opt(10_000, "Cached answers kept at most (least recently used go).")
+    verify_min_similarity: float = _opt(
+        0.5, "verify accepts a step when the primary's answer is at least this similar (chrF, 0-1)."
+    )
+    divergence_sample: float = _opt(
+        0.1, "Share of fallback-answered requests replayed on the primary to measure divergence."
+    )
+    divergence_max_wait_s: float = _opt(
+        600.0, "How long a sampled replay waits for the primary to be healthy before it is dropped."
+    )
+
+
 @dataclass(frozen=True)
 class InterceptSettings:
     host: str = _opt("127.0.0.1", "Address the intercepting proxy binds (tollhouse intercept).")
@@ -159,6 +191,7 @@ class Settings:
     projects: dict[str, ProjectSettings] = _opt_factory(dict, "Projects and their virtual keys.")
     models: dict[str, ModelAlias] = _opt_factory(dict, "Model aliases with fallback chains.")
     capacity: CapacitySettings = _opt_factory(CapacitySettings, "Queueing, retries, fallback.")
+    trust: TrustSettings = _opt_factory(TrustSettings, "Trajectories, the gate, cache, divergence.")
     intercept: InterceptSettings = _opt_factory(
         InterceptSettings, "The intercepting HTTPS proxy (tollhouse intercept)."
     )
@@ -214,9 +247,11 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         projects=_table_of(ProjectSettings, data.get("projects", {}), "projects"),
         models=_table_of(ModelAlias, data.get("models", {}), "models"),
         capacity=_build(CapacitySettings, data.get("capacity", {}), "capacity"),
+        trust=_build(TrustSettings, data.get("trust", {}), "trust"),
         intercept=_build(InterceptSettings, data.get("intercept", {}), "intercept"),
         source=source,
     )
+    _check_trust(settings.trust)
     _check_providers(settings.providers)
     _check_keys(settings.projects)
     _check_models(settings)
@@ -239,6 +274,16 @@ def _check_models(settings: Settings) -> None:
             raise ConfigError(f"models.{alias}.chain: list at least one model, primary first")
         if "/" in alias and alias.split("/", 1)[0] in names:
             raise ConfigError(f"models.{alias}: an alias may not look like a provider/model name")
+
+
+def _check_trust(t: TrustSettings) -> None:
+    if t.keep_requests not in KEEP_REQUESTS:
+        raise ConfigError(f"trust.keep_requests: use one of {', '.join(KEEP_REQUESTS)}")
+    for name in ("verify_min_similarity", "divergence_sample"):
+        if not 0.0 <= getattr(t, name) <= 1.0:
+            raise ConfigError(f"trust.{name}: expected a number from 0 to 1")
+    if t.cache_max_entries < 0:
+        raise ConfigError("trust.cache_max_entries: expected 0 (no cache) or more")
 
 
 def _list_of_tables(value: Any, key: str) -> list[dict[str, Any]]:

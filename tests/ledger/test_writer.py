@@ -78,3 +78,28 @@ def test_costs_are_exact_decimal_text(tmp_path: Path) -> None:
     cost = sqlite3.connect(tmp_path / "l.db").execute("SELECT cost_usd FROM requests").fetchone()[0]
     assert cost == "0.000000525"  # never 5.25E-7, never a float
     writer.close()
+
+
+def test_statements_commit_together_and_report_back(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "ledger.db"
+    writer = LedgerWriter(path, Pricer({})).start()
+    results: list[bool] = []
+    done = threading.Event()
+
+    def report(ok: bool) -> None:
+        results.append(ok)
+        if len(results) == 2:
+            done.set()
+
+    insert = "INSERT INTO trust_cache_lookups (ts, request_id, outcome) VALUES (?, ?, ?)"
+    writer.execute([(insert, ("t", "r1", "hit")), (insert, ("t", "r2", "miss"))], report)
+    writer.flush()
+    writer.execute([(insert, ("t", "r3", "hit")), ("INSERT INTO nowhere VALUES (1)", ())], report)
+    assert done.wait(10)
+    writer.close()
+    assert results == [True, False]
+    conn = sqlite3.connect(path)
+    ids = [r[0] for r in conn.execute("SELECT request_id FROM trust_cache_lookups ORDER BY id")]
+    assert ids == ["r1", "r2"]  # the failed group left nothing behind

@@ -160,6 +160,9 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
 @click.option(
     "--capacity", is_flag=True, help="Upstream attempts: error classes, skips, queue wait, 429s."
 )
+@click.option(
+    "--trust", is_flag=True, help="Degraded tasks, held actions, cache validity, divergence."
+)
 @friendly
 def report(
     by: str,
@@ -170,6 +173,7 @@ def report(
     ledger: Path | None,
     path: Path | None,
     capacity: bool,
+    trust: bool,
 ) -> None:
     """Show spend from the ledger.
 
@@ -179,6 +183,7 @@ def report(
       tollhouse report --by project,tag:purpose --since 30d
       tollhouse report --by model --format json
       tollhouse report --capacity --since 1h
+      tollhouse report --trust --since 7d
     """
     from tollhouse.ledger.report import (
         capacity_summary,
@@ -197,12 +202,77 @@ def report(
         )
     keys = parse_by(by)
     with connect(ledger, readonly=True) as conn:
+        if trust:
+            click.echo(_trust_report(conn, parse_time(since), parse_time(until), project, fmt))
+            return
         if capacity:
             found = capacity_summary(conn, parse_time(since), parse_time(until))
             click.echo(render_capacity(found, fmt))
             return
         rows = summarize(conn, keys, parse_time(since), parse_time(until), project)
     click.echo(render(rows, keys, fmt))
+
+
+def _trust_report(conn: Any, since: Any, until: Any, project: str | None, fmt: str) -> str:
+    import json
+
+    from tollhouse.trust.metrics import render_metrics, trust_metrics
+
+    found = trust_metrics(conn, since=since, until=until, project=project)
+    return json.dumps(found, indent=2) if fmt == "json" else render_metrics(found)
+
+
+@cli.command()
+@click.argument("task")
+@click.argument("step")
+@click.option("--by", default=lambda: os.environ.get("USER") or "cli", help="Who approves.")
+@click.option(
+    "--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The gateway."
+)
+@friendly
+def approve(task: str, step: str, by: str, url: str) -> None:
+    """Approve a step of an agent's task: a person vouches for its answer.
+
+    The step (and what read only it) is no longer tainted, so the gate lets the
+    task's irreversible actions through again.
+
+    \b
+    Example:
+      tollhouse approve refund-4711 3 --by alice
+    """
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    quoted = "/".join(urllib.parse.quote(p, safe="") for p in (task, "steps", step))
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/tollhouse/v1/tasks/{quoted}/approve",
+        data=json.dumps({"by": by}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            found = json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        raise click.ClickException(
+            _error_message(err.read(), f"{url} answered {err.code}")
+        ) from None
+    except urllib.error.URLError as err:
+        raise click.ClickException(
+            f"no gateway at {url} ({err.reason}); start it with `tollhouse serve` or pass --url"
+        ) from None
+    click.echo(f"approved step {step} of {task} (by {by}); the task is now {found['task_trust']}")
+
+
+def _error_message(body: bytes, fallback: str) -> str:
+    import json
+
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"{fallback}; is that a tollhouse gateway with the trust endpoints?"
 
 
 def _ledger_path(path: Path | None) -> Path:

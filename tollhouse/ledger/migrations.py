@@ -71,6 +71,94 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX attempts_ts ON attempts (ts);
         """,
     ),
+    (
+        3,
+        "trust: trajectories, gate decisions, idempotent actions, answer cache, divergence",
+        """
+        CREATE TABLE trust_steps (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            task TEXT NOT NULL,
+            step TEXT NOT NULL,
+            request_id TEXT NOT NULL,         -- joins requests (project, model, cost)
+            own TEXT NOT NULL,                -- full | degraded: the step's own answer
+            degraded_because TEXT,
+            inputs TEXT                       -- JSON list of step ids; NULL: every earlier step
+        );
+        CREATE INDEX trust_steps_task ON trust_steps (task);
+        CREATE INDEX trust_steps_ts ON trust_steps (ts);
+        CREATE TABLE trust_clearances (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            task TEXT NOT NULL,
+            step TEXT NOT NULL,
+            how TEXT NOT NULL,                -- verified | approved
+            cleared_by TEXT,
+            similarity REAL
+        );
+        CREATE INDEX trust_clearances_task ON trust_clearances (task);
+        CREATE TABLE trust_gate (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            project TEXT NOT NULL,
+            task TEXT NOT NULL,
+            action TEXT NOT NULL,
+            irreversible INTEGER NOT NULL,
+            allow INTEGER NOT NULL,
+            tainted_by TEXT NOT NULL          -- JSON list of step ids
+        );
+        CREATE INDEX trust_gate_ts ON trust_gate (ts);
+        CREATE TABLE trust_actions (
+            id INTEGER PRIMARY KEY,
+            action_id TEXT NOT NULL UNIQUE,
+            ts TEXT NOT NULL,
+            created REAL NOT NULL,            -- unix seconds: retention
+            project TEXT NOT NULL,
+            idem_key TEXT NOT NULL,           -- the client's Idempotency-Key (not a credential)
+            fingerprint TEXT NOT NULL,
+            task TEXT NOT NULL,
+            name TEXT NOT NULL,
+            irreversible INTEGER NOT NULL,
+            tainted INTEGER NOT NULL,         -- the trajectory was tainted when it was claimed
+            status TEXT NOT NULL,             -- in_flight | succeeded | failed | abandoned
+            result TEXT,                      -- JSON, as the agent reported it
+            completed_ts TEXT
+        );
+        CREATE INDEX trust_actions_key ON trust_actions (project, idem_key);
+        CREATE INDEX trust_actions_ts ON trust_actions (ts);
+        CREATE TABLE trust_cache (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            cache_key TEXT NOT NULL,
+            assumes TEXT,
+            body TEXT NOT NULL,               -- opted-in answers only
+            content_type TEXT NOT NULL,
+            served_by TEXT NOT NULL,
+            created REAL NOT NULL,
+            expires REAL NOT NULL
+        );
+        CREATE INDEX trust_cache_key ON trust_cache (cache_key);
+        CREATE TABLE trust_cache_lookups (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            outcome TEXT NOT NULL             -- hit | miss | validity_miss
+        );
+        CREATE INDEX trust_cache_lookups_ts ON trust_cache_lookups (ts);
+        CREATE TABLE trust_divergence (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            request_id TEXT NOT NULL,         -- the degraded answer's request
+            kind TEXT NOT NULL,               -- fallback (sampled replay) | verify
+            task TEXT,
+            step TEXT,
+            primary_model TEXT NOT NULL,
+            other_model TEXT NOT NULL,
+            similarity REAL NOT NULL
+        );
+        CREATE INDEX trust_divergence_ts ON trust_divergence (ts);
+        """,
+    ),
 ]
 
 

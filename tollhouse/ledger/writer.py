@@ -44,6 +44,16 @@ INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({', '.join('
 _STOP = object()
 
 
+class Statements:
+    """SQL statements committed together with the next batch; ``done(ok)`` after."""
+
+    __slots__ = ("done", "items")
+
+    def __init__(self, items: list[tuple[str, tuple[Any, ...]]], done: Any = None) -> None:
+        self.items = items
+        self.done = done
+
+
 class LedgerWriter:
     """Owns the ledger's write connection and the thread that uses it."""
 
@@ -67,6 +77,12 @@ class LedgerWriter:
     def submit(self, entry: LedgerEntry) -> None:
         """Price ``entry`` and queue its row; never blocks on I/O."""
         self._queue.put((self._row(entry), self._attempt_rows(entry)))
+
+    def execute(self, items: list[tuple[str, tuple[Any, ...]]], done: Any = None) -> None:
+        """Queue statements for the writer thread; ``done(ok: bool)`` is called from
+        that thread once they are committed (or failed)."""
+        self._queue.put(Statements(items, done))
+        self._wake.set()  # not lingered over: a caller may be waiting for the commit
 
     def flush(self, timeout: float | None = 30) -> bool:
         """Block until everything submitted before this call is committed."""
@@ -101,6 +117,9 @@ class LedgerWriter:
         rows = [item for item in batch if isinstance(item, tuple)]
         for start in range(0, len(rows), self.batch_size):
             self._commit(rows[start : start + self.batch_size])
+        statements = [item for item in batch if isinstance(item, Statements)]
+        if statements:
+            self._execute(statements)
         for item in batch:
             if isinstance(item, threading.Event):
                 item.set()
@@ -119,6 +138,23 @@ class LedgerWriter:
             log.exception("ledger write of %d rows failed", len(rows))
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+
+    def _execute(self, batch: list[Statements]) -> None:
+        ok = True
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for statements in batch:
+                for sql, params in statements.items:
+                    self._conn.execute(sql, params)
+            self._conn.execute("COMMIT")
+        except Exception:
+            ok = False
+            log.exception("ledger write of %d statement groups failed", len(batch))
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        for statements in batch:
+            if statements.done is not None:
+                statements.done(ok)
 
     def _attempt_rows(self, e: LedgerEntry) -> list[tuple[Any, ...]]:
         if not e.attempts:

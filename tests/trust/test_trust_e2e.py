@@ -1,0 +1,556 @@
+"""Keeping agents honest, end to end: the official SDKs, the gateway, the simulator.
+
+A ``[models.smart]`` chain falls back from openai/gpt-4o-mini to
+xai/grok-3-mini when the simulator is programmed to fail the primary.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import anthropic
+import httpx2 as httpx
+import openai
+import pytest
+
+from tests.conftest import ACME_KEY, GatewayFactory, Harness, base_config
+from tollhouse.agent import Held, Task
+from tollhouse.simulator import Simulator
+
+PRIMARY, FALLBACK = "gpt-4o-mini", "grok-3-mini"
+
+
+@pytest.fixture
+def faults(simulator: Simulator) -> Iterator[Simulator]:
+    yield simulator
+    request = urllib.request.Request(simulator.url + "/_sim/faults", method="DELETE")
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def trust_config(sim_url: str, **trust: Any) -> dict[str, Any]:
+    config = base_config(sim_url)
+    config["models"] = {"smart": {"chain": [f"openai/{PRIMARY}", f"xai/{FALLBACK}"]}}
+    config["capacity"] = {"max_attempts": 1}
+    config["trust"] = {"divergence_sample": 0.0, **trust}
+    return config
+
+
+@pytest.fixture
+def gw(make_gateway: GatewayFactory, simulator: Simulator) -> Harness:
+    return make_gateway(trust_config(simulator.url))
+
+
+def client(gateway: Harness, task: Task) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"{gateway.url}/v1",
+        api_key=ACME_KEY,
+        max_retries=0,
+        http_client=task.http_client(),
+    )
+
+
+def ask(c: openai.OpenAI, text: str = "next step", **kw: Any) -> Any:
+    return c.chat.completions.with_raw_response.create(
+        model="smart", messages=[{"role": "user", "content": text}], **kw
+    )
+
+
+def six_steps(gateway: Harness, sim: Simulator, task: Task, inputs: dict[str, list[str]]) -> None:
+    c = client(gateway, task)
+    for n in "123456":
+        if n == "3":
+            sim.program("server_error", count=1, model=PRIMARY)
+        with task.step(n, inputs.get(n)):
+            raw = ask(c, f"step {n}")
+        assert raw.headers["x-tollhouse-trust"] == ("degraded" if n == "3" else "full")
+
+
+def api(gateway: Harness, method: str, path: str, **kw: Any) -> httpx.Response:
+    return httpx.request(method, f"{gateway.url}/tollhouse/v1{path}", timeout=30, **kw)
+
+
+def table(gateway: Harness, name: str) -> list[dict[str, Any]]:
+    gateway.settle()
+    conn = sqlite3.connect(gateway.ledger_path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(f"SELECT * FROM {name} ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_a_fallback_at_step_3_taints_steps_4_to_6(gw: Harness, faults: Simulator) -> None:
+    with Task("chain", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+        steps = {s["step"]: s for s in task.trajectory()["steps"]}
+        assert [steps[n]["own"] for n in "123456"] == ["full"] * 2 + ["degraded"] + ["full"] * 3
+        assert [steps[n]["tainted_by"] for n in "123456"] == [[], []] + [["3"]] * 4
+        assert "xai/grok-3-mini instead of openai/gpt-4o-mini" in steps["3"]["degraded_because"]
+        held = task.gate("send-invoice", irreversible=True)
+        assert (held["allow"], held["trust"], held["tainted_by"]) == (False, "degraded", ["3"])
+        passed = task.gate("draft-invoice", irreversible=False)
+        assert (passed["allow"], passed["trust"], passed["tainted_by"]) == (True, "degraded", ["3"])
+    step_rows = table(gw, "trust_steps")
+    assert [(r["step"], r["own"]) for r in step_rows][2] == ("3", "degraded")
+    requests = {r["request_id"]: r for r in table(gw, "requests")}
+    assert requests[step_rows[2]["request_id"]]["trust"] == "degraded"
+
+
+def test_explicit_inputs_narrow_the_taint(gw: Harness, faults: Simulator) -> None:
+    with Task("narrow", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {"4": ["1"], "5": ["4"], "6": ["5", "2"]})
+        steps = {s["step"]: s["tainted_by"] for s in task.trajectory()["steps"]}
+        assert [steps[n] for n in "456"] == [[], [], []]
+        assert task.gate("deploy", irreversible=True, inputs=["6"])["allow"] is True
+        assert task.gate("deploy", irreversible=True)["allow"] is False  # default: every step
+
+
+def test_verify_reruns_on_the_primary_and_clears_the_taint(gw: Harness, faults: Simulator) -> None:
+    with Task("verify", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+        bills = len(faults.bills())
+        result = task.verify("3")
+        assert result["verified"] is True and result["served_by"] == f"openai/{PRIMARY}"
+        assert 0.0 < result["similarity"] <= 1.0 and result["answer"]
+        assert result["task_trust"] == "full"
+        assert task.gate("send-invoice", irreversible=True)["allow"] is True
+    assert len(faults.bills()) == bills + 1  # exactly one re-run, on the primary
+    rerun = gw.row(result["request_id"])
+    assert (rerun["provider"], rerun["trust"], rerun["status"]) == ("openai", "full", 200)
+    assert '"tollhouse": "verify"' in rerun["tags"]
+    samples = table(gw, "trust_divergence")
+    assert [(s["kind"], s["step"], s["similarity"]) for s in samples] == [
+        ("verify", "3", result["similarity"])
+    ]
+
+
+def test_verify_that_is_not_accepted_keeps_the_taint(gw: Harness, faults: Simulator) -> None:
+    with Task("refused", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+        assert task.verify("3", accept=False)["verified"] is False
+        assert task.gate("deploy", irreversible=True)["allow"] is False
+        assert task.verify("3", min_similarity=1.01)["verified"] is False
+        assert task.verify("3", min_similarity=0.0)["verified"] is True
+        assert task.gate("deploy", irreversible=True)["allow"] is True
+
+
+def test_a_fresh_step_has_no_request_to_verify(gw: Harness, faults: Simulator) -> None:
+    with Task("fresh", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+        response = api(gw, "POST", "/tasks/fresh/steps/2/verify")
+        assert response.status_code == 409
+        assert "tollhouse approve fresh 2" in response.json()["error"]["message"]
+        assert api(gw, "POST", "/tasks/fresh/steps/9/verify").status_code == 404
+        assert api(gw, "POST", "/tasks/nope/steps/1/approve").status_code == 404
+
+
+def test_the_cli_approval_clears_the_taint(gw: Harness, faults: Simulator) -> None:
+    from click.testing import CliRunner
+
+    from tollhouse.cli.main import cli
+
+    with Task("approve", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+        result = CliRunner().invoke(
+            cli, ["approve", "approve", "3", "--url", gw.url, "--by", "ann"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "approved step 3 of approve" in result.output
+        assert task.gate("deploy", irreversible=True)["allow"] is True
+        step = next(s for s in task.trajectory()["steps"] if s["step"] == "3")
+        assert (step["cleared"], step["cleared_by"]) == ("approved", "ann")
+    bad = CliRunner().invoke(cli, ["approve", "nope", "1", "--url", gw.url])
+    assert bad.exit_code == 1 and "no model calls are recorded for task 'nope'" in bad.output
+    gone = CliRunner().invoke(cli, ["approve", "t", "1", "--url", "http://127.0.0.1:9"])
+    assert gone.exit_code == 1 and "tollhouse serve" in gone.output
+
+
+def action(gateway: Harness, key: str, project: str = "acme", **body: Any) -> httpx.Response:
+    payload = {"task": "pay", "name": "charge", "payload": {"eur": 10}, "irreversible": True}
+    return api(
+        gateway,
+        "POST",
+        "/actions",
+        json={**payload, **body},
+        headers={"Idempotency-Key": f'"{key}"', "X-Tollhouse-Project": project},
+    )
+
+
+def test_idempotent_action_replays_its_outcome(gw: Harness) -> None:
+    first = action(gw, "k1")
+    assert first.status_code == 201 and first.json()["status"] == "in_flight"
+    assert "Idempotent-Replayed" not in first.headers
+    in_flight = action(gw, "k1")
+    assert (
+        in_flight.status_code == 409 and "still in flight" in in_flight.json()["error"]["message"]
+    )
+    done = api(
+        gw,
+        "PUT",
+        f"/actions/{first.json()['id']}",
+        json={"status": "succeeded", "result": {"charge": "ch_1"}},
+    )
+    assert done.status_code == 200
+    again = action(gw, "k1")
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["result"] == {"charge": "ch_1"} and again.json()["id"] == first.json()["id"]
+    other = action(gw, "k1", payload={"eur": 99})
+    assert (
+        other.status_code == 422
+        and "different action or payload" in other.json()["error"]["message"]
+    )
+    twice = api(gw, "PUT", f"/actions/{first.json()['id']}", json={"status": "failed"})
+    assert twice.status_code == 409
+
+
+def test_fifty_concurrent_claims_of_one_key_have_one_winner(gw: Harness) -> None:
+    with ThreadPoolExecutor(50) as pool:
+        statuses = sorted(pool.map(lambda _: action(gw, "race").status_code, range(50)))
+    assert statuses == [201] + [409] * 49
+    rows = table(gw, "trust_actions")
+    assert len(rows) == 1 and rows[0]["status"] == "in_flight"
+
+
+def test_keys_are_isolated_across_projects(gw: Harness) -> None:
+    assert action(gw, "shared", project="acme").status_code == 201
+    assert action(gw, "shared", project="globex", payload={"x": 1}).status_code == 201
+    assert action(gw, "shared", project="acme").status_code == 409
+
+
+def test_a_held_action_is_not_claimed_until_cleared(gw: Harness, faults: Simulator) -> None:
+    with Task("hold", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+        with pytest.raises(Held) as info:
+            task.action("deploy", {"v": 2}, irreversible=True)
+        assert info.value.status == 423 and info.value.decision["tainted_by"] == ["3"]
+        assert task.action("notify", {"v": 2}, irreversible=False).status == "in_flight"
+        task.approve("3", by="ops")
+        calls: list[int] = []
+        result = task.run_once(
+            "deploy", {"v": 2}, lambda: calls.append(1) or "deployed", irreversible=True
+        )
+        replay = task.run_once(
+            "deploy", {"v": 2}, lambda: calls.append(1) or "again", irreversible=True
+        )
+        assert (result, replay, calls) == ("deployed", "deployed", [1])
+        task.action("rollback", {"v": 1}, irreversible=True).abandoned()  # it never ran
+    metrics = api(gw, "GET", "/trust/metrics").json()
+    assert metrics["held_actions"] == 1
+    assert (metrics["irreversible_actions"], metrics["tainted_irreversible_fired"]) == (1, 0)
+    assert metrics["tainted_irreversible_share"] == 0.0
+
+
+def test_bad_trust_requests_say_how_to_fix_them(gw: Harness) -> None:
+    no_key = api(gw, "POST", "/actions", json={"task": "t", "name": "n", "irreversible": True})
+    assert no_key.status_code == 400 and "Idempotency-Key" in no_key.json()["error"]["message"]
+    gate = api(gw, "POST", "/gate", json={"task": "t", "action": "a"})
+    assert (
+        gate.status_code == 400 and '"irreversible" is required' in gate.json()["error"]["message"]
+    )
+    junk = api(gw, "POST", "/gate", content=b"{nope")
+    assert junk.status_code == 400 and "not valid JSON" in junk.json()["error"]["message"]
+    outcome = api(gw, "PUT", "/actions/act_x", json={"status": "maybe"})
+    assert outcome.status_code == 400
+    evil = api(gw, "POST", "/gate", json={}, headers={"Host": "evil.example"})
+    assert evil.status_code == 403
+    with pytest.raises(openai.BadRequestError, match="X-Tollhouse-Cache must be"):
+        openai.OpenAI(
+            base_url=f"{gw.url}/v1", api_key=ACME_KEY, max_retries=0
+        ).chat.completions.create(
+            model="smart",
+            messages=[{"role": "user", "content": "x"}],
+            extra_headers={"X-Tollhouse-Cache": "please"},
+        )
+
+
+def cached(gateway: Harness, assumes: str | None, text: str = "cache me", **kw: Any) -> Any:
+    headers = {"X-Tollhouse-Cache": "use"}
+    if assumes:
+        headers["X-Tollhouse-Assumes"] = assumes
+    c = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=ACME_KEY, max_retries=0)
+    return c.chat.completions.with_raw_response.create(
+        model="smart", messages=[{"role": "user", "content": text}], extra_headers=headers, **kw
+    )
+
+
+def test_cache_hits_and_validity_misses(gw: Harness, simulator: Simulator) -> None:
+    first = cached(gw, "commit-a")
+    assert "x-tollhouse-cache" not in first.headers
+    gw.settle()
+    bills = len(simulator.bills())
+    hit = cached(gw, "commit-a")
+    assert hit.headers["x-tollhouse-cache"] == "hit"
+    assert hit.headers["x-tollhouse-trust"] == "degraded"
+    assert hit.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert len(simulator.bills()) == bills  # no upstream call
+    moved = cached(gw, "commit-b")
+    assert "x-tollhouse-cache" not in moved.headers
+    assert len(simulator.bills()) == bills + 1
+    lookups = [r["outcome"] for r in table(gw, "trust_cache_lookups")]
+    assert lookups == ["miss", "hit", "validity_miss"]
+    metrics = api(gw, "GET", "/trust/metrics").json()
+    assert (metrics["cache_lookups"], metrics["cache_hits"], metrics["cache_validity_misses"]) == (
+        3,
+        1,
+        1,
+    )
+    assert metrics["cache_validity_miss_rate"] == pytest.approx(1 / 3, abs=1e-6)
+    row = gw.row(hit.headers["x-tollhouse-request-id"])
+    assert (row["trust"], row["attempts"], row["status"]) == ("degraded", 0, 200)
+
+
+def test_a_cache_hit_taints_the_step_it_answers(gw: Harness) -> None:
+    cached(gw, None, "shared prompt")
+    with Task("cached", base_url=gw.url) as task:
+        c = openai.OpenAI(
+            base_url=f"{gw.url}/v1", api_key=ACME_KEY, max_retries=0, http_client=task.http_client()
+        )
+        c.chat.completions.create(
+            model="smart",
+            messages=[{"role": "user", "content": "shared prompt"}],
+            extra_headers={"X-Tollhouse-Cache": "use"},
+        )
+        decision = task.gate("merge", irreversible=True)
+        assert decision["allow"] is False and "from the cache" in decision["reasons"][0]
+
+
+def test_degraded_answers_are_never_cached(gw: Harness, faults: Simulator) -> None:
+    faults.program("server_error", count=1, model=PRIMARY)
+    assert cached(gw, None, "degraded once").headers["x-tollhouse-trust"] == "degraded"
+    second = cached(gw, None, "degraded once")
+    assert "x-tollhouse-cache" not in second.headers
+    assert second.headers["x-tollhouse-served-by"] == f"openai/{PRIMARY}"
+    assert cached(gw, None, "degraded once").headers["x-tollhouse-cache"] == "hit"
+
+
+def test_errors_are_never_cached(gw: Harness, faults: Simulator) -> None:
+    faults.program("insufficient_quota", count=1, model=PRIMARY)
+    with pytest.raises(openai.RateLimitError):
+        cached(gw, None, "error once")
+    assert "x-tollhouse-cache" not in cached(gw, None, "error once").headers
+
+
+def test_partial_streams_are_never_cached(gw: Harness, faults: Simulator) -> None:
+    faults.program("cut=2", count=1, model=PRIMARY)
+    c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=ACME_KEY, max_retries=0)
+    headers = {"X-Tollhouse-Cache": "use"}
+    messages = [{"role": "user", "content": "stream me"}]
+    with pytest.raises(openai.APIError):
+        list(
+            c.chat.completions.create(
+                model="smart", messages=messages, stream=True, extra_headers=headers
+            )
+        )  # type: ignore[arg-type]
+    gw.settle()
+    raw = c.chat.completions.with_raw_response.create(
+        model="smart",
+        messages=messages,
+        stream=True,
+        extra_headers=headers,  # type: ignore[arg-type]
+    )
+    assert "x-tollhouse-cache" not in raw.headers
+    text = "".join(ch.choices[0].delta.content or "" for ch in raw.parse() if ch.choices)
+    gw.settle()
+    hit = c.chat.completions.with_raw_response.create(
+        model="smart",
+        messages=messages,
+        stream=True,
+        extra_headers=headers,  # type: ignore[arg-type]
+    )
+    assert hit.headers["x-tollhouse-cache"] == "hit"
+    assert "".join(ch.choices[0].delta.content or "" for ch in hit.parse() if ch.choices) == text
+
+
+def test_anthropic_clients_are_labelled_and_cached_too(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    config = trust_config(simulator.url, cache_models=["claude-haiku-4-5"])
+    gw = make_gateway(config)
+    with Task("claude", base_url=gw.url) as task:
+        c = anthropic.Anthropic(
+            base_url=gw.url, api_key=ACME_KEY, max_retries=0, http_client=task.http_client()
+        )
+
+        def call(temperature: float) -> Any:
+            return c.messages.with_raw_response.create(
+                model="claude-haiku-4-5",
+                max_tokens=64,
+                extra_body={"temperature": temperature},
+                messages=[{"role": "user", "content": "hello claude"}],
+            )
+
+        with task.step("a"):
+            call(0)
+        with task.step("b"):
+            assert call(0).headers["x-tollhouse-cache"] == "hit"
+        with task.step("c"):
+            assert "x-tollhouse-cache" not in call(0.7).headers  # not deterministic: not cached
+        steps = {s["step"]: s for s in task.trajectory()["steps"]}
+        assert [steps[s]["own"] for s in "abc"] == ["full", "degraded", "full"]
+        assert steps["c"]["tainted_by"] == ["b"]
+
+
+def test_fallback_divergence_is_sampled_and_recorded(
+    make_gateway: GatewayFactory, faults: Simulator
+) -> None:
+    gw = make_gateway(trust_config(faults.url, divergence_sample=1.0))
+    faults.program("server_error", count=1, model=PRIMARY)
+    c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=ACME_KEY, max_retries=0)
+    raw = ask(c, "how different is the fallback?")
+    assert raw.headers["x-tollhouse-trust"] == "degraded"
+    ask(c, "a fresh one is not sampled")
+    samples = table(gw, "trust_divergence")
+    assert len(samples) == 1
+    sample = samples[0]
+    assert (sample["kind"], sample["request_id"]) == (
+        "fallback",
+        raw.headers["x-tollhouse-request-id"],
+    )
+    assert (sample["primary_model"], sample["other_model"]) == (
+        f"openai/{PRIMARY}",
+        f"xai/{FALLBACK}",
+    )
+    assert 0.0 < sample["similarity"] <= 1.0
+    replays = [r for r in table(gw, "requests") if '"divergence"' in r["tags"]]
+    assert len(replays) == 1 and replays[0]["provider"] == "openai"
+    d = api(gw, "GET", "/trust/metrics").json()["divergence"]
+    assert d["samples"] == 1 and d["mean"] == pytest.approx(sample["similarity"])
+    assert sum(n for _, n in d["histogram"]) == 1
+
+
+def test_metrics_shape_and_filters(gw: Harness, faults: Simulator) -> None:
+    with Task("m1", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+    with Task("m2", base_url=gw.url, project="other") as task:
+        ask(client(gw, task), "clean")
+    m = api(gw, "GET", "/trust/metrics").json()
+    assert set(m) == {
+        "tasks", "degraded_tasks", "degraded_task_share", "irreversible_actions",
+        "tainted_irreversible_fired", "tainted_irreversible_share", "held_actions",
+        "cache_lookups", "cache_hits", "cache_validity_misses", "cache_validity_miss_rate",
+        "divergence",
+    }  # fmt: skip
+    assert (m["tasks"], m["degraded_tasks"], m["degraded_task_share"]) == (2, 1, 0.5)
+    assert m["tainted_irreversible_share"] is None and m["cache_validity_miss_rate"] is None
+    other = api(gw, "GET", "/trust/metrics", params={"project": "other"}).json()
+    assert (other["tasks"], other["degraded_tasks"]) == (1, 0)
+    future = api(gw, "GET", "/trust/metrics", params={"since": "2999-01-01"}).json()
+    assert future["tasks"] == 0
+    bad = api(gw, "GET", "/trust/metrics", params={"since": "yesterday"})
+    assert bad.status_code == 400 and "7d" in bad.json()["error"]["message"]
+
+
+def test_untagged_requests_leave_no_trust_rows(gw: Harness) -> None:
+    c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=ACME_KEY, max_retries=0)
+    raw = ask(c, "plain")
+    assert "x-tollhouse-cache" not in raw.headers
+    assert table(gw, "trust_steps") == [] and table(gw, "trust_cache_lookups") == []
+
+
+def test_state_survives_a_restart(simulator: Simulator, tmp_path: Any, monkeypatch: Any) -> None:
+    from tests.conftest import KEY_ENV, PROVIDER_KEY
+    from tollhouse.app import GATEWAY, create_app
+    from tollhouse.settings import parse_settings
+    from tollhouse.testing import BackgroundServer
+
+    monkeypatch.setenv(KEY_ENV, PROVIDER_KEY)
+    settings = parse_settings(trust_config(simulator.url))
+    ledger = tmp_path / "ledger.db"
+
+    def start() -> BackgroundServer:
+        return BackgroundServer(lambda: create_app(settings, ledger_path=ledger)).start()
+
+    server = start()
+    harness = Harness(server, ledger, settings)
+    try:
+        with Task("durable", base_url=server.url) as task:
+            six_steps(harness, simulator, task, {})
+        claimed = action(harness, "once")
+        assert claimed.status_code == 201
+        cached(harness, "snap-1", "remember me")
+        assert server.app is not None
+        server.call(server.app[GATEWAY].settle())
+    finally:
+        server.stop()
+    server = start()
+    harness = Harness(server, ledger, settings)
+    try:
+        with Task("durable", base_url=server.url) as task:
+            decision = task.gate("deploy", irreversible=True)
+            assert (decision["allow"], decision["tainted_by"]) == (False, ["3"])
+            task.approve("3", by="after-restart")
+            assert task.gate("deploy", irreversible=True)["allow"] is True
+        assert action(harness, "once").status_code == 409  # still in flight across the restart
+        assert cached(harness, "snap-1", "remember me").headers["x-tollhouse-cache"] == "hit"
+    finally:
+        server.stop()
+
+
+def test_a_streamed_degraded_step_is_verified_from_its_stream(
+    gw: Harness, faults: Simulator
+) -> None:
+    with Task("streamed", base_url=gw.url) as task:
+        c = client(gw, task)
+        faults.program("server_error", count=1, model=PRIMARY)
+        with task.step("s1"):
+            stream = c.chat.completions.create(
+                model="smart", stream=True, messages=[{"role": "user", "content": "stream it"}]
+            )
+            text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+        assert text
+        assert task.gate("ship", irreversible=True)["tainted_by"] == ["s1"]
+        result = task.verify("s1")
+        assert result["verified"] is True and result["similarity"] > 0.5
+        assert task.gate("ship", irreversible=True)["allow"] is True
+    rerun = gw.row(result["request_id"])
+    assert (rerun["stream"], rerun["incomplete"], rerun["provider"]) == (1, 0, "openai")
+    assert rerun["output_tokens"] and rerun["output_tokens"] > 0
+
+
+def test_the_cli_says_when_the_url_is_not_a_gateway(simulator: Simulator) -> None:
+    from click.testing import CliRunner
+
+    from tollhouse.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["approve", "t", "1", "--url", simulator.url])
+    assert result.exit_code == 1 and "is that a tollhouse gateway" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_report_trust_from_the_cli(gw: Harness, faults: Simulator) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from tollhouse.cli.main import cli
+
+    with Task("reported", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+        task.gate("deploy", irreversible=True)
+    gw.settle()
+    ledger = str(gw.ledger_path)
+    table_out = CliRunner().invoke(cli, ["report", "--trust", "--ledger", ledger])
+    assert table_out.exit_code == 0, table_out.output
+    assert "tasks with a degraded step         1 (100.0%)" in table_out.output
+    assert "irreversible actions held          1" in table_out.output
+    as_json = CliRunner().invoke(cli, ["report", "--trust", "--format", "json", "--ledger", ledger])
+    assert json.loads(as_json.output)["held_actions"] == 1
+
+
+def test_run_once_reports_a_failure_and_does_not_run_again(gw: Harness) -> None:
+    calls: list[int] = []
+
+    def boom() -> None:
+        calls.append(1)
+        raise RuntimeError("card declined")
+
+    with Task("fails", base_url=gw.url) as task:
+        with pytest.raises(RuntimeError):
+            task.run_once("charge", {"eur": 5}, boom, irreversible=True)
+        replayed = task.run_once("charge", {"eur": 5}, boom, irreversible=True)
+    assert calls == [1] and replayed == {"error": "RuntimeError('card declined')"}
+    assert [r["status"] for r in table(gw, "trust_actions")] == ["failed"]

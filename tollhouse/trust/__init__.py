@@ -1,0 +1,1 @@
+"""Keep agents honest: trajectories, the gate, idempotent actions, the answer cache."""

@@ -1,0 +1,72 @@
+"""The second gate: may an agent act on its trajectory?
+
+Sans-io. The decision rests on the risk of the action and the provenance of
+what it read, never on a model's confidence: an irreversible action on a
+tainted trajectory is held; a reversible one passes, with the taint
+reported so the agent (or its person) can decide.
+
+>>> decide(None, irreversible=True, task="t1").allow
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tollhouse.trust.trajectory import Trajectory
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """``{allow, trust, tainted_by, reasons}``, as the gate endpoint answers it."""
+
+    allow: bool
+    trust: str  # "full" | "degraded"
+    tainted_by: tuple[str, ...]
+    reasons: tuple[str, ...]
+    irreversible: bool
+
+    @property
+    def held(self) -> bool:
+        return not self.allow
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "allow": self.allow,
+            "trust": self.trust,
+            "tainted_by": list(self.tainted_by),
+            "reasons": list(self.reasons),
+        }
+
+
+def decide(
+    trajectory: Trajectory | None,
+    *,
+    irreversible: bool,
+    task: str,
+    inputs: Iterable[str] | None = None,
+) -> GateDecision:
+    """The gate's answer for an action of ``task`` that read ``inputs`` (None: every step)."""
+    if trajectory is None or not trajectory.steps:
+        why = f"no model calls are recorded for task {task!r}; nothing taints it"
+        return GateDecision(True, "full", (), (why,), irreversible)
+    tainted = trajectory.tainted_by_inputs(inputs)
+    order = sorted(tainted, key=lambda s: trajectory.steps[s].seq)
+    if not order:
+        return GateDecision(True, "full", (), (), irreversible)
+    reasons = [_source_reason(trajectory, s) for s in order]
+    if irreversible:
+        reasons.append(
+            "held: the action is irreversible and the trajectory is tainted; verify the steps "
+            f"(POST /tollhouse/v1/tasks/{task}/steps/STEP/verify) or have a person approve "
+            f"them (tollhouse approve {task} STEP)"
+        )
+    else:
+        reasons.append("allowed: the action is reversible; the taint is reported, not enforced")
+    return GateDecision(not irreversible, "degraded", tuple(order), tuple(reasons), irreversible)
+
+
+def _source_reason(trajectory: Trajectory, step_id: str) -> str:
+    step = trajectory.steps[step_id]
+    return f"step {step_id}: {step.degraded_because}"

@@ -1,0 +1,517 @@
+"""The trust service: the gateway's hooks and the operations behind the endpoints.
+
+The proxy calls :meth:`TrustService.watch` (sync, a few dict lookups; None
+for a request that carries no trust header and no cached model),
+:meth:`lookup` (the cache, before dispatch), :meth:`observe` (after
+dispatch: capture the answer, sample fallback answers) and
+:meth:`finished` (after the response: record the step, store the answer,
+queue a divergence replay). Everything slow runs in background tasks.
+
+>>> service = build_trust(settings.trust, writer)
+>>> service.start(router, dispatcher, ids, deadline_s=60)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from aiohttp import web
+
+from tollhouse.errors import BadRequest, GatewayError
+from tollhouse.ledger.writer import LedgerWriter
+from tollhouse.metering.usage import Metered
+from tollhouse.settings import TrustSettings
+from tollhouse.tasks import spawn
+from tollhouse.trust.cache import (
+    HIT,
+    SKIP,
+    USE,
+    CacheEntry,
+    cache_key,
+    storable,
+    wants_cache,
+)
+from tollhouse.trust.divergence import similarity
+from tollhouse.trust.errors import Conflict, Held, NotFound, Unprocessable
+from tollhouse.trust.gate import GateDecision, decide
+from tollhouse.trust.idempotency import IN_FLIGHT, OUTCOMES, ActionRecord, Claim, fingerprint
+from tollhouse.trust.replay import KeptRequest, PrimaryRunner, keep
+from tollhouse.trust.store import LedgerTrustStore, TrustStore, now_iso
+from tollhouse.trust.text import answer_text
+from tollhouse.trust.trajectory import APPROVED, VERIFIED, Step, Trajectory, parse_inputs
+
+log = logging.getLogger("tollhouse.trust")
+
+TASK_HEADER = "X-Tollhouse-Task"
+STEP_HEADER = "X-Tollhouse-Step"
+INPUTS_HEADER = "X-Tollhouse-Inputs"
+CACHE_HEADER = "X-Tollhouse-Cache"
+ASSUMES_HEADER = "X-Tollhouse-Assumes"
+LABEL = re.compile(r"^[A-Za-z0-9._:~@+=-]{1,200}$")
+MAX_KEPT = 4096  # requests kept in memory for verify, at most
+MAX_REPLAYS = 16  # divergence replays waiting at once; more samples are dropped
+
+
+@dataclass(slots=True)
+class Watch:
+    """What the trust service follows about one request."""
+
+    task: str | None = None
+    step: str | None = None
+    inputs: tuple[str, ...] | None = None
+    cache_key: str | None = None
+    assumes: str | None = None
+    hit: CacheEntry | None = None
+    sampled: bool = False
+    kept: KeptRequest | None = None
+
+
+def label(value: str, header: str) -> str:
+    value = value.strip()
+    if not LABEL.match(value):
+        raise BadRequest(
+            f"{header} must be 1-200 letters, digits or . _ : ~ @ + = -, got {value[:40]!r}"
+        )
+    return value
+
+
+class TrustService:
+    """Trajectories, the gate, actions, the cache and divergence, for one gateway.
+
+    >>> decision = await service.gate("acme", "refund-4711", "refund", True, None)
+    >>> decision.allow, decision.tainted_by
+    (False, ('3',))
+    """
+
+    def __init__(self, settings: TrustSettings, store: TrustStore, writer: LedgerWriter) -> None:
+        self.settings = settings
+        self.store = store
+        self.writer = writer
+        self.cache_models = frozenset(settings.cache_models)
+        self.kept: dict[tuple[str, str], KeptRequest] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._replays: set[asyncio.Task[Any]] = set()
+        self.runner: PrimaryRunner | None = None
+        self.capacity: Any = None
+        self._credit = 0.0
+
+    def start(self, router: Any, dispatcher: Any, ids: Any, deadline_s: float) -> None:
+        """On gateway start-up: reload the state a previous run left, and get the
+        means to re-run requests on the primary."""
+        load = getattr(self.store, "load", None)
+        if load is not None:
+            conn = sqlite3.connect(f"file:{self.writer.path}?mode=ro", uri=True, timeout=10)
+            try:
+                load(conn)
+            finally:
+                conn.close()
+        self.runner = PrimaryRunner(router, dispatcher, self.writer, ids, deadline_s)
+        self.capacity = dispatcher.capacity
+
+    # -- hooks on the request path
+    def watch(self, headers: Mapping[str, str], out: Any, match: Mapping[str, str]) -> Watch | None:
+        task, cache = headers.get(TASK_HEADER), headers.get(CACHE_HEADER)
+        if task is None and cache is None and not self.cache_models:
+            return None
+        if cache is not None and cache.strip().lower() not in (USE, SKIP):
+            raise BadRequest(f"{CACHE_HEADER} must be 'use' or 'skip', got {cache[:40]!r}")
+        cached = wants_cache(cache, out.call.model, out.payload, self.cache_models)
+        if task is None and not cached:
+            return None
+        w = Watch()
+        if task is not None:
+            w.task = label(task, TASK_HEADER)
+            step = headers.get(STEP_HEADER)
+            w.step = None if step is None else label(step, STEP_HEADER)
+            raw = headers.get(INPUTS_HEADER)
+            w.inputs = (
+                None if raw is None else tuple(label(i, INPUTS_HEADER) for i in parse_inputs(raw))
+            )
+        if cached:
+            scope = f"{out.project}:{hash_key(out.client_key)}"
+            w.cache_key = cache_key(out.dialect.name, out.call.path, out.payload, scope)
+            w.assumes = headers.get(ASSUMES_HEADER)
+        if w.task is not None and self.settings.keep_requests != "none":
+            w.kept = keep(out, dict(match), "")
+        return w
+
+    async def lookup(self, w: Watch, ex: Any, route: Any) -> web.Response | None:
+        """A cached answer for this request, or None (a miss or a validity miss)."""
+        if w.cache_key is None:
+            return None
+        outcome, entry = await self.store.cache_get(w.cache_key, w.assumes)
+        self.writer.execute(
+            [
+                (
+                    "INSERT INTO trust_cache_lookups (ts, request_id, outcome) VALUES (?, ?, ?)",
+                    (now_iso(), ex.request_id, outcome),
+                )
+            ]
+        )
+        if outcome != HIT or entry is None:
+            return None
+        w.hit = entry
+        ex.route, ex.primary, ex.status = route, False, 200
+        ex.metered = Metered(model=entry.served_by.partition("/")[2], complete=True)
+        ex.tags["cache"] = "hit"
+        ex.capture = [entry.body]
+        headers = ex.provenance()
+        headers["X-Tollhouse-Served-By"] = entry.served_by
+        headers[CACHE_HEADER] = "hit"
+        headers["X-Tollhouse-Attempts"] = "0"
+        return web.Response(
+            body=entry.body,
+            status=200,
+            content_type=_mime(entry.content_type),
+            charset=_charset(entry.content_type),
+            headers=headers,
+        )
+
+    def observe(self, ex: Any, out: Any, match: Mapping[str, str]) -> None:
+        """After dispatch: follow a degraded answer too, if it is sampled for divergence."""
+        w = ex.watch
+        if not ex.primary and self.runner is not None and self._sampled():
+            w = ex.watch = w or Watch()
+            w.sampled = len(self._replays) < MAX_REPLAYS
+            if w.kept is None and w.sampled:
+                w.kept = keep(out, dict(match), "")
+        if w is not None:
+            ex.capture = []
+
+    def finished(self, ex: Any) -> None:
+        """After the response: record the step, store a fresh answer, queue a replay."""
+        try:
+            self._finished(ex)
+        except Exception:  # a trust bug must not cost the request its ledger row
+            log.exception("trust bookkeeping failed for %s", ex.request_id)
+
+    def _finished(self, ex: Any) -> None:
+        w: Watch = ex.watch
+        if ex.route is None or not 200 <= ex.status < 300:
+            return  # nothing answered: not a step the agent can act on
+        data = b"".join(ex.capture or ())
+        m = ex.metered
+        complete = not ex.incomplete and not (ex.call.stream and not (m and m.complete))
+        why = self._degraded_because(ex, w, complete)
+        if w.task is not None:
+            self._track(self._record_step(ex, w, why, data))
+        fresh = why is None
+        if w.cache_key is not None and w.hit is None and storable(ex.status, complete, fresh):
+            self._track(self._cache_put(ex, w, data))
+        if w.sampled and w.kept is not None and not ex.primary:
+            kept = _with_answer(w.kept, ex, data)
+            task = spawn(self._diverge(kept, w), name="tollhouse-divergence")
+            self._replays.add(task)
+            task.add_done_callback(self._replays.discard)
+
+    def _degraded_because(self, ex: Any, w: Watch, complete: bool) -> str | None:
+        if w.hit is not None:
+            age = max(0, round(time.time() - w.hit.created))
+            return f"answered from the cache ({w.hit.served_by}, {age}s old), not freshly"
+        if not ex.primary:
+            first = next((a for a in ex.attempts if a.n == 1), None)
+            primary = f"{first.provider}/{first.model}" if first else "the primary"
+            return (
+                f"answered by the fallback {ex.route.provider.name}/{ex.route.model} "
+                f"instead of {primary}"
+            )
+        if not complete:
+            return "the answer was incomplete (the stream broke off)"
+        return None
+
+    async def _record_step(self, ex: Any, w: Watch, why: str | None, data: bytes) -> None:
+        assert w.task is not None
+        step = await self.store.record_step(
+            w.task, w.step, degraded_because=why, inputs=w.inputs, request_id=ex.request_id
+        )
+        mode = self.settings.keep_requests
+        self.kept.pop((w.task, step.id), None)
+        if w.kept is not None and (mode == "all" or why is not None):
+            self.kept[(w.task, step.id)] = _with_answer(w.kept, ex, data)
+            while len(self.kept) > MAX_KEPT:  # the oldest go first; approve still works
+                del self.kept[next(iter(self.kept))]
+
+    async def _cache_put(self, ex: Any, w: Watch, data: bytes) -> None:
+        assert w.cache_key is not None
+        now = time.time()
+        content_type = "text/event-stream" if ex.call.stream else "application/json"
+        served_by = f"{ex.route.provider.name}/{ex.route.model}"
+        await self.store.cache_put(
+            CacheEntry(
+                w.cache_key,
+                w.assumes,
+                data,
+                content_type,
+                served_by,
+                now,
+                now + self.settings.cache_ttl_s,
+            )
+        )
+
+    def _track(self, coro: Any) -> None:
+        task = spawn(coro, name="tollhouse-trust")
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _sampled(self) -> bool:
+        """Every 1/rate-th fallback answer: deterministic, and evenly spread."""
+        self._credit += self.settings.divergence_sample
+        if self._credit < 1.0:
+            return False
+        self._credit -= 1.0
+        return True
+
+    async def caught_up(self) -> None:
+        """Wait for the steps and cache entries already answered to be recorded."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def settle(self) -> None:
+        """For tests and shutdown: every background recording and replay done."""
+        await self.caught_up()
+        while self._replays:
+            await asyncio.gather(*self._replays, return_exceptions=True)
+
+    # -- the gate and actions
+    async def trajectory(self, task: str) -> Trajectory | None:
+        await self.caught_up()
+        return await self.store.trajectory(task)
+
+    async def gate(
+        self, project: str, task: str, action: str, irreversible: bool, inputs: Any
+    ) -> GateDecision:
+        decision = decide(
+            await self.trajectory(task), irreversible=irreversible, task=task, inputs=inputs
+        )
+        self.writer.execute(
+            [
+                (
+                    "INSERT INTO trust_gate (ts, project, task, action, irreversible, allow, "
+                    "tainted_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        now_iso(),
+                        project,
+                        task,
+                        action,
+                        int(irreversible),
+                        int(decision.allow),
+                        _json_list(decision.tainted_by),
+                    ),
+                )
+            ]
+        )
+        return decision
+
+    async def begin_action(self, project: str, key: str, body: dict[str, Any]) -> tuple[int, Any]:
+        """Gate, then claim ``key``: (201, claim) or (200, replayed record); raises otherwise."""
+        fp = fingerprint(body)
+        found = await self.store.find_action(project, key)
+        if found is None:
+            decision = await self.gate(
+                project, body["task"], body["name"], body["irreversible"], body.get("inputs")
+            )
+            if decision.held:
+                raise Held(
+                    f"action {body['name']!r} is held: task {body['task']!r} is tainted by "
+                    f"step(s) {', '.join(decision.tainted_by)}; verify or approve them first",
+                    decision.as_dict(),
+                )
+            record = ActionRecord(
+                "act_" + secrets.token_hex(12),
+                project,
+                key,
+                fp,
+                body["task"],
+                body["name"],
+                body["irreversible"],
+                bool(decision.tainted_by),
+            )
+            outcome, found = await self.store.claim(record)
+            if outcome is Claim.CLAIMED:
+                return 201, {**record.as_dict(), "gate": decision.as_dict()}
+        return 200, _replay(found, fp, key)
+
+    async def complete_action(self, action_id: str, body: dict[str, Any]) -> ActionRecord:
+        status = body.get("status")
+        if status not in OUTCOMES:
+            raise BadRequest(f'"status" must be one of {", ".join(OUTCOMES)}')
+        if await self.store.action(action_id) is None:
+            raise NotFound(f"no action {action_id!r} (or it is older than the key retention)")
+        try:
+            return await self.store.complete(action_id, status, body.get("result"))
+        except ValueError as exc:
+            raise Conflict(str(exc)) from None
+
+    # -- clearing taint
+    async def verify(self, task: str, step_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        step = await self._step(task, step_id)
+        kept = self.kept.get((task, step_id))
+        if kept is None or self.runner is None:
+            raise Conflict(
+                f"step {step_id} of task {task!r} has no kept request to re-run "
+                f"(trust.keep_requests = {self.settings.keep_requests!r} keeps "
+                "degraded steps only, in memory); have a person approve it instead: "
+                f"tollhouse approve {task} {step_id}"
+            )
+        rerun = await self.runner.run(kept, "verify")
+        loop = asyncio.get_running_loop()
+        score = await loop.run_in_executor(None, similarity, kept.answer, rerun.text)
+        self._divergence_row(kept, "verify", rerun.served_by, score, task, step_id)
+        accepted = _accepts(body, score, self.settings.verify_min_similarity)
+        if accepted:
+            step = await self.store.clear_step(task, step_id, VERIFIED, rerun.served_by, score)
+            self.kept.pop((task, step_id), None)
+        trajectory = await self.trajectory(task)
+        return {
+            "task": task,
+            "step": step_id,
+            "verified": accepted,
+            "similarity": score,
+            "answer": rerun.text,
+            "served_by": rerun.served_by,
+            "request_id": rerun.request_id,
+            "task_trust": decide(trajectory, irreversible=True, task=task).trust,
+            "step_cleared": step.cleared,
+        }
+
+    async def approve(self, task: str, step_id: str, by: str) -> dict[str, Any]:
+        await self._step(task, step_id)
+        step = await self.store.clear_step(task, step_id, APPROVED, by, None)
+        self.kept.pop((task, step_id), None)
+        trajectory = await self.trajectory(task)
+        return {
+            "task": task,
+            "step": step_id,
+            "approved": True,
+            "by": by,
+            "step_cleared": step.cleared,
+            "task_trust": decide(trajectory, irreversible=True, task=task).trust,
+        }
+
+    async def _step(self, task: str, step_id: str) -> Step:
+        trajectory = await self.trajectory(task)
+        if trajectory is None:
+            raise NotFound(f"no model calls are recorded for task {task!r}")
+        step = trajectory.steps.get(step_id)
+        if step is None:
+            known = ", ".join(s.id for s in trajectory.ordered())
+            raise NotFound(f"task {task!r} has no step {step_id!r} (its steps: {known})")
+        return step
+
+    # -- fallback divergence
+    async def _diverge(self, kept: KeptRequest, w: Watch) -> None:
+        assert self.runner is not None
+        route = self.runner.primary(kept)
+        give_up = time.monotonic() + self.settings.divergence_max_wait_s
+        pause = 5.0
+        while True:
+            if self.capacity.unavailable(route.provider.name, route.model) is None:
+                try:
+                    rerun = await self.runner.run(kept, "divergence")
+                    break
+                except GatewayError as err:
+                    log.debug("divergence replay of %s failed: %s", kept.request_id, err)
+            if time.monotonic() + pause > give_up:
+                return
+            await asyncio.sleep(pause)  # the primary is down: wait for it to recover
+            pause = min(60.0, pause * 2)
+        loop = asyncio.get_running_loop()
+        score = await loop.run_in_executor(None, similarity, kept.answer, rerun.text)
+        self._divergence_row(kept, "fallback", rerun.served_by, score, w.task, w.step)
+
+    def _divergence_row(
+        self,
+        kept: KeptRequest,
+        kind: str,
+        primary: str,
+        score: float,
+        task: str | None,
+        step: str | None,
+    ) -> None:
+        self.writer.execute(
+            [
+                (
+                    "INSERT INTO trust_divergence (ts, request_id, kind, task, step, "
+                    "primary_model, other_model, similarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (now_iso(), kept.request_id, kind, task, step, primary, kept.served_by, score),
+                )
+            ]
+        )
+
+
+def _replay(found: ActionRecord | None, fp: str, key: str) -> dict[str, Any]:
+    if found is None:
+        raise Conflict(f"Idempotency-Key {key!r} is being claimed; retry in a moment")
+    if found.fingerprint != fp:
+        raise Unprocessable(
+            f"Idempotency-Key {key!r} was already used for a different action or payload; "
+            "use a new key for a new action"
+        )
+    if found.status == IN_FLIGHT:
+        raise Conflict(
+            f"the action with Idempotency-Key {key!r} is still in flight ({found.id}); "
+            "wait for its outcome and retry"
+        )
+    return found.as_dict()
+
+
+def build_trust(settings: TrustSettings, writer: LedgerWriter) -> TrustService:
+    store = LedgerTrustStore(
+        writer,
+        retention_s=settings.task_retention_s,
+        key_retention_s=settings.idempotency_retention_s,
+        cache_entries=settings.cache_max_entries,
+    )
+    return TrustService(settings, store, writer)
+
+
+def _accepts(body: dict[str, Any], score: float, default: float) -> bool:
+    accept = body.get("accept")
+    if accept is not None:
+        if not isinstance(accept, bool):
+            raise BadRequest('"accept" must be true or false')
+        return accept
+    threshold = body.get("min_similarity", default)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise BadRequest('"min_similarity" must be a number from 0 to 1')
+    return score >= threshold
+
+
+def _with_answer(kept: KeptRequest, ex: Any, data: bytes) -> KeptRequest:
+    served = f"{ex.route.provider.name}/{ex.route.model}"
+    if ex.watch is not None and ex.watch.hit is not None:
+        served = f"cache:{ex.watch.hit.served_by}"
+    return replace(
+        kept,
+        request_id=ex.request_id,
+        answer=answer_text(ex.dialect.name, data),
+        served_by=served,
+    )
+
+
+def hash_key(key: str | None) -> str:
+    """Scopes cache entries to a client key without keeping the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
+
+
+def _json_list(items: Any) -> str:
+    return json.dumps(list(items))
+
+
+def _mime(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip()
+
+
+def _charset(content_type: str) -> str | None:
+    _, _, rest = content_type.partition("charset=")
+    return rest.strip() or None
