@@ -20,6 +20,7 @@ from typing import Any
 from tollhouse.errors import ConfigError
 
 DEFAULT_PORT = 4141
+DEFAULT_INTERCEPT_PORT = 8090
 PROVIDER_KINDS = ("openai", "anthropic", "gemini", "xai", "openrouter", "openai-compatible")
 
 
@@ -146,6 +147,25 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class InterceptSettings:
+    host: str = _opt("127.0.0.1", "Address the intercepting proxy binds (tollhouse intercept).")
+    port: int = _opt(DEFAULT_INTERCEPT_PORT, "Port of the intercepting proxy.")
+    ca_dir: str = _opt("", "Where tollhouse's CA lives. Empty: $TOLLHOUSE_HOME/ca.")
+    hosts: dict[str, str] = _opt_factory(
+        dict, 'More LLM hosts to decrypt and meter, host = provider kind ("openai", ...).'
+    )
+    upstream_overrides: dict[str, str] = _opt_factory(
+        dict, 'Connect to a host at another address, host = "127.0.0.1:PORT" (tests, stand-ins).'
+    )
+    upstream_ca_file: str = _opt(
+        "", "Extra CA (PEM) to trust for upstream servers, e.g. a stand-in's test CA."
+    )
+
+    def resolved_ca_dir(self) -> Path:
+        return Path(self.ca_dir).expanduser() if self.ca_dir else tollhouse_home() / "ca"
+
+
+@dataclass(frozen=True)
 class Price:
     """A contracted or local price, USD per million tokens."""
 
@@ -212,6 +232,9 @@ class Settings:
         dict, "Negotiated deals per provider name: discount, annual commitment."
     )
     dashboard: DashboardSettings = _opt_factory(DashboardSettings, "The local dashboard.")
+    intercept: InterceptSettings = _opt_factory(
+        InterceptSettings, "The intercepting HTTPS proxy (tollhouse intercept)."
+    )
     source: str = field(default="(defaults)", compare=False)
 
     def project_for_key(self) -> dict[str, str]:
@@ -267,6 +290,7 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         trust=_build(TrustSettings, data.get("trust", {}), "trust"),
         commitments=_table_of(CommitmentSettings, data.get("commitments", {}), "commitments"),
         dashboard=_build(DashboardSettings, data.get("dashboard", {}), "dashboard"),
+        intercept=_build(InterceptSettings, data.get("intercept", {}), "intercept"),
         source=source,
     )
     _check_trust(settings.trust)
@@ -277,6 +301,7 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
     _check_commitments(settings)
     if not 0 <= settings.dashboard.port <= 65535:
         raise ConfigError("dashboard.port: a port number, 0-65535 (0: any free port)")
+    _check_intercept(settings.intercept)
     return settings
 
 
@@ -348,6 +373,10 @@ def _coerce(value: Any, default: Any, type_name: Any, where: str) -> Any:
                 f"{where}: expected a whole number >= 1, got {value!r} (leave it out for no limit)"
             )
         return value
+    if "dict" in kind:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f'{where}: expected a table of strings, e.g. {{"name" = "value"}}')
+        return dict(value)
     if "tuple" in kind:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings")
@@ -423,3 +452,17 @@ def _check_commitments(settings: Settings) -> None:
                 raise ConfigError(f"{where}.start: a date like 2026-01-01") from None
         elif deal.annual_usd is not None:
             raise ConfigError(f"{where}.start: required with annual_usd (2026-01-01)")
+
+
+def _check_intercept(intercept: InterceptSettings) -> None:
+    for host, kind in intercept.hosts.items():
+        if kind not in PROVIDER_KINDS:
+            raise ConfigError(
+                f"intercept.hosts.{host}: {kind!r} unknown; use one of {PROVIDER_KINDS}"
+            )
+    for host, target in intercept.upstream_overrides.items():
+        name, _, port = target.rpartition(":")
+        if not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f'intercept.upstream_overrides.{host}: expected "HOST:PORT", got {target!r}'
+            )

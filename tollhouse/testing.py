@@ -10,6 +10,7 @@ too (with :mod:`tollhouse.simulator`) to run a fake provider next to their code.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -31,9 +32,11 @@ class BackgroundServer:
         port: int = 0,
         *,
         handler_cancellation: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._factory = factory
         self._handler_cancellation = handler_cancellation
+        self._ssl_context = ssl_context
         self.host = host
         self.port = port
         self.app: web.Application | None = None
@@ -43,7 +46,8 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def start(self) -> BackgroundServer:
         self._thread.start()
@@ -60,7 +64,7 @@ class BackgroundServer:
             handler_cancellation=self._handler_cancellation,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._ssl_context)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 

@@ -415,13 +415,30 @@ class ProcessAttributor:
         ends = loopback_ends(transport)
         if ends is None:
             return _resolved(loop, None)
-        try:
-            pending = loop.run_in_executor(self._get_executor(), self._lookup, *ends)
-        except RuntimeError:  # the executor was shut down under us
-            return _resolved(loop, None)
+        pending = self.start_for(*ends)
         with contextlib.suppress(TypeError):  # ...is looked up on every request instead
             self._cache[transport] = pending
         return pending
+
+    def start_for(
+        self, peer: Endpoint, local: Endpoint
+    ) -> asyncio.Future[ProcessAttribution | None]:
+        """Begin the lookup for a connection known by its two ends (no cache: the caller keeps it).
+
+        For servers that aren't aiohttp's, such as the intercepting proxy, which
+        starts it when it accepts the connection.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            loopback = normalize_host(peer[0]).is_loopback
+        except ValueError:
+            loopback = False
+        if self._closed or not loopback:
+            return _resolved(loop, None)
+        try:
+            return loop.run_in_executor(self._get_executor(), self._lookup, peer, local)
+        except RuntimeError:  # the executor was shut down under us
+            return _resolved(loop, None)
 
     async def resolve(
         self, fut: asyncio.Future[ProcessAttribution | None], *, timeout: float | None = None

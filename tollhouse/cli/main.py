@@ -18,7 +18,13 @@ import click
 
 from tollhouse import __version__
 from tollhouse.errors import TollhouseError
-from tollhouse.settings import DEFAULT_PORT, Settings, load_settings, tollhouse_home
+from tollhouse.settings import (
+    DEFAULT_INTERCEPT_PORT,
+    DEFAULT_PORT,
+    Settings,
+    load_settings,
+    tollhouse_home,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,6 +60,7 @@ def cli() -> None:
                    ANTHROPIC_BASE_URL=http://127.0.0.1:4141
     See spend:     tollhouse report --by project,model
     Dashboard:     tollhouse dashboard --open
+    Direct calls:  tollhouse intercept, then tollhouse run -- CMD
     Try it:        tollhouse demo
     """
 
@@ -69,11 +76,28 @@ def init(path: Path | None, force: bool) -> None:
     Example:
       tollhouse init && $EDITOR ~/.tollhouse/tollhouse.toml
     """
+    _init_ca(path)
     path = path or default_config()
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to overwrite it")
     write_starter(path)
     click.echo(f"Wrote {path}")
+
+
+def _init_ca(path: Path | None) -> None:
+    from tollhouse.intercept.ca import ensure_ca, trust_instructions
+
+    ca = ensure_ca(_settings(path).intercept.resolved_ca_dir())
+    click.echo(f"{'Created' if ca.created else 'Kept'} tollhouse's CA for `tollhouse intercept`:")
+    click.echo(f"  certificate {ca.cert}\n  private key {ca.key_and_cert} (mode 0600)")
+    click.echo("`tollhouse run -- CMD` makes CMD trust it; nothing else needs to.")
+    click.echo(trust_instructions(ca.cert))
+
+
+def _settings(path: Path | None) -> Settings:
+    """The config at ``path`` (default: $TOLLHOUSE_HOME's, when there is one), else defaults."""
+    config = path or default_config()
+    return load_settings(config if config.exists() else None)
 
 
 def write_starter(path: Path) -> None:
@@ -121,7 +145,8 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
     "--by",
     default="project,model,day",
     show_default=True,
-    help="Group by any of project, model, provider, day, hour, dialect, tag:NAME.",
+    help="Group by any of project, model, provider, day, hour, dialect, attribution, trust, "
+    "tag:NAME.",
 )
 @click.option("--since", help="Start: 2026-11-01, an ISO time, or 7d / 12h / 30m ago.")
 @click.option("--until", help="End (exclusive), same forms as --since.")
@@ -282,11 +307,6 @@ def _ledger_path(path: Path | None) -> Path:
     return _settings(path).ledger.resolved_path()
 
 
-def _settings(path: Path | None) -> Settings:
-    config = path or default_config()
-    return load_settings(config if config.exists() else None)
-
-
 @cli.command()
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option("--open", "open_browser", is_flag=True, help="Open it in the default browser.")
@@ -338,6 +358,88 @@ def _dashboard_problem(base: str, token: str) -> str | None:
     except OSError:
         return "Not running yet: start it with `tollhouse serve`."
     return None
+
+
+@cli.command()
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@click.option(
+    "--port", type=int, help=f"Port (default from config [intercept]: {DEFAULT_INTERCEPT_PORT})."
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log every connection.")
+@friendly
+def intercept(path: Path | None, port: int | None, verbose: bool) -> None:
+    """Run the intercepting HTTPS proxy for tools that call providers directly.
+
+    Known LLM hosts (OpenAI, Anthropic, Gemini and Vertex, xAI, OpenRouter,
+    chatgpt.com's backend, Gemini Code Assist, and [intercept] hosts) are
+    decrypted and metered into the ledger, labelled trust=direct; every other
+    host is tunneled untouched. Calls go where the tool sent them.
+
+    \b
+    Example:
+      tollhouse intercept                  # 127.0.0.1:8090
+      tollhouse run -- codex exec "fix the tests"
+    """
+    import asyncio
+
+    try:
+        from tollhouse.intercept.engine import quiet_mitmproxy, serve_intercept
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the interceptor needs mitmproxy ({exc.name} is missing): run ./scripts/setup, "
+            "or pip install 'tollhouse[intercept]' and then pip install --no-deps mitmproxy==11.0.2"
+        ) from None
+
+    settings = _settings(path)
+    _logging(verbose)
+    quiet_mitmproxy(verbose)
+
+    def ready(addresses: list[tuple[str, int]]) -> None:
+        where = ", ".join(f"{host}:{p}" for host, p in addresses)
+        click.echo(
+            f"tollhouse intercept listening on {where}; run tools with `tollhouse run -- CMD`"
+        )
+        sys.stdout.flush()
+
+    asyncio.run(serve_intercept(settings, port=port, ready=ready))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@click.option("--port", type=int, help="The interceptor's port (default from config).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+@friendly
+def run(path: Path | None, port: int | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND with the interceptor as its HTTPS proxy, trusting tollhouse's CA.
+
+    Sets HTTPS_PROXY/HTTP_PROXY, NO_PROXY=localhost,127.0.0.1,::1 and a CA
+    bundle (system roots + tollhouse's CA) in SSL_CERT_FILE,
+    REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS and CURL_CA_BUNDLE. Refuses to
+    start COMMAND when the interceptor isn't running.
+
+    \b
+    Example:
+      tollhouse run -- claude -p "summarise README.md"
+      tollhouse run -- python my_script.py
+    """
+    from tollhouse.intercept.ca import CAFiles, write_bundle
+    from tollhouse.intercept.launch import check_listening, proxy_environment
+
+    cfg = _settings(path).intercept
+    port = cfg.port if port is None else port
+    check_listening(cfg.host, port)
+    ca = CAFiles(cfg.resolved_ca_dir(), created=False)
+    if not ca.cert.exists():  # the running proxy made its CA elsewhere: a different config
+        raise click.ClickException(
+            f"no tollhouse CA in {ca.directory}: run `tollhouse intercept` and "
+            "`tollhouse run` with the same --config (and TOLLHOUSE_HOME)"
+        )
+    bundle = write_bundle(ca)
+    env = proxy_environment(os.environ, cfg.host, port, bundle)
+    try:
+        os.execvpe(command[0], list(command), env)
+    except FileNotFoundError:
+        raise click.ClickException(f"{command[0]}: command not found") from None
 
 
 @cli.command()

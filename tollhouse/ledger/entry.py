@@ -38,7 +38,7 @@ class LedgerEntry:
     error: str | None = None
     process_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
-    trust: str | None = None  # "full" | "degraded"; None when nothing answered
+    trust: str | None = None  # "full" | "degraded" | "direct" (intercepted); None: nothing answered
     attempts: list[Any] = field(default_factory=list)  # tollhouse.dispatch.Attempt
     attempt_count: int = 0
     queue_wait_ms: float = 0.0

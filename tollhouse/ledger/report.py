@@ -30,6 +30,7 @@ GROUP_COLUMNS = {
     "hour": "substr(ts, 1, 13)",
     "dialect": "dialect",
     "attribution": "attribution",
+    "trust": "trust",  # full | degraded (through the gateway) | direct (intercepted)
 }
 TOKEN_FIELDS = (
     "input_tokens",

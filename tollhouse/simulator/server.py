@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import ssl
 import tempfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -47,6 +48,7 @@ class Simulator:
     """A fake provider on an ephemeral loopback port, for tests and demos.
 
     Bills go to ``settings.bill_path``, or to a temporary file removed on exit.
+    With ``ssl_context`` it serves HTTPS (a stand-in for a provider's own host).
     ``clock`` (monotonic seconds) drives the quota (``settings.rpm``/``tpm``);
     pass a :class:`~.quota.FakeClock` to step time by hand.
 
@@ -58,7 +60,11 @@ class Simulator:
     """
 
     def __init__(
-        self, settings: SimulatorSettings | None = None, *, clock: Clock | None = None
+        self,
+        settings: SimulatorSettings | None = None,
+        *,
+        clock: Clock | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         settings = settings or SimulatorSettings()
         self._tempdir: Path | None = None
@@ -66,11 +72,13 @@ class Simulator:
             self._tempdir = Path(tempfile.mkdtemp(prefix="tollhouse-sim-"))
             settings = replace(settings, bill_path=self._tempdir / "bills.jsonl")
         self.settings = settings
-        self._server = BackgroundServer(lambda: create_app(self.settings, clock))
+        self._server = BackgroundServer(
+            lambda: create_app(self.settings, clock), ssl_context=ssl_context
+        )
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``; add a flavor prefix such as ``/openai/v1``."""
+        """``http://127.0.0.1:PORT`` (https with TLS); add a flavor prefix: ``/openai/v1``."""
         return self._server.url
 
     @property
