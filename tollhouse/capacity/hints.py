@@ -11,6 +11,7 @@ resets) are read relative to a ``now`` the caller passes (Unix seconds).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -44,6 +45,7 @@ class RateLimitInfo:
         return self.remaining_requests is None and self.remaining_tokens is None
 
 
+@functools.lru_cache(maxsize=512)
 def parse_duration(text: str) -> float | None:
     """A Go duration (``6m0s``, ``1.5s``, ``12ms``), a protobuf one (``22s``), or bare seconds."""
     text = text.strip()
