@@ -49,10 +49,12 @@ doubling from the first to the second figure."""
 class CapacityTimeout(Exception):
     """The request could not start before its deadline (or the queue was full)."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, message: str, retry_after: float, skipped: str = "capacity timeout") -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.skipped = skipped
+        """What the attempt's ledger row says (another instance may know the model is gone)."""
 
 
 @dataclass(eq=False)
@@ -247,6 +249,7 @@ class Capacity:
                 raise CapacityTimeout(
                     f"{up.name}/{lease.model}: no shared capacity ({grant.reason}) for {wait:.1f}s",
                     max(wait, UNKNOWN_WAIT) if grant.reason == SLOTS else wait,
+                    "model gone" if grant.reason == GONE else "capacity timeout",
                 )
             up.counters.waits += 1
             up.counters.wait_seconds += wait
