@@ -125,8 +125,9 @@ def subprocess_gateway(tmp_path: Path) -> Iterator[Any]:
         path.write_text(_toml(config, tmp_path / f"sub-{len(started)}.db"))
         port = _free_port()
         env = {**os.environ, KEY_ENV: PROVIDER_KEY, "TOLLHOUSE_HOME": str(tmp_path)}
+        argv = ["serve", "--config", str(path), "--port", str(port)]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tollhouse", "serve", "--config", str(path), "--port", str(port)],
+            [sys.executable, "-m", "tollhouse", *argv],
             env=env,
             stdout=subprocess.DEVNULL,
         )
