@@ -78,7 +78,8 @@ def test_tokens_are_a_numeric_cost_and_settle_refunds(prefix: str) -> None:
         big = await ls[0].admit("openai", "m", 900)
         refused = await ls[1].admit("openai", "m", 300)
         assert big.hold is not None
-        big.hold.settle(900, 100)  # it used 100 tokens: 800 back
+        big.hold.settle(900, 100)  # it used 100 tokens: 800 back, with the release
+        big.hold.release()
         await drain()
         fits = await ls[1].admit("openai", "m", 300)
         return [big.admitted, refused.admitted, fits.admitted]

@@ -105,7 +105,7 @@ class RedisLimiter:
         self._ids = itertools.count()
         self._instance = secrets.token_hex(6)
         self._admit = state.client.register_script(scripts.ADMIT)
-        self._settle = state.client.register_script(scripts.SETTLE)
+        self._end_script = state.client.register_script(scripts.END)
         self._renew = state.client.register_script(scripts.RENEW)
         self._until = state.client.register_script(scripts.UNTIL)
         self._renewer: asyncio.Task[None] | None = None
@@ -209,14 +209,17 @@ class RedisLimiter:
         # Redis down: the leases expire there, and the slots come back by themselves.
         await self.state.attempt(FEATURE, lambda r: self._renew(keys=keys, args=args, client=r))
 
-    async def _release(self, lease_id: str, sets: Sequence[str]) -> None:
-        await self.state.attempt(FEATURE, lambda r: _zrem(r, sets, lease_id))  # or: the TTL
-
-    async def _settle_tokens(self, keys: _Keys, delta: int) -> None:
-        args: list[Any] = [delta, *keys.token_intervals]
-        # Redis down: the reservation stands, which is conservative.
+    async def _end(
+        self, lease_id: str, sets: Sequence[str], keys: _Keys | None, delta: int
+    ) -> None:
+        """A lease's end in one round trip: its token correction, its slots back.
+        Redis down: the reservation stands (conservative) and the slots expire by themselves."""
+        tokens = keys.tokens if keys is not None and delta else []
+        intervals = keys.token_intervals if keys is not None and delta else []
+        args: list[Any] = [delta, len(tokens), *intervals, lease_id]
+        all_keys = [*tokens, *sets]
         await self.state.attempt(
-            FEATURE, lambda r: self._settle(keys=keys.tokens, args=args, client=r)
+            FEATURE, lambda r: self._end_script(keys=all_keys, args=args, client=r)
         )
 
     # -- marks every instance honours
@@ -239,28 +242,30 @@ class RedisLimiter:
             self._renewer.cancel()
         held, self.held = self.held, {}
         for lease_id, sets in held.items():
-            await self._release(lease_id, sets)
-
-
-async def _zrem(client: Any, sets: Sequence[str], lease_id: str) -> Any:
-    pipe = client.pipeline(transaction=False)
-    for key in sets:
-        pipe.zrem(key, lease_id)
-    return await pipe.execute()
+            await self._end(lease_id, sets, None, 0)
 
 
 class _RedisHold:
+    """A shared admission: a token correction before the release travels with it."""
+
     def __init__(self, limiter: RedisLimiter, lease_id: str, keys: _Keys) -> None:
         self.limiter, self.lease_id, self.keys = limiter, lease_id, keys
+        self.delta = 0
+        self.released = False
 
     def settle(self, reserved: int, actual: int) -> None:
-        if self.keys.tokens and actual != reserved:
-            spawn(self.limiter._settle_tokens(self.keys, actual - reserved))
+        if not self.keys.tokens or actual == reserved:
+            return
+        if not self.released:
+            self.delta += actual - reserved
+            return
+        spawn(self.limiter._end(self.lease_id, (), self.keys, actual - reserved))
 
     def release(self) -> None:
-        sets = self.limiter.held.pop(self.lease_id, None)
-        if sets:
-            spawn(self.limiter._release(self.lease_id, sets))
+        self.released = True
+        sets = self.limiter.held.pop(self.lease_id, None) or []
+        if sets or self.delta:
+            spawn(self.limiter._end(self.lease_id, sets, self.keys, self.delta))
 
 
 class _ShareHold:

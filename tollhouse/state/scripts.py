@@ -73,12 +73,12 @@ end
 return {1, 0, ''}
 """
 
-SETTLE = """
+END = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local delta = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[i + 1])
+local delta, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, n do
+  local key, interval = KEYS[i], tonumber(ARGV[i + 2])
   local tat = tonumber(redis.call('GET', key) or '0')
   local new_tat
   if delta >= 0 then
@@ -86,15 +86,21 @@ for i, key in ipairs(KEYS) do
   else
     new_tat = tat - math.max(0, math.min(-delta * interval, tat - now))
   end
-  if new_tat > now then
+  if new_tat > now and delta ~= 0 then
     local ms = math.ceil((new_tat - now) / 1000) + 1000
     redis.call('SET', key, string.format('%.17g', new_tat), 'PX', ms)
   end
 end
+for i = n + 1, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[n + 3])
+end
 return 1
 """
-"""Correct a token reservation: KEYS token TATs, ARGV delta then each key's interval.
-A refund only takes back virtual time still ahead of now (none is handed out twice)."""
+"""A lease's end in one call: correct its token reservation, give its slots back.
+
+KEYS: the token TATs, then the lease sets; ARGV: the token delta, how many
+token keys, each one's interval, the lease id. A refund only takes back
+virtual time still ahead of now (none is handed out twice)."""
 
 RENEW = """
 local t = redis.call('TIME')
