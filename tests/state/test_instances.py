@@ -244,3 +244,29 @@ def test_the_redis_url_is_validated() -> None:
     with pytest.raises(ConfigError, match="redis://"):
         parse_settings({"state": {"url": "http://127.0.0.1:6379"}})
     assert parse_settings({"state": {"url": REDIS_URL}}).state.url == REDIS_URL
+
+
+def test_a_long_stream_keeps_its_slot_past_the_lease_ttl(
+    make_gateway: GatewayFactory, simulator: Simulator, prefix: str
+) -> None:
+    config = state_config(simulator.url, prefix, lease_ttl_s=0.3)
+    config["providers"][0]["max_in_flight"] = 1
+    gateway = make_gateway(config)
+    client, key = redis.Redis.from_url(REDIS_URL), f"{prefix}q:openai:slots"
+    stream = _open_stream(gateway.url)
+    try:
+        ((lease, first_expiry),) = client.zrange(key, 0, -1, withscores=True)
+        deadline = time.monotonic() + 20
+        while _server_us(client) < first_expiry + 300_000:  # a whole TTL past the first expiry
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        ((still, expiry),) = client.zrange(key, 0, -1, withscores=True)
+        assert still == lease and expiry > _server_us(client)  # renewed, not expired
+    finally:
+        stream.close()
+        client.close()
+
+
+def _server_us(client: redis.Redis) -> float:
+    seconds, micros = client.time()
+    return seconds * 1_000_000 + micros

@@ -99,6 +99,12 @@ class _Counters:
 
 
 @dataclass(eq=False)
+class _SharedLine:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass(eq=False)
 class _Upstream:
     """Everything kept for one upstream."""
 
@@ -111,8 +117,9 @@ class _Upstream:
     gone: dict[str, float] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
     counters: _Counters = field(default_factory=_Counters)
-    shared_line: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Only the head of this instance's line asks the shared limiter (in fair order)."""
+    shared_lines: dict[str, _SharedLine] = field(default_factory=dict)
+    """Per model, only the head of this instance's line asks the shared limiter, in the
+    order the fair queue admitted them (a model waiting out its cooldown blocks no other)."""
     shared_opened: float = -math.inf
 
     def model_quota(self, model: str, now: float) -> QuotaState:
@@ -220,10 +227,11 @@ class Capacity:
 
     async def _admit_shared(self, up: _Upstream, lease: Lease, deadline: float) -> None:
         """Hold ``lease`` (admitted here) until the shared limiter admits it too, in line."""
+        line = up.shared_lines.setdefault(lease.model, _SharedLine())
+        line.users += 1
         try:
-            async with asyncio.timeout(max(0.0, deadline - self.clock())):
-                async with up.shared_line:
-                    lease.share(await self._shared_grant(up, lease, deadline))
+            async with asyncio.timeout(max(0.0, deadline - self.clock())), line.lock:
+                lease.share(await self._shared_grant(up, lease, deadline))
         except TimeoutError:
             lease.abandon()
             up.counters.timeouts += 1
@@ -233,6 +241,10 @@ class Capacity:
         except BaseException:
             lease.abandon()
             raise
+        finally:
+            line.users -= 1
+            if not line.users:  # model names come from clients: keep no idle lines
+                del up.shared_lines[lease.model]
 
     async def _shared_grant(self, up: _Upstream, lease: Lease, deadline: float) -> SharedHold:
         poll = SLOT_POLL[0]
