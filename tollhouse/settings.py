@@ -328,8 +328,9 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
 
 def _check_state(state: StateSettings) -> None:
     if state.url and not state.url.startswith(("redis://", "rediss://", "unix://")):
+        scheme = state.url.partition(":")[0][:20]  # not the rest: it may hold a password
         raise ConfigError(
-            f"state.url: {state.url!r} is not a Redis URL; use redis://host:6379/0 "
+            f"state.url: a {scheme!r} URL is not a Redis URL; use redis://host:6379/0 "
             "(or unix:///path/to/redis.sock), or leave it empty for in-process state"
         )
     if state.expected_instances < 1:

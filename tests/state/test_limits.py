@@ -209,3 +209,17 @@ def test_redis_down_falls_back_to_a_share_and_recovers(private_redis: PrivateRed
     assert state.outages == 1 and state.fallbacks["limits"] == 3
     names = {m.name: m for m in state.gauges()}
     assert names["tollhouse_state_up"].samples[0].value == 1.0
+
+
+def test_a_refusing_redis_counts_as_down_not_as_a_500(prefix: str) -> None:
+    """An error reply (here WRONGTYPE; in production OOM or READONLY) takes the fallback."""
+    (lim,) = limiters(prefix, 1, expected_instances=2)
+    lim.configure("openai", Limits(rpm=60, burst=2), {})
+
+    async def body() -> tuple[Grant, bool]:
+        await lim.state.client.lpush(prefix + "q:openai:req", "not a number")
+        grant = await lim.admit("openai", "m", 1)
+        return grant, lim.state.up
+
+    grant, up = run(lambda: closing([lim], body))
+    assert grant.admitted and up is False  # admitted on this instance's share

@@ -22,8 +22,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from tollhouse.settings import StateSettings
 
@@ -31,8 +30,9 @@ log = logging.getLogger("tollhouse.state")
 
 T = TypeVar("T")
 
-DOWN_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-"""What means "Redis is unreachable" (a script error or a wrong type is a bug, not this)."""
+DOWN_ERRORS = (RedisError, OSError)
+"""What makes Redis count as down: unreachable, too slow, but also refusing (out of memory,
+a read-only replica, still loading). Each feature then has its fallback, not a 500."""
 
 
 class StateDown(Exception):
@@ -108,9 +108,11 @@ class RedisState:
             self.up = False
             self.outages += 1
             log.error(
-                "shared state: Redis is unreachable (%s); limits fall back to per-instance "
-                "shares, idempotency refuses with 503, the cache is bypassed, until it is back",
+                "shared state: Redis is unreachable (%s: %.200s); limits fall back to "
+                "per-instance shares, idempotency and the gate refuse with 503, the cache "
+                "is bypassed, until it is back",
                 type(exc).__name__,
+                exc,
             )
 
     def gauges(self) -> Iterable[Metric]:
