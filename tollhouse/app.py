@@ -36,6 +36,7 @@ from tollhouse.providers import build_providers
 from tollhouse.proxy import REQUEST_ID_HEADER, Gateway, error_response
 from tollhouse.routing import Router
 from tollhouse.settings import LimitSettings, Settings
+from tollhouse.state import RedisTrustStore, SharedState
 from tollhouse.tasks import cancel_all
 from tollhouse.trust import http as trust_http
 from tollhouse.trust.service import build_trust
@@ -48,6 +49,7 @@ CAPACITY = web.AppKey("capacity", Capacity)
 WRITER = web.AppKey("writer", LedgerWriter)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 BUDGETS = web.AppKey("budgets", BudgetGate)
+STATE = web.AppKey("state", SharedState)
 LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -70,9 +72,14 @@ def create_app(
     budget_gate = BudgetGate.from_settings(settings, pricer)
     if budget_gate is not None:  # none configured: the request path skips budgets
         app[BUDGETS] = budget_gate
-    capacity = app[CAPACITY] = build_capacity(settings)  # config errors surface here, at once
+    shared = SharedState(settings.state) if settings.state.url else None
+    if shared is not None:
+        app[STATE] = shared
+    capacity = app[CAPACITY] = build_capacity(settings, shared)  # config errors surface now
     allowed = _allowed_hosts(settings)
-    trust = app[trust_http.TRUST] = build_trust(settings.trust, writer)
+    trust = app[trust_http.TRUST] = build_trust(
+        settings.trust, writer, _shared_trust(shared, settings, writer) if shared else None
+    )
     app[trust_http.LEDGER_PATH] = writer.path
 
     async def startup(app: web.Application) -> None:
@@ -116,6 +123,8 @@ def create_app(
         app[trust_http.ATTRIBUTOR] = attributor
         trust.start(router, dispatcher, gateway.ids, cap.deadline_ms / 1000)
         observe_gateway(app[METRICS], gateway, capacity, budgets, ledger_path)
+        if shared is not None:
+            app[METRICS].scraped(shared.redis.gauges)
         if dashboard:
             await attach_dashboard(app, settings, ledger_path, capacity, budgets, allowed)
 
@@ -126,6 +135,8 @@ def create_app(
         await gateway.upstreams.session.close()
         await app[CAPACITY].close()
         await cancel_all()
+        if shared is not None:
+            await shared.close()
         if gateway.attributor.process is not None:
             gateway.attributor.process.close()
         writer.close()
@@ -136,10 +147,18 @@ def create_app(
     return app
 
 
-def build_capacity(settings: Settings) -> Capacity:
+def _shared_trust(shared: SharedState, settings: Settings, writer: LedgerWriter) -> RedisTrustStore:
+    t = settings.trust
+    return shared.trust_store(
+        writer, retention_s=t.task_retention_s, key_retention_s=t.idempotency_retention_s
+    )
+
+
+def build_capacity(settings: Settings, shared: SharedState | None = None) -> Capacity:
     """The capacity gate, configured with every provider's (and model's) quota."""
     cap = settings.capacity
     capacity = Capacity(
+        shared=shared.limiter if shared is not None else None,
         policy=RetryPolicy(
             base=cap.retry_base_s,
             cap=cap.retry_cap_s,

@@ -242,7 +242,7 @@ class Dispatcher:
                 route.provider.name, route.model, d.out.project, tokens, d.out.deadline
             )
         except CapacityTimeout as exc:
-            attempt.skipped, attempt.error_class = "capacity timeout", ErrorClass.RATE_LIMIT
+            attempt.skipped, attempt.error_class = exc.skipped, ErrorClass.RATE_LIMIT
             attempt.retry_after_s = exc.retry_after
             d.retry_after = min(d.retry_after or exc.retry_after, exc.retry_after)
             return None

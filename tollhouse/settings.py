@@ -114,6 +114,24 @@ class CapacitySettings:
     max_queue: int = _opt(1000, "Requests that may wait for capacity per upstream (then 429).")
 
 
+@dataclass(frozen=True)
+class StateSettings:
+    url: str = _opt(
+        "",
+        'Shared state for several instances: "redis://127.0.0.1:6379/0" (or unix:///path). '
+        "Empty: everything stays in this process.",
+    )
+    key_prefix: str = _opt("tollhouse:", "Prefix of every Redis key (one per deployment).")
+    lease_ttl_s: float = _opt(
+        30.0, "An in-flight slot held by a crashed instance comes back after this long."
+    )
+    expected_instances: int = _opt(
+        1, "While Redis is down each instance admits limit / this many (a conservative share)."
+    )
+    timeout_s: float = _opt(0.5, "Longest wait for one Redis command before it counts as down.")
+    retry_s: float = _opt(1.0, "While Redis is down, how often one request tries it again.")
+
+
 KEEP_REQUESTS = ("degraded", "all", "none")
 
 
@@ -228,6 +246,7 @@ class Settings:
     models: dict[str, ModelAlias] = _opt_factory(dict, "Model aliases with fallback chains.")
     capacity: CapacitySettings = _opt_factory(CapacitySettings, "Queueing, retries, fallback.")
     trust: TrustSettings = _opt_factory(TrustSettings, "Trajectories, the gate, cache, divergence.")
+    state: StateSettings = _opt_factory(StateSettings, "Shared state on Redis (several instances).")
     commitments: dict[str, CommitmentSettings] = _opt_factory(
         dict, "Negotiated deals per provider name: discount, annual commitment."
     )
@@ -291,6 +310,7 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         commitments=_table_of(CommitmentSettings, data.get("commitments", {}), "commitments"),
         dashboard=_build(DashboardSettings, data.get("dashboard", {}), "dashboard"),
         intercept=_build(InterceptSettings, data.get("intercept", {}), "intercept"),
+        state=_build(StateSettings, data.get("state", {}), "state"),
         source=source,
     )
     _check_trust(settings.trust)
@@ -302,7 +322,21 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
     if not 0 <= settings.dashboard.port <= 65535:
         raise ConfigError("dashboard.port: a port number, 0-65535 (0: any free port)")
     _check_intercept(settings.intercept)
+    _check_state(settings.state)
     return settings
+
+
+def _check_state(state: StateSettings) -> None:
+    if state.url and not state.url.startswith(("redis://", "rediss://", "unix://")):
+        scheme = state.url.partition(":")[0][:20]  # not the rest: it may hold a password
+        raise ConfigError(
+            f"state.url: a {scheme!r} URL is not a Redis URL; use redis://host:6379/0 "
+            "(or unix:///path/to/redis.sock), or leave it empty for in-process state"
+        )
+    if state.expected_instances < 1:
+        raise ConfigError("state.expected_instances: a whole number >= 1")
+    if state.lease_ttl_s <= 0 or state.timeout_s <= 0 or state.retry_s <= 0:
+        raise ConfigError("state: lease_ttl_s, timeout_s and retry_s must be > 0 seconds")
 
 
 def _provider(item: dict[str, Any], where: str) -> ProviderSettings:

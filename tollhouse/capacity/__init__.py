@@ -5,7 +5,8 @@ failure is), :func:`retry_hint` / :func:`parse_rate_limits` (what the provider
 says), :class:`QuotaState` (GCRA buckets, slots, cooldown), :class:`RetryPolicy`
 (full jitter under a budget), :class:`CircuitBreaker`, :class:`FairQueue`.
 The async shell, :class:`Capacity`, queues requests per upstream until they may
-start and hands out :class:`Lease` objects.
+start and hands out :class:`Lease` objects; with several instances it also asks
+a :class:`SharedLimiter` (:mod:`tollhouse.state.limits` keeps it in Redis).
 """
 
 from tollhouse.capacity.admission import Capacity, CapacityTimeout
@@ -30,6 +31,7 @@ from tollhouse.capacity.hints import (
 from tollhouse.capacity.lease import Lease
 from tollhouse.capacity.quota import Check, Limits, QuotaState
 from tollhouse.capacity.retry import RetryPolicy
+from tollhouse.capacity.shared import Grant, LocalLimiter, SharedHold, SharedLimiter
 
 __all__ = [
     "BREAKER_FAILURES",
@@ -41,12 +43,16 @@ __all__ = [
     "CircuitBreaker",
     "ErrorClass",
     "FairQueue",
+    "Grant",
     "Lease",
     "Limits",
+    "LocalLimiter",
     "QuotaState",
     "Rate",
     "RateLimitInfo",
     "RetryPolicy",
+    "SharedHold",
+    "SharedLimiter",
     "classify",
     "classify_exception",
     "estimate_tokens",

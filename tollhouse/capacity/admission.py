@@ -19,27 +19,42 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from tollhouse.capacity.breaker import CLOSED, CircuitBreaker
+from tollhouse.capacity.breaker import CLOSED, OPEN, CircuitBreaker
 from tollhouse.capacity.classify import ErrorClass, classify
 from tollhouse.capacity.fairqueue import FairQueue
 from tollhouse.capacity.hints import parse_rate_limits, retry_hint
 from tollhouse.capacity.lease import Lease
 from tollhouse.capacity.quota import Limits, QuotaState
 from tollhouse.capacity.retry import RetryPolicy
+from tollhouse.capacity.shared import (
+    COOLDOWN,
+    GONE,
+    SLOTS,
+    Grant,
+    LocalLimiter,
+    SharedHold,
+    SharedLimiter,
+)
+from tollhouse.tasks import spawn
 
 MAX_MODELS = 1024
 """Per upstream, model states beyond this are pruned when idle (names come from clients)."""
 UNKNOWN_WAIT = 1.0
 """retry_after when the wait can't be computed (only a release would tell)."""
+SLOT_POLL = (0.02, 0.5)
+"""A shared slot freed by another instance sends no signal: ask again after this long,
+doubling from the first to the second figure."""
 
 
 class CapacityTimeout(Exception):
     """The request could not start before its deadline (or the queue was full)."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, message: str, retry_after: float, skipped: str = "capacity timeout") -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        self.skipped = skipped
+        """What the attempt's ledger row says (another instance may know the model is gone)."""
 
 
 @dataclass(eq=False)
@@ -84,6 +99,12 @@ class _Counters:
 
 
 @dataclass(eq=False)
+class _SharedLine:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass(eq=False)
 class _Upstream:
     """Everything kept for one upstream."""
 
@@ -96,6 +117,10 @@ class _Upstream:
     gone: dict[str, float] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
     counters: _Counters = field(default_factory=_Counters)
+    shared_lines: dict[str, _SharedLine] = field(default_factory=dict)
+    """Per model, only the head of this instance's line asks the shared limiter, in the
+    order the fair queue admitted them (a model waiting out its cooldown blocks no other)."""
+    shared_opened: float = -math.inf
 
     def model_quota(self, model: str, now: float) -> QuotaState:
         found = self.models.get(model)
@@ -119,7 +144,9 @@ class Capacity:
 
     One instance per gateway. ``clock`` must tick in seconds along with the event
     loop's timers (the default, ``time.monotonic``, is the loop's own clock);
-    ``wall_clock`` reads providers' absolute reset times.
+    ``wall_clock`` reads providers' absolute reset times. ``shared`` is what
+    several instances agree on (:mod:`.shared`); a request admitted here is
+    then admitted there too before it starts.
     """
 
     def __init__(
@@ -133,6 +160,7 @@ class Capacity:
         weights: Mapping[str, float] | None = None,
         max_queue: int = 1000,
         wall_clock: Callable[[], float] = time.time,
+        shared: SharedLimiter | None = None,
     ) -> None:
         self.clock = clock
         self.wall_clock = wall_clock
@@ -142,6 +170,7 @@ class Capacity:
         self.breaker_reset = breaker_reset
         self.weights = dict(weights or {})
         self.max_queue = max_queue
+        self.shared: SharedLimiter = shared or LocalLimiter()
         self._upstreams: dict[str, _Upstream] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -158,6 +187,7 @@ class Capacity:
         for model, model_limits in (per_model or {}).items():
             up.model_quota(model, now).reconfigure(model_limits)
             up.configured.add(model)
+        self.shared.configure(upstream, limits, per_model or {})
         self._dispatch(up)
 
     def _upstream(self, name: str) -> _Upstream:
@@ -183,16 +213,67 @@ class Capacity:
             raise CapacityTimeout("tollhouse is shutting down", UNKNOWN_WAIT)
         self._loop = asyncio.get_running_loop()
         up, now, tokens = self._upstream(upstream), self.clock(), max(0, tokens)
-        if not up.queue:
-            lease = self._try_now(up, model, tokens, now)
-            if lease is not None:
-                return lease
-        waiter = self._enqueue(up, model, project, tokens, deadline, now)
+        lease = self._try_now(up, model, tokens, now) if not up.queue else None
+        if lease is None:
+            waiter = self._enqueue(up, model, project, tokens, deadline, now)
+            try:
+                lease = await waiter.future
+            except asyncio.CancelledError:
+                self._forget(up, waiter)
+                raise
+        if self.shared.shared:
+            await self._admit_shared(up, lease, deadline)
+        return lease
+
+    async def _admit_shared(self, up: _Upstream, lease: Lease, deadline: float) -> None:
+        """Hold ``lease`` (admitted here) until the shared limiter admits it too, in line."""
+        line = up.shared_lines.setdefault(lease.model, _SharedLine())
+        line.users += 1
         try:
-            return await waiter.future
-        except asyncio.CancelledError:
-            self._forget(up, waiter)
+            async with asyncio.timeout(max(0.0, deadline - self.clock())), line.lock:
+                lease.share(await self._shared_grant(up, lease, deadline))
+        except TimeoutError:
+            lease.abandon()
+            up.counters.timeouts += 1
+            raise CapacityTimeout(
+                f"{up.name}/{lease.model}: no shared capacity before the deadline", UNKNOWN_WAIT
+            ) from None
+        except BaseException:
+            lease.abandon()
             raise
+        finally:
+            line.users -= 1
+            if not line.users:  # model names come from clients: keep no idle lines
+                del up.shared_lines[lease.model]
+
+    async def _shared_grant(self, up: _Upstream, lease: Lease, deadline: float) -> SharedHold:
+        poll = SLOT_POLL[0]
+        while True:
+            grant = await self.shared.admit(up.name, lease.model, lease.tokens)
+            if grant.hold is not None:
+                return grant.hold
+            self._mirror(up, lease.model, grant)
+            wait = grant.wait
+            if grant.reason == SLOTS:
+                wait, poll = poll, min(poll * 2, SLOT_POLL[1])
+            if grant.reason == GONE or self.clock() + wait > deadline:
+                up.counters.timeouts += 1
+                raise CapacityTimeout(
+                    f"{up.name}/{lease.model}: no shared capacity ({grant.reason}) for {wait:.1f}s",
+                    max(wait, UNKNOWN_WAIT) if grant.reason == SLOTS else wait,
+                    "model gone" if grant.reason == GONE else "capacity timeout",
+                )
+            up.counters.waits += 1
+            up.counters.wait_seconds += wait
+            await asyncio.sleep(wait)
+
+    def _mirror(self, up: _Upstream, model: str, grant: Grant) -> None:
+        """What another instance learned (a gone model, a cooldown) steers fallback here too."""
+        now = self.clock()
+        if grant.reason == GONE:
+            up.gone[model] = max(up.gone.get(model, -math.inf), now + grant.wait)
+        elif grant.reason == COOLDOWN:
+            up.model_quota(model, now).cool_down(now + grant.wait)
 
     def _enqueue(
         self, up: _Upstream, model: str, project: str, tokens: int, deadline: float, now: float
@@ -259,8 +340,15 @@ class Capacity:
             breaker=up.breaker,
             probe=probe,
             clock=self.clock,
-            wake=lambda: self._dispatch(up),
+            wake=lambda: self._released(up),
         )
+
+    def _released(self, up: _Upstream) -> None:
+        b = up.breaker
+        if self.shared.shared and b.state == OPEN and b.opened_at != up.shared_opened:
+            up.shared_opened = b.opened_at  # it has just opened: tell the other instances
+            spawn(self.shared.open_circuit(up.name, self.breaker_reset))
+        self._dispatch(up)
 
     def _dispatch(self, up: _Upstream) -> None:
         """Admit what can start now in fair order; set the timer for the next admit time.
@@ -382,7 +470,10 @@ class Capacity:
         hint = retry_hint(status, headers, body, now=wall) if hinted else None
         if status == 429 and classify(status, body) is ErrorClass.RATE_LIMIT:
             up.counters.rate_limited_received += 1
-            quota.cool_down(now + (self.default_cooldown if hint is None else hint))
+            pause = self.default_cooldown if hint is None else hint
+            quota.cool_down(now + pause)
+            if self.shared.shared:
+                spawn(self.shared.cool_down(upstream, model, pause))
         elif not info.empty:
             self._dispatch(up)  # a fresher count may allow more than the last one
         return hint
@@ -392,6 +483,8 @@ class Capacity:
         up, now = self._upstream(upstream), self.clock()
         first = up.gone.get(model, -math.inf) <= now
         up.gone[model] = max(up.gone.get(model, -math.inf), now + for_seconds)
+        if self.shared.shared and first:
+            spawn(self.shared.mark_gone(upstream, model, for_seconds))
         return first
 
     def unavailable(self, upstream: str, model: str) -> str | None:
@@ -447,6 +540,7 @@ class Capacity:
     async def close(self) -> None:
         """Cancel every timer and fail every waiter (shutdown). Later acquires fail at once."""
         self._closed = True
+        await self.shared.close()
         for up in self._upstreams.values():
             if up.timer is not None:
                 up.timer.cancel()

@@ -8,10 +8,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from tollhouse.capacity.breaker import CircuitBreaker
 from tollhouse.capacity.classify import BREAKER_FAILURES, ErrorClass
 from tollhouse.capacity.quota import QuotaState
+
+if TYPE_CHECKING:
+    from tollhouse.capacity.shared import SharedHold
 
 
 class Lease:
@@ -48,12 +52,19 @@ class Lease:
         self._clock = clock
         self._wake = wake
         self._charged = tokens
+        self._shared: SharedHold | None = None
+
+    def share(self, hold: SharedHold) -> None:
+        """Also hold a reservation in the shared limiter, settled and returned with this lease."""
+        self._shared = hold
 
     def settle(self, actual_tokens: int) -> None:
         """Replace the token reservation with the real usage (refund or charge)."""
         now = self._clock()
         for quota, until in self._quotas:
             quota.settle(self._charged, actual_tokens, now, reserved_until=until)
+        if self._shared is not None:
+            self._shared.settle(self._charged, actual_tokens)
         refunded = actual_tokens < self._charged
         self._charged = actual_tokens
         if refunded:
@@ -84,6 +95,8 @@ class Lease:
         self.released = True
         for quota, _ in self._quotas:
             quota.release()
+        if self._shared is not None:
+            self._shared.release()
         return True
 
     def __repr__(self) -> str:

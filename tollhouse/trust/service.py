@@ -465,8 +465,11 @@ def _replay(found: ActionRecord | None, fp: str, key: str) -> dict[str, Any]:
     return found.as_dict()
 
 
-def build_trust(settings: TrustSettings, writer: LedgerWriter) -> TrustService:
-    store = LedgerTrustStore(
+def build_trust(
+    settings: TrustSettings, writer: LedgerWriter, store: TrustStore | None = None
+) -> TrustService:
+    """The trust service; its state in this process unless ``store`` (shared) is given."""
+    store = store or LedgerTrustStore(
         writer,
         retention_s=settings.task_retention_s,
         key_retention_s=settings.idempotency_retention_s,

@@ -1,0 +1,57 @@
+"""Shared state for several gateway instances (issue 7): Redis behind small interfaces.
+
+Configured with ``[state] url = "redis://127.0.0.1:6379/0"``; without it
+everything stays in the process, as before. What is shared, and what each
+feature does while Redis is down, is in the README ("Run several instances"):
+
+- :mod:`.limits`: request/token limits, in-flight leases, cooldowns, gone
+  models, open circuits (the Capacity gate's :class:`SharedLimiter`);
+- :mod:`.trust`: idempotency claims, trajectories, the answer cache (a
+  :class:`~tollhouse.trust.store.TrustStore`);
+- :mod:`.client`: the connection, the key prefix, health, its log lines and metrics.
+"""
+
+from __future__ import annotations
+
+from tollhouse.ledger.writer import LedgerWriter
+from tollhouse.settings import StateSettings
+from tollhouse.state.client import RedisState, StateDown
+from tollhouse.state.limits import RedisLimiter
+from tollhouse.state.trust import RedisTrustStore, StateUnavailable
+
+
+class SharedState:
+    """The Redis connection and what is built on it, for one gateway.
+
+    >>> # shared = SharedState(settings.state)
+    >>> # Capacity(shared=shared.limiter); build_trust(..., store=shared.trust_store(...))
+    """
+
+    def __init__(self, settings: StateSettings) -> None:
+        self.settings = settings
+        self.redis = RedisState.from_settings(settings)
+        self.limiter = RedisLimiter(
+            self.redis,
+            lease_ttl_s=settings.lease_ttl_s,
+            expected_instances=settings.expected_instances,
+        )
+
+    def trust_store(
+        self, writer: LedgerWriter, *, retention_s: float, key_retention_s: float
+    ) -> RedisTrustStore:
+        return RedisTrustStore(
+            self.redis, writer, retention_s=retention_s, key_retention_s=key_retention_s
+        )
+
+    async def close(self) -> None:
+        await self.redis.close()
+
+
+__all__ = [
+    "RedisLimiter",
+    "RedisState",
+    "RedisTrustStore",
+    "SharedState",
+    "StateDown",
+    "StateUnavailable",
+]

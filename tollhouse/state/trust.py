@@ -1,0 +1,386 @@
+"""Trust state in Redis, so every instance answers the same: :class:`RedisTrustStore`.
+
+The same :class:`~tollhouse.trust.store.TrustStore` interface as the in-process
+store, with Redis as the source of truth and the ledger as the audit trail
+(the same ``trust_*`` rows, written through the one writer, not awaited):
+
+- **Idempotency claims**: one script claims ``(project, key)`` with ``SET NX``
+  semantics and returns the existing record otherwise, so of any number of
+  concurrent claims on any instances exactly one wins; keys expire after the
+  retention. Reporting an outcome is one script too (it fails when the action
+  was reported already). Redis down: claims and outcomes refuse with 503
+  (:class:`StateUnavailable`) rather than risk a side effect twice.
+- **Trajectories**: a task is a Redis list of step and clearance events,
+  replayed into the sans-io :class:`Trajectory`. Redis down: steps answered
+  meanwhile are kept here and pushed, in order, when Redis is back; reading a
+  trajectory (the gate, the trust endpoints) refuses with 503 — the gate never
+  allows an irreversible action on a trajectory it cannot see.
+- **The response cache**: one hash per entry, expiring with it (Redis's own
+  memory policy bounds it, not ``cache_max_entries``). Redis down: bypassed
+  (a miss; nothing stored).
+
+>>> # store = RedisTrustStore(state, writer, retention_s=86_400, key_retention_s=86_400)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tollhouse.errors import GatewayError
+from tollhouse.ledger.writer import LedgerWriter
+from tollhouse.state.client import RedisState, StateDown, decode
+from tollhouse.trust.cache import HIT, MISS, VALIDITY_MISS, CacheEntry
+from tollhouse.trust.idempotency import IN_FLIGHT, ActionRecord, Claim
+from tollhouse.trust.store import now_iso
+from tollhouse.trust.trajectory import Step, Trajectory
+
+T = TypeVar("T")
+
+CLAIM = """
+local found = redis.call('GET', KEYS[1])
+if found then
+  local existing = redis.call('HGETALL', ARGV[4] .. found)
+  if #existing > 0 then return {0, existing} end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('HSET', KEYS[2], 'record', ARGV[2], 'status', 'in_flight', 'key', KEYS[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return {1, {}}
+"""
+"""KEYS: the (project, key) claim, the action; ARGV: action id, record, retention ms, act prefix."""
+
+COMPLETE = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+if status ~= 'in_flight' then return status end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'completed', ARGV[3])
+if ARGV[1] == 'abandoned' then
+  local claim = redis.call('HGET', KEYS[1], 'key')
+  if claim and redis.call('GET', claim) == ARGV[4] then redis.call('DEL', claim) end
+end
+return 1
+"""
+"""KEYS: the action; ARGV: status, result JSON, completed, action id. An abandoned action
+releases its key (the side effect did not happen)."""
+
+
+class StateUnavailable(GatewayError):
+    """503: shared state is unreachable, and guessing could repeat a side effect."""
+
+    status = 503
+    kind = "api_error"
+
+
+def _down() -> StateUnavailable:
+    return StateUnavailable(
+        "tollhouse's shared state (Redis) is unreachable, so this can't be decided safely "
+        "on one instance; retry in a few seconds",
+        retry_after=2.0,
+    )
+
+
+class RedisTrustStore:
+    """Trajectories, idempotency claims and cached answers shared through Redis."""
+
+    def __init__(
+        self,
+        state: RedisState,
+        writer: LedgerWriter,
+        *,
+        retention_s: float,
+        key_retention_s: float,
+    ) -> None:
+        self.state = state
+        self.writer = writer
+        self.retention_ms = max(1, round(retention_s * 1000))
+        self.key_retention_ms = max(1, round(key_retention_s * 1000))
+        self.backlog: list[tuple[str, str]] = []
+        """Trajectory events answered while Redis was down, pushed once it is back."""
+        self._claim = state.client.register_script(CLAIM)
+        self._complete = state.client.register_script(COMPLETE)
+
+    async def _run(self, feature: str, command: Callable[[Any], Awaitable[T]]) -> T:
+        try:
+            return await self.state.run(feature, command)
+        except StateDown:
+            raise _down() from None
+
+    # -- trajectories
+    async def record_step(
+        self,
+        task: str,
+        step_id: str | None,
+        *,
+        degraded_because: str | None,
+        inputs: tuple[str, ...] | None,
+        request_id: str,
+    ) -> Step:
+        event = {
+            "kind": "step",
+            "step": step_id,
+            "degraded_because": degraded_because,
+            "inputs": None if inputs is None else list(inputs),
+            "request_id": request_id,
+        }
+        try:
+            events, n = await self._push(task, json.dumps(event))
+            step = _replay(task, events[:n]).last
+        except StateUnavailable:
+            self.backlog.append((task, json.dumps(event)))
+            step = Trajectory(task).record(
+                step_id, degraded_because=degraded_because, inputs=inputs, request_id=request_id
+            )
+        self._audit_step(task, step.id, degraded_because, inputs, request_id)
+        return step
+
+    async def _push(self, task: str, event: str) -> tuple[list[Any], int]:
+        await self._flush()
+        key = self.state.key("traj", task)
+
+        async def push(r: Any) -> Any:
+            pipe = r.pipeline(transaction=True)
+            pipe.rpush(key, event).pexpire(key, self.retention_ms).lrange(key, 0, -1)
+            return await pipe.execute()
+
+        n, _, events = await self._run("trust", push)
+        return events, int(n)
+
+    async def _flush(self) -> None:
+        """Push the events answered while Redis was down, oldest first."""
+        while self.backlog:
+            task, event = self.backlog[0]
+            key = self.state.key("traj", task)
+
+            async def push(r: Any, key: str = key, event: str = event) -> Any:
+                pipe = r.pipeline(transaction=True)
+                return await pipe.rpush(key, event).pexpire(key, self.retention_ms).execute()
+
+            await self._run("trust", push)
+            self.backlog.pop(0)
+
+    async def trajectory(self, task: str) -> Trajectory | None:
+        await self._flush()
+        key = self.state.key("traj", task)
+        events = await self._run("trust", lambda r: r.lrange(key, 0, -1))
+        return _replay(task, events).trajectory if events else None
+
+    async def clear_step(
+        self, task: str, step_id: str, how: str, by: str | None, similarity: float | None
+    ) -> Step:
+        event = {"kind": "clear", "step": step_id, "how": how, "by": by, "similarity": similarity}
+        events, _ = await self._push(task, json.dumps(event))
+        self.writer.execute(
+            [
+                (
+                    "INSERT INTO trust_clearances (ts, task, step, how, cleared_by, similarity) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (now_iso(), task, step_id, how, by, similarity),
+                )
+            ]
+        )
+        return _replay(task, events).trajectory.steps[step_id]
+
+    def _audit_step(
+        self,
+        task: str,
+        step_id: str,
+        why: str | None,
+        inputs: tuple[str, ...] | None,
+        request_id: str,
+    ) -> None:
+        self.writer.execute(
+            [
+                (
+                    "INSERT INTO trust_steps (ts, task, step, request_id, own, degraded_because, "
+                    "inputs) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        now_iso(),
+                        task,
+                        step_id,
+                        request_id,
+                        "degraded" if why is not None else "full",
+                        why,
+                        None if inputs is None else json.dumps(list(inputs)),
+                    ),
+                )
+            ]
+        )
+
+    # -- idempotency
+    def _claim_key(self, project: str, key: str) -> str:
+        digest = hashlib.sha256(f"{project}\0{key}".encode()).hexdigest()
+        return self.state.key("idem", digest)
+
+    async def claim(self, record: ActionRecord) -> tuple[Claim, ActionRecord | None]:
+        record.created = time.time()
+        keys = [self._claim_key(record.project, record.key), self.state.key("act", record.id)]
+        args: list[Any] = [
+            record.id,
+            json.dumps(_static(record)),
+            self.key_retention_ms,
+            self._act_prefix,
+        ]
+        won, existing = await self._run(
+            "idempotency", lambda r: self._claim(keys=keys, args=args, client=r)
+        )
+        if won:
+            self.writer.execute([_action_insert(record)])
+            return Claim.CLAIMED, record
+        found = _record(existing)
+        if found.fingerprint != record.fingerprint:
+            return Claim.MISMATCH, found
+        if found.status == IN_FLIGHT:
+            return Claim.IN_FLIGHT, found
+        return Claim.REPLAY, found
+
+    @property
+    def _act_prefix(self) -> str:
+        return self.state.key("act", "")
+
+    async def complete(self, action_id: str, status: str, result: Any) -> ActionRecord:
+        key = self.state.key("act", action_id)
+        args: list[Any] = [status, json.dumps(result), time.time(), action_id]
+        done = await self._run(
+            "idempotency", lambda r: self._complete(keys=[key], args=args, client=r)
+        )
+        if done == 0:
+            raise KeyError(action_id)
+        if done != 1:
+            raise ValueError(f"action {action_id} was already reported as {decode(done)}")
+        self.writer.execute(
+            [
+                (
+                    "UPDATE trust_actions SET status = ?, result = ?, completed_ts = ? "
+                    "WHERE action_id = ?",
+                    (status, json.dumps(result), now_iso(), action_id),
+                )
+            ]
+        )
+        found = await self.action(action_id)
+        assert found is not None
+        return found
+
+    async def action(self, action_id: str) -> ActionRecord | None:
+        key = self.state.key("act", action_id)
+        fields = await self._run("idempotency", lambda r: r.hgetall(key))
+        return _record(fields) if fields else None
+
+    async def find_action(self, project: str, key: str) -> ActionRecord | None:
+        claim = self._claim_key(project, key)
+        found = await self._run("idempotency", lambda r: r.get(claim))
+        return None if found is None else await self.action(decode(found))
+
+    # -- cache
+    async def cache_get(self, key: str, assumes: str | None) -> tuple[str, CacheEntry | None]:
+        name = self.state.key("cache", key)
+        try:
+            fields = await self.state.run("cache", lambda r: r.hgetall(name))
+        except StateDown:
+            return MISS, None  # bypassed: the request goes upstream
+        if not fields:
+            return MISS, None
+        f = {decode(k): v for k, v in fields.items()}
+        entry = CacheEntry(
+            key,
+            json.loads(f["assumes"]),
+            f["body"] if isinstance(f["body"], bytes) else f["body"].encode(),
+            decode(f["content_type"]),
+            decode(f["served_by"]),
+            float(f["created"]),
+            float(f["expires"]),
+        )
+        if time.time() >= entry.expires:
+            return MISS, None
+        return (HIT, entry) if entry.assumes == assumes else (VALIDITY_MISS, None)
+
+    async def cache_put(self, entry: CacheEntry) -> None:
+        ttl = round((entry.expires - time.time()) * 1000)
+        if ttl <= 0:
+            return
+        name = self.state.key("cache", entry.key)
+        mapping: dict[str, Any] = {
+            "assumes": json.dumps(entry.assumes),
+            "body": entry.body,
+            "content_type": entry.content_type,
+            "served_by": entry.served_by,
+            "created": entry.created,
+            "expires": entry.expires,
+        }
+
+        async def put(r: Any) -> Any:
+            pipe = r.pipeline(transaction=True)
+            return await pipe.hset(name, mapping=mapping).pexpire(name, ttl).execute()
+
+        await self.state.attempt("cache", put)  # Redis down: not stored, asked upstream again
+
+
+class _Replayed:
+    def __init__(self, trajectory: Trajectory, last: Step) -> None:
+        self.trajectory, self.last = trajectory, last
+
+
+def _replay(task: str, events: list[Any]) -> _Replayed:
+    """The trajectory the events describe, and the step the last one recorded or cleared."""
+    trajectory, last = Trajectory(task), Step("", -1)
+    for raw in events:
+        e = json.loads(raw)
+        if e["kind"] == "step":
+            last = trajectory.record(
+                e["step"],
+                degraded_because=e["degraded_because"],
+                inputs=e["inputs"],
+                request_id=e["request_id"],
+            )
+        elif e["step"] in trajectory.steps:
+            last = trajectory.clear(e["step"], e["how"], e["by"], e["similarity"])
+    return _Replayed(trajectory, last)
+
+
+def _static(r: ActionRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "project": r.project,
+        "key": r.key,
+        "fingerprint": r.fingerprint,
+        "task": r.task,
+        "name": r.name,
+        "irreversible": r.irreversible,
+        "tainted": r.tainted,
+        "created": r.created,
+    }
+
+
+def _record(fields: Any) -> ActionRecord:
+    if isinstance(fields, list):  # a script's HGETALL: a flat list
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    f = {decode(k): decode(v) for k, v in fields.items()}
+    record = ActionRecord(**json.loads(f["record"]))
+    record.status = f["status"]
+    if "result" in f:
+        record.result = json.loads(f["result"])
+        record.completed = float(f["completed"])
+    return record
+
+
+def _action_insert(r: ActionRecord) -> tuple[str, tuple[Any, ...]]:
+    return (
+        "INSERT INTO trust_actions (action_id, ts, created, project, idem_key, fingerprint, "
+        "task, name, irreversible, tainted, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            r.id,
+            now_iso(),
+            r.created,
+            r.project,
+            r.key,
+            r.fingerprint,
+            r.task,
+            r.name,
+            int(r.irreversible),
+            int(r.tainted),
+            r.status,
+        ),
+    )
