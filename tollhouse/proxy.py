@@ -158,6 +158,7 @@ class Gateway:
             if ex.watch is not None and ex.watch.cache_key is not None:
                 hit: web.StreamResponse | None = await trust.lookup(ex.watch, ex, candidates[0])
                 if hit is not None:
+                    await trust.before_reply(ex)
                     return hit
         if self.budgets is not None:
             await self._hold_budget(ex, out, candidates[0])
@@ -171,7 +172,10 @@ class Gateway:
         async with answer.response:
             ex.status = answer.response.status
             try:
-                return await self._relay(request, ex, out, answer)
+                response = await self._relay(request, ex, out, answer)
+                if ex.watch is not None and not out.call.stream:
+                    await trust.before_reply(ex)  # a trust is there when a watch is
+                return response
             finally:
                 self._settle_lease(ex, answer)
                 # A body is read before it is written (ttfb marks the read); a stream is both.

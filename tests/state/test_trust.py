@@ -7,7 +7,9 @@ spread one agent's calls over three instances.
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -35,6 +37,7 @@ from tests.trust.test_trust_e2e import (  # noqa: F401  (re-run against Redis)
 )
 from tollhouse.agent import Task
 from tollhouse.simulator import Simulator
+from tollhouse.trust import http as trust_http
 
 
 def shared_config(sim_url: str, prefix: str) -> dict[str, object]:
@@ -99,6 +102,37 @@ def test_taint_recorded_on_one_instance_holds_the_gate_on_another(
     assert again.json()["allow"] is True
     seen = {g.url: api(g, "GET", "/tasks/spread").json()["steps"] for g in three}
     assert len({repr(v) for v in seen.values()}) == 1  # one trajectory, whoever is asked
+
+
+def test_a_degraded_answer_is_on_record_everywhere_before_the_client_has_it(
+    three: list[Harness],
+    faults: Simulator,  # noqa: F811  (the trust suite's fixture)
+) -> None:
+    """No settling in between: the step reaches Redis before its answer's last byte, so the
+    agent's very next call, its gate on another instance, already sees the taint. A's store
+    is made slow, so a step recorded after the reply would arrive too late for that gate."""
+    a, b, _ = three
+    assert a.server.app is not None
+    store = a.server.app[trust_http.TRUST].store
+    record_step = store.record_step
+
+    async def slow_record_step(*args: Any, **kw: Any) -> Any:
+        await asyncio.sleep(0.3)  # a slow Redis, not synchronisation
+        return await record_step(*args, **kw)
+
+    store.record_step = slow_record_step
+    with Task("quick", base_url=a.url) as task:
+        c = client(a, task)
+        faults.program("server_error", count=1, model="gpt-4o-mini")
+        with task.step("1"):
+            raw = c.chat.completions.with_raw_response.create(
+                model="smart", messages=[{"role": "user", "content": "go"}]
+            )
+        assert raw.headers["x-tollhouse-trust"] == "degraded"
+        gate = api(
+            b, "POST", "/gate", json={"task": "quick", "action": "pay", "irreversible": True}
+        )
+    assert (gate.json()["allow"], gate.json()["tainted_by"]) == (False, ["1"])
 
 
 def test_an_answer_cached_by_one_instance_is_a_hit_on_another(

@@ -74,6 +74,7 @@ class Watch:
     hit: CacheEntry | None = None
     sampled: bool = False
     kept: KeptRequest | None = None
+    recorded: bool = False  # the step is in the store already (before the reply)
 
 
 def label(value: str, header: str) -> str:
@@ -195,15 +196,28 @@ class TrustService:
         except Exception:  # a trust bug must not cost the request its ledger row
             log.exception("trust bookkeeping failed for %s", ex.request_id)
 
+    async def before_reply(self, ex: Any) -> None:
+        """A whole answer (not a stream): its step is in the store before the client has
+        it, so the agent's next call, its gate on whichever instance, sees this step."""
+        w: Watch | None = ex.watch
+        if w is None or w.task is None or ex.route is None or not 200 <= ex.status < 300:
+            return
+        try:
+            data = b"".join(ex.capture or ())
+            why = self._degraded_because(ex, w, _complete(ex))
+            await self._record_step(ex, w, why, data)
+            w.recorded = True
+        except Exception:  # recorded after the reply instead, as streams are
+            log.exception("trust: recording step of %s before the reply failed", ex.request_id)
+
     def _finished(self, ex: Any) -> None:
         w: Watch = ex.watch
         if ex.route is None or not 200 <= ex.status < 300:
             return  # nothing answered: not a step the agent can act on
         data = b"".join(ex.capture or ())
-        m = ex.metered
-        complete = not ex.incomplete and not (ex.call.stream and not (m and m.complete))
+        complete = _complete(ex)
         why = self._degraded_because(ex, w, complete)
-        if w.task is not None:
+        if w.task is not None and not w.recorded:
             self._track(self._record_step(ex, w, why, data))
         fresh = why is None
         if w.cache_key is not None and w.hit is None and storable(ex.status, complete, fresh):
@@ -463,6 +477,11 @@ def _replay(found: ActionRecord | None, fp: str, key: str) -> dict[str, Any]:
             "wait for its outcome and retry"
         )
     return found.as_dict()
+
+
+def _complete(ex: Any) -> bool:
+    m = ex.metered
+    return not ex.incomplete and not (ex.call.stream and not (m and m.complete))
 
 
 def build_trust(
