@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -21,6 +20,7 @@ from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.dispatch import Dispatcher
 from tollhouse.errors import ConfigError, Forbidden
 from tollhouse.ingress import DIALECTS, Dialect
+from tollhouse.ledger.store import Location
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metrics import GatewayMetrics
 from tollhouse.observe import (
@@ -54,7 +54,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(
-    settings: Settings, *, ledger_path: Path | None = None, dashboard: bool = False
+    settings: Settings, *, ledger_path: Location | None = None, dashboard: bool = False
 ) -> web.Application:
     """Build the gateway app; the ledger and upstream session open on startup.
 
@@ -62,9 +62,14 @@ def create_app(
     """
     max_body = int(settings.server.max_body_mb * 1024 * 1024)
     app = web.Application(client_max_size=max_body)
-    ledger_path = ledger_path or settings.ledger.resolved_path()
+    ledger_path = ledger_path or settings.ledger.location()
     pricer = Pricer(settings.prices, discounts(settings.commitments))
-    writer = LedgerWriter(ledger_path, pricer, batch_size=settings.ledger.batch_size)
+    writer = LedgerWriter(
+        ledger_path,
+        pricer,
+        batch_size=settings.ledger.batch_size,
+        journal=settings.ledger.journal_path(ledger_path),
+    )
     app[WRITER] = writer
     app[METRICS] = GatewayMetrics()
     budget_gate = BudgetGate.from_settings(settings, pricer)
