@@ -133,6 +133,11 @@ class LedgerWriter:
             assert self.journal is not None
             self.journal.release(sealed.segment, self.forget)
 
+    def unpin(self, sealed: Sealed) -> None:
+        """A sealed row superseded by a later line of the same request."""
+        assert self.journal is not None
+        self.journal.release(sealed.segment, self.forget)
+
     def forget(self, path: Path, fd: int) -> None:
         self._queue.put(_Forget(path, fd))
 
