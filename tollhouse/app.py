@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -124,8 +126,14 @@ def create_app(
         if dashboard:
             await attach_dashboard(app, settings, ledger_path, capacity, budgets, allowed)
 
+    async def draining(app: web.Application) -> None:
+        log.info("draining: %d requests in flight", app[GATEWAY].in_flight)
+
     async def cleanup(app: web.Application) -> None:
         gateway = app[GATEWAY]
+        # Rows whose process lookup is still running, trust writes: in before the close.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gateway.settle(), settings.server.drain_s or None)
         if DASHBOARD in app:
             await app[DASHBOARD].close()
         await gateway.upstreams.session.close()
@@ -136,6 +144,7 @@ def create_app(
         writer.close()
 
     app.on_startup.append(startup)
+    app.on_shutdown.append(draining)
     app.on_cleanup.append(cleanup)
     _add_routes(app, allowed)
     return app
