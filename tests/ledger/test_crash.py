@@ -99,7 +99,8 @@ def ledger_ids(location: Any) -> set[str]:
     conn = connect(location)
     try:
         orphans = conn.execute(
-            "SELECT count(*) FROM attempts WHERE request_id NOT IN (SELECT request_id FROM requests)"
+            "SELECT count(*) FROM attempts "
+            "WHERE request_id NOT IN (SELECT request_id FROM requests)"
         ).fetchone()[0]
         assert orphans == 0
         return {row[0] for row in conn.execute("SELECT request_id FROM requests").fetchall()}
