@@ -28,7 +28,6 @@ from tollhouse.simulator import Simulator
 from tollhouse.testing import BackgroundServer
 from tollhouse.trust.metrics import trust_metrics
 
-
 CLAUDE = "claude-haiku-4-5"
 
 
