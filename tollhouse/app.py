@@ -22,6 +22,7 @@ from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.dispatch import Dispatcher
 from tollhouse.errors import ConfigError, Forbidden
 from tollhouse.ingress import DIALECTS, Dialect
+from tollhouse.ledger.postgres import is_postgres
 from tollhouse.ledger.store import Location
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metrics import GatewayMetrics
@@ -77,6 +78,8 @@ def create_app(
     budget_gate = BudgetGate.from_settings(settings, pricer)
     if budget_gate is not None:  # none configured: the request path skips budgets
         app[BUDGETS] = budget_gate
+        if is_postgres(ledger_path):  # several instances may share it: so do budgets
+            budget_gate.share(ledger_path, ttl=_hold_ttl(settings))
     capacity = app[CAPACITY] = build_capacity(settings)  # config errors surface here, at once
     allowed = _allowed_hosts(settings)
     trust = app[trust_http.TRUST] = build_trust(settings.trust, writer)
@@ -141,6 +144,8 @@ def create_app(
         await cancel_all()
         if gateway.attributor.process is not None:
             gateway.attributor.process.close()
+        if BUDGETS in app and app[BUDGETS].shared is not None:
+            app[BUDGETS].shared.close()  # the last settles, committed
         writer.close()
 
     app.on_startup.append(startup)
@@ -148,6 +153,12 @@ def create_app(
     app.on_cleanup.append(cleanup)
     _add_routes(app, allowed)
     return app
+
+
+def _hold_ttl(settings: Settings) -> float:
+    """A shared budget hold outlives any request: the wait, then the slowest answer."""
+    s = settings.server
+    return settings.capacity.deadline_ms / 1000 + s.connect_timeout_s + s.read_timeout_s * 2
 
 
 def build_capacity(settings: Settings) -> Capacity:

@@ -196,7 +196,7 @@ class Gateway:
         if not isinstance(ex.attribution, Attribution):
             ex.attribution = await self.attributor.finish(ex.attribution)
             out.project = ex.attribution.project
-        ex.budget = self.budgets.hold(ex.attribution.project, primary, out.payload)
+        ex.budget = await self.budgets.reserve(ex.attribution.project, primary, out.payload)
 
     async def _outgoing(self, request: web.Request, ex: Exchange) -> Outgoing:
         body = await self._read_body(request)

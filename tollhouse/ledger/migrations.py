@@ -164,6 +164,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX trust_divergence_ts ON trust_divergence (ts);
         """,
     ),
+    (
+        4,
+        "budgets shared by instances: spend per project and period, holds in flight",
+        """
+        CREATE TABLE budget_periods (
+            id INTEGER PRIMARY KEY,
+            project TEXT NOT NULL,
+            period TEXT NOT NULL,             -- UTC day 2026-12-01 or month 2026-12
+            spent_usd TEXT NOT NULL,          -- exact decimal
+            UNIQUE (project, period)
+        );
+        CREATE TABLE budget_holds (
+            id INTEGER PRIMARY KEY,
+            ref TEXT NOT NULL UNIQUE,
+            project TEXT NOT NULL,
+            day TEXT NOT NULL,
+            month TEXT NOT NULL,
+            amount_usd TEXT NOT NULL,         -- exact decimal: the worst-case cost
+            expires REAL NOT NULL             -- unix seconds: a crashed instance's holds lapse
+        );
+        CREATE INDEX budget_holds_project ON budget_holds (project, month);
+        """,
+    ),
 ]
 
 
