@@ -8,17 +8,20 @@ ledger and one on a throwaway Postgres database; every report tollhouse has
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from click.testing import CliRunner
 from google.genai import types
 
 from tests.conftest import KEY_ENV, PROVIDER_KEY, base_config
 from tests.test_metering_e2e import an, gm, oa
 from tollhouse.app import GATEWAY, create_app
+from tollhouse.cli.main import cli
 from tollhouse.dashboard import queries
 from tollhouse.ledger.migrations import MIGRATIONS, migrate
 from tollhouse.ledger.report import capacity_summary, summarize
@@ -117,6 +120,14 @@ def test_report_on_postgres_equals_sqlite(
     assert on_sqlite["spend"], "traffic reached the ledger"
     assert on_sqlite["trust"]["cache_hits"] == 1 and on_sqlite["unpriced"]
     assert on_postgres == on_sqlite
+    cli_reports = [
+        CliRunner().invoke(
+            cli, ["report", "--ledger", str(where), "--by", "project,model", "--format", "json"]
+        )
+        for where in (tmp_path / "ledger.db", postgres_url)
+    ]
+    assert all(r.exit_code == 0 for r in cli_reports), [r.output for r in cli_reports]
+    assert json.loads(cli_reports[0].output) == json.loads(cli_reports[1].output) != []
 
 
 def test_migrations_on_both(tmp_path: Path, postgres_url: str) -> None:
