@@ -87,6 +87,8 @@ def refused(port: int) -> bool:
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:  # queued as the listener closed: ask again
+        return False
     return False
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ class Gw:
         self.url = url
 
 
-def traffic(url: str) -> None:
+def traffic(url: str, settle: Callable[[], None]) -> None:
     gw: Any = Gw(url)
     tag = {"X-Tollhouse-Tag-Purpose": "bugfix"}
     task = {"X-Tollhouse-Task": "t-1", **tag}
@@ -51,10 +52,11 @@ def traffic(url: str) -> None:
     ):
         pass
     cached = {"X-Tollhouse-Cache": "use", "X-Tollhouse-Project": "globex"}
-    for _ in range(2):  # a miss, then a hit
+    for _ in range(2):  # a miss, then (once the answer is stored) a hit
         client.chat.completions.create(
             model="gpt-4o-mini", messages=msgs, temperature=0, extra_headers=cached
         )
+        settle()
     claude = an(gw)
     claude.messages.create(model=CLAUDE, max_tokens=20, messages=msgs)
     with claude.messages.stream(model=CLAUDE, max_tokens=20, messages=msgs) as s:
@@ -73,9 +75,10 @@ def run_gateway(config: dict[str, Any], ledger: Location) -> None:
     settings = parse_settings(config)
     server = BackgroundServer(lambda: create_app(settings, ledger_path=ledger)).start()
     try:
-        traffic(server.url)
-        assert server.app is not None
-        server.call(server.app[GATEWAY].settle())
+        app = server.app
+        assert app is not None
+        traffic(server.url, lambda: server.call(app[GATEWAY].settle()))
+        server.call(app[GATEWAY].settle())
     finally:
         server.stop()
 
