@@ -329,7 +329,8 @@ class Gateway:
             if ex.budget is not None and self.budgets is not None:
                 self.budgets.settle(ex.budget, cost.usd)
         if self.metrics is not None:
-            self.metrics.observe(entry or self._entry(ex, who), cost, ex.upstream_s * 1000)
+            observed = entry or (sealed.entry if sealed is not None else self._entry(ex, who))
+            self.metrics.observe(observed, cost, ex.upstream_s * 1000)
 
     def _entry(self, ex: Exchange, who: Attribution) -> LedgerEntry:
         m, route, call = ex.metered, ex.route, ex.call

@@ -53,12 +53,18 @@ _STOP = object()
 class Sealed:
     """An entry's rows as journaled before its response's last byte."""
 
-    __slots__ = ("attempts", "cost", "row", "segment")
+    __slots__ = ("attempts", "cost", "entry", "row", "segment")
 
     def __init__(
-        self, row: tuple[Any, ...], attempts: list[tuple[Any, ...]], cost: Cost, segment: Segment
+        self,
+        entry: LedgerEntry,
+        row: tuple[Any, ...],
+        attempts: list[tuple[Any, ...]],
+        cost: Cost,
+        segment: Segment,
     ) -> None:
-        self.row, self.attempts, self.cost, self.segment = row, attempts, cost, segment
+        self.entry, self.row, self.attempts, self.cost = entry, row, attempts, cost
+        self.segment = segment
 
 
 class _Forget:
@@ -120,7 +126,7 @@ class LedgerWriter:
             return None
         cost = self._cost(entry)
         row, attempts = self._row(entry, cost), self._attempt_rows(entry)
-        return Sealed(row, attempts, cost, self.journal.append(row, attempts))
+        return Sealed(entry, row, attempts, cost, self.journal.append(row, attempts))
 
     def submit_sealed(self, sealed: Sealed, entry: LedgerEntry | None = None) -> Cost:
         """Queue a sealed row (or ``entry``, when it changed since) and unpin its journal."""
