@@ -136,7 +136,7 @@ def create_app(
         gateway = app[GATEWAY]
         # Rows whose process lookup is still running, trust writes: in before the close.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(gateway.settle(), settings.server.drain_s or None)
+            await asyncio.wait_for(gateway.settle(), max(settings.server.drain_s, 5.0))
         if DASHBOARD in app:
             await app[DASHBOARD].close()
         await gateway.upstreams.session.close()
