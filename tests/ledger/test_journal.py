@@ -29,7 +29,10 @@ def test_sealed_rows_never_committed_are_replayed_on_start(tmp_path: Path) -> No
     writer.journal.close(delete=False)  # the descriptors go, as they do with the process
     writer.close()  # (nothing was submitted: the ledger stays empty)
     assert ids(tmp_path / "l.db") == []
-    (next(journal.glob("*.jsonl"))).open("ab").write(b'[["torn')  # died mid-write
+    segment = next(journal.glob("*.jsonl"))
+    data = segment.read_bytes()
+    end = data.find(b"\0")
+    segment.write_bytes(data[:end] + b'[["torn' + data[end + 7 :])  # died mid-copy
     again = LedgerWriter(tmp_path / "l.db", Pricer({}), journal=journal).start()
     again.close()
     assert ids(tmp_path / "l.db") == [entry(n).request_id for n in range(3)]
@@ -53,10 +56,10 @@ def test_replay_never_doubles_a_committed_row(tmp_path: Path) -> None:
 def test_rotated_segment_is_deleted_once_its_rows_are_committed(tmp_path: Path) -> None:
     directory = tmp_path / "journal"
     writer = LedgerWriter(tmp_path / "l.db", Pricer({}), journal=directory)
-    writer.journal = Journal(directory, rotate_every=2)
+    writer.journal = Journal(directory, rotate_every=2, segment_bytes=4096)
     writer.start()
     held = [writer.seal(entry(n)) for n in range(4)]
-    assert len(list(directory.glob("*.jsonl"))) == 3  # two full segments and the current one
+    assert len(list(directory.glob("*.jsonl"))) == 2  # two full segments, the second current
     for sealed in held:
         assert sealed is not None
         writer.submit_sealed(sealed)

@@ -62,7 +62,12 @@ def traffic(url: str, settle: Callable[[], None]) -> None:
     with claude.messages.stream(model=CLAUDE, max_tokens=20, messages=msgs) as s:
         s.get_final_message()
     gemini.models.generate_content(
-        model="gemini-2.5-flash", contents="hello", config=types.GenerateContentConfig()
+        model="gemini-2.5-flash",
+        contents="hello",
+        # A header, not the calling process: a time-capped lookup may differ run to run.
+        config=types.GenerateContentConfig(
+            http_options=types.HttpOptions(headers={"X-Tollhouse-Project": "gemini-team"})
+        ),
     )
     client.chat.completions.create(model="local/llama-4", messages=msgs)  # unpriced
     with pytest.raises(openai.BadRequestError):  # a gateway error, also a row

@@ -113,7 +113,7 @@ class LedgerWriter:
         self._conn = connect(self.path)
         if self.journal is not None:
             journaling.replay(self.journal.directory, self._conn, REPLAY, REPLAY_ATTEMPT)
-            self.journal.open()
+            self.journal.open(forget=self.forget)
         self._thread.start()
         return self
 
@@ -126,7 +126,8 @@ class LedgerWriter:
             return None
         cost = self._cost(entry)
         row, attempts = self._row(entry, cost), self._attempt_rows(entry)
-        return Sealed(entry, row, attempts, cost, self.journal.append(row, attempts))
+        segment = self.journal.append(row, attempts)
+        return None if segment is None else Sealed(entry, row, attempts, cost, segment)
 
     def submit_sealed(self, sealed: Sealed, entry: LedgerEntry | None = None) -> Cost:
         """Queue a sealed row (or ``entry``, when it changed since) and unpin its journal."""
@@ -137,12 +138,12 @@ class LedgerWriter:
             return sealed.cost
         finally:
             assert self.journal is not None
-            self.journal.release(sealed.segment, self.forget)
+            self.journal.release(sealed.segment)
 
     def unpin(self, sealed: Sealed) -> None:
         """A sealed row superseded by a later line of the same request."""
         assert self.journal is not None
-        self.journal.release(sealed.segment, self.forget)
+        self.journal.release(sealed.segment)
 
     def forget(self, path: Path, fd: int) -> None:
         self._queue.put(_Forget(path, fd))
