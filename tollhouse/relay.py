@@ -36,6 +36,7 @@ class Relayed(Protocol):
     started: float
     capture: list[bytes] | None  # what the client got, when the trust service keeps it
     seal: Any  # journals the ledger row; called before the answer's last byte, or None
+    sealed: Any  # what the last seal journaled
 
 
 async def relay_body(
@@ -127,7 +128,10 @@ async def relay_stream(
         if tail and ex.capture is not None:
             ex.capture.append(tail)
         if ex.seal is not None and upstream.status < 300:
-            _seal(ex, meter)  # before the stream's last bytes and its end
+            result = meter.result()
+            if ex.sealed is None or result != ex.metered:  # else the journal has it already
+                ex.metered = result
+                ex.seal(ex)  # before the stream's last bytes and its end
         if tail:
             await response.write(tail)
         await response.write_eof()
