@@ -108,6 +108,7 @@ class GatewayProcess:
         self.env = env
         self.port = free_port()
         self.proc: Any = None
+        self.log: Any = None
 
     @property
     def url(self) -> str:
@@ -117,20 +118,23 @@ class GatewayProcess:
         import os
         import subprocess
         import sys
+        import tempfile
         import time
         import urllib.request
 
         cmd = [sys.executable, "-m", "tollhouse", "serve", "--config", str(self.config)]
+        # A file, not a pipe: a child that logs a lot must never block on a full pipe.
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [*cmd, "--port", str(self.port)],
             env={**os.environ, **(self.env or {})},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
         deadline = time.monotonic() + ready_within
         while True:  # readiness: poll the health endpoint, it answers once listening
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tollhouse serve exited: {self.proc.stderr.read().decode()}")
+                raise RuntimeError(f"tollhouse serve exited: {self.stderr()}")
             try:
                 urllib.request.urlopen(self.url + "/tollhouse/health", timeout=5).close()
                 return self
@@ -138,6 +142,11 @@ class GatewayProcess:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+    def stderr(self) -> str:
+        """What the child logged so far."""
+        self.log.seek(0)
+        return bytes(self.log.read()).decode(errors="replace")
 
     def kill(self) -> int:
         """SIGKILL, like a crash: no cleanup runs."""
@@ -156,3 +165,5 @@ class GatewayProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(30)
+        if self.log is not None:
+            self.log.close()
