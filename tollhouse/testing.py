@@ -124,7 +124,7 @@ class GatewayProcess:
 
         cmd = [sys.executable, "-m", "tollhouse", "serve", "--config", str(self.config)]
         # A file, not a pipe: a child that logs a lot must never block on a full pipe.
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in __exit__
         self.proc = subprocess.Popen(
             [*cmd, "--port", str(self.port)],
             env={**os.environ, **(self.env or {})},
