@@ -4,7 +4,7 @@ A stand-in upstream holds every stream after its first chunk until the test
 releases it, so the 50 streams are provably in flight when SIGTERM lands.
 Then: the listener is closed (a new connection is refused), the held
 streams are released and every one completes, the process exits 0, and the
-ledger has all 50 rows, complete.
+ledger (SQLite, then Postgres) has all 50 rows, complete.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import json
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import KEY_ENV, PROVIDER_KEY
+from tollhouse.ledger.store import connect
 from tollhouse.testing import BackgroundServer, GatewayProcess
 
 STREAMS = 50
@@ -92,11 +92,17 @@ def refused(port: int) -> bool:
     return False
 
 
-def test_sigterm_drains_in_flight_streams(tmp_path: Path, held: HeldUpstream) -> None:
-    ledger = tmp_path / "ledger.db"
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_sigterm_drains_in_flight_streams(
+    tmp_path: Path, held: HeldUpstream, backend: str, request: pytest.FixtureRequest
+) -> None:
+    ledger: Path | str = tmp_path / "ledger.db"
+    key = "path"
+    if backend == "postgres":
+        ledger, key = request.getfixturevalue("postgres_url"), "url"
     config = tmp_path / "tollhouse.toml"
     config.write_text(
-        f'[ledger]\npath = "{ledger}"\n[server]\ndrain_s = 120\n'
+        f'[ledger]\n{key} = "{ledger}"\n[server]\ndrain_s = 120\n'
         f'[[providers]]\nname = "openai"\nkind = "openai"\n'
         f'base_url = "{held.server.url}/v1"\napi_key_env = "{KEY_ENV}"\n'
     )
@@ -132,6 +138,9 @@ def test_sigterm_drains_in_flight_streams(tmp_path: Path, held: HeldUpstream) ->
             t.join(60)
         assert gw.proc.wait(60) == 0
     assert texts == ["held done"] * STREAMS
-    with sqlite3.connect(ledger) as conn:
+    conn = connect(ledger, readonly=True)
+    try:
         rows = conn.execute("SELECT status, incomplete, output_tokens FROM requests").fetchall()
-    assert rows == [(200, 0, 2)] * STREAMS
+    finally:
+        conn.close()
+    assert [tuple(r) for r in rows] == [(200, 0, 2)] * STREAMS
