@@ -129,7 +129,7 @@ class Journal:
         for segment in self._live:
             segment.map.close()
             os.close(segment.fd)
-            if delete:
+            if delete and segment.pins == 0:  # a pinned row never reached the writer: keep
                 segment.path.unlink(missing_ok=True)
         self._live.clear()
         self._current = None
