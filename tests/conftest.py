@@ -152,3 +152,45 @@ def _dec(value: str) -> Any:
 
 def usage_raw(row: dict[str, Any]) -> dict[str, Any]:
     return json.loads(row["usage_raw"]) if row["usage_raw"] else {}
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _pg_missing() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[dev]')"
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        return f"Postgres at 127.0.0.1:5432 doesn't answer ({str(exc).strip()[:80]})"
+    return None
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway Postgres database for one test, dropped after it.
+
+    Skipped when Postgres isn't reachable, except under CI=true, where it fails:
+    scripts/check-postgres starts it first.
+    """
+    import os
+    import secrets
+
+    missing = _pg_missing()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{missing}; CI must run the Postgres tests (scripts/check-postgres)")
+        pytest.skip(missing)
+    import psycopg
+
+    name = f"tollhouse_test_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -98,3 +98,13 @@ def test_trust_settings_are_validated() -> None:
         parse_settings({"trust": {"divergence_sample": 2}})
     with pytest.raises(ConfigError, match=r"trust\.cache: unknown key"):
         parse_settings({"trust": {"cache": True}})
+
+
+def test_ledger_url_and_drain_are_checked() -> None:
+    with pytest.raises(ConfigError, match=r"ledger\.url: a Postgres URL"):
+        parse_settings({"ledger": {"url": "mysql://db/tollhouse"}})
+    with pytest.raises(ConfigError, match=r"server\.drain_s"):
+        parse_settings({"server": {"drain_s": -1}})
+    settings = parse_settings({"ledger": {"url": "postgresql://db/t", "path": "/x/l.db"}})
+    assert settings.ledger.location() == "postgresql://db/t"
+    assert settings.ledger.journal_path(Path("/x/l.db")) == Path("/x/l.db.journal")

@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -21,6 +22,8 @@ from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.dispatch import Dispatcher
 from tollhouse.errors import ConfigError, Forbidden
 from tollhouse.ingress import DIALECTS, Dialect
+from tollhouse.ledger.postgres import is_postgres
+from tollhouse.ledger.store import Location
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metrics import GatewayMetrics
 from tollhouse.observe import (
@@ -56,7 +59,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(
-    settings: Settings, *, ledger_path: Path | None = None, dashboard: bool = False
+    settings: Settings, *, ledger_path: Location | None = None, dashboard: bool = False
 ) -> web.Application:
     """Build the gateway app; the ledger and upstream session open on startup.
 
@@ -64,14 +67,21 @@ def create_app(
     """
     max_body = int(settings.server.max_body_mb * 1024 * 1024)
     app = web.Application(client_max_size=max_body)
-    ledger_path = ledger_path or settings.ledger.resolved_path()
+    ledger_path = ledger_path or settings.ledger.location()
     pricer = Pricer(settings.prices, discounts(settings.commitments))
-    writer = LedgerWriter(ledger_path, pricer, batch_size=settings.ledger.batch_size)
+    writer = LedgerWriter(
+        ledger_path,
+        pricer,
+        batch_size=settings.ledger.batch_size,
+        journal=settings.ledger.journal_path(ledger_path),
+    )
     app[WRITER] = writer
     app[METRICS] = GatewayMetrics()
     budget_gate = BudgetGate.from_settings(settings, pricer)
     if budget_gate is not None:  # none configured: the request path skips budgets
         app[BUDGETS] = budget_gate
+        if is_postgres(ledger_path):  # several instances may share it: so do budgets
+            budget_gate.share(ledger_path, ttl=_hold_ttl(settings))
     shared = SharedState(settings.state) if settings.state.url else None
     if shared is not None:
         app[STATE] = shared
@@ -128,8 +138,14 @@ def create_app(
         if dashboard:
             await attach_dashboard(app, settings, ledger_path, capacity, budgets, allowed)
 
+    async def draining(app: web.Application) -> None:
+        log.info("draining: %d requests in flight", app[GATEWAY].in_flight)
+
     async def cleanup(app: web.Application) -> None:
         gateway = app[GATEWAY]
+        # Rows whose process lookup is still running, trust writes: in before the close.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gateway.settle(), max(settings.server.drain_s, 5.0))
         if DASHBOARD in app:
             await app[DASHBOARD].close()
         await gateway.upstreams.session.close()
@@ -139,9 +155,12 @@ def create_app(
             await shared.close()
         if gateway.attributor.process is not None:
             gateway.attributor.process.close()
+        if BUDGETS in app and app[BUDGETS].shared is not None:
+            app[BUDGETS].shared.close()  # the last settles, committed
         writer.close()
 
     app.on_startup.append(startup)
+    app.on_shutdown.append(draining)
     app.on_cleanup.append(cleanup)
     _add_routes(app, allowed)
     return app
@@ -152,6 +171,12 @@ def _shared_trust(shared: SharedState, settings: Settings, writer: LedgerWriter)
     return shared.trust_store(
         writer, retention_s=t.task_retention_s, key_retention_s=t.idempotency_retention_s
     )
+
+
+def _hold_ttl(settings: Settings) -> float:
+    """A shared budget hold outlives any request: the wait, then the slowest answer."""
+    s = settings.server
+    return settings.capacity.deadline_ms / 1000 + s.connect_timeout_s + s.read_timeout_s * 2
 
 
 def build_capacity(settings: Settings, shared: SharedState | None = None) -> Capacity:

@@ -12,7 +12,6 @@ import sqlite3
 import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +21,7 @@ from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity
 from tollhouse.dashboard.server import Dashboard, Sources
 from tollhouse.dashboard.token import ensure_token
-from tollhouse.ledger.store import connect
+from tollhouse.ledger.store import Location, connect
 from tollhouse.metrics import GatewayMetrics
 from tollhouse.metrics.gateway import budget_gauges, capacity_gauges, trust_gauges
 from tollhouse.settings import Settings
@@ -34,7 +33,7 @@ DASHBOARD = web.AppKey("dashboard", Dashboard)
 TRUST_WINDOW = timedelta(hours=24)
 
 
-def load_budgets(budgets: BudgetGate, ledger_path: Path) -> None:
+def load_budgets(budgets: BudgetGate, ledger_path: Location) -> None:
     with closing(connect(ledger_path, readonly=True)) as conn:
         budgets.load(conn)
 
@@ -44,7 +43,7 @@ def observe_gateway(
     gateway: Any,
     capacity: Capacity,
     budgets: BudgetGate | None,
-    ledger_path: Path,
+    ledger_path: Location,
 ) -> None:
     """Scrape-time series: in flight, capacity, budgets, and the ledger's trust numbers."""
     metrics.in_flight(lambda: float(gateway.in_flight))
@@ -59,7 +58,7 @@ class _LedgerTrust:
     """The trust numbers of the last 24 hours, recomputed at most every ``ttl`` seconds:
     they scan the ledger, and Prometheus may scrape every few seconds."""
 
-    def __init__(self, ledger_path: Path, ttl: float = 30.0) -> None:
+    def __init__(self, ledger_path: Location, ttl: float = 30.0) -> None:
         self.ledger_path, self.ttl = ledger_path, ttl
         self._at, self._found = -math.inf, dict[str, Any]()
 
@@ -83,7 +82,7 @@ async def metrics_handler(metrics: GatewayMetrics) -> web.Response:
 async def attach_dashboard(
     app: web.Application,
     settings: Settings,
-    ledger_path: Path,
+    ledger_path: Location,
     capacity: Capacity,
     budgets: BudgetGate | None,
     allowed: frozenset[str],

@@ -64,6 +64,9 @@ class Exchange:
     capture: list[bytes] | None = None  # the answer as relayed, when trust needs it
     budget: Hold | None = None
     upstream_s: float = 0.0  # waiting on the upstream: dispatch, then its body or stream
+    seal: Any = None  # Gateway._seal when the ledger journals: called before the last byte
+    sealed: Any = None  # tollhouse.ledger.writer.Sealed, and what it was sealed with
+    sealed_as: tuple[Any, ...] = ()
 
     def provenance(self) -> dict[str, str]:
         headers = {REQUEST_ID_HEADER: self.request_id}
@@ -131,10 +134,15 @@ class Gateway:
 
     async def handle(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
         ex = Exchange(dialect, time.perf_counter(), datetime.now(UTC), self.ids.next())
+        if self.writer.journal is not None:
+            ex.seal = self._seal
         self._active += 1
         self._idle.clear()
         try:
-            return await self._serve(request, ex)
+            response = await self._serve(request, ex)
+            if not response.prepared and response.status < 300 and ex.seal is not None:
+                self._seal(ex)  # a body: aiohttp sends it after we return
+            return response
         except GatewayError as err:
             ex.status, ex.error = err.status, ex.error or f"gateway:{err.kind}"
             return error_response(dialect, err, ex.provenance(), gave_up=bool(ex.attempts))
@@ -192,7 +200,7 @@ class Gateway:
         if not isinstance(ex.attribution, Attribution):
             ex.attribution = await self.attributor.finish(ex.attribution)
             out.project = ex.attribution.project
-        ex.budget = self.budgets.hold(ex.attribution.project, primary, out.payload)
+        ex.budget = await self.budgets.reserve(ex.attribution.project, primary, out.payload)
 
     async def _outgoing(self, request: web.Request, ex: Exchange) -> Outgoing:
         body = await self._read_body(request)
@@ -291,16 +299,42 @@ class Gateway:
     async def _record_later(self, ex: Exchange) -> None:
         self._submit(ex, await self.attributor.finish(ex.attribution))
 
+    def _seal(self, ex: Exchange) -> None:
+        """Journal the row now, before the client can have the whole answer (journal.py).
+
+        A stream may be sealed again as its last events go out: the last line wins.
+        """
+        pending = ex.attribution
+        final = pending is None or isinstance(pending, Attribution) or pending.done()
+        who = _settled(pending) if final else Attribution(UNATTRIBUTED, "pending")
+        previous = ex.sealed
+        ex.sealed = self.writer.seal(self._entry(ex, who))
+        ex.sealed_as = self._seal_state(ex) if final else ()
+        if previous is not None:
+            self.writer.unpin(previous)
+
+    @staticmethod
+    def _seal_state(ex: Exchange) -> tuple[Any, ...]:
+        m = ex.metered
+        return (ex.status, ex.incomplete, ex.error, m and m.complete, m and m.usage)
+
     def _submit(self, ex: Exchange, who: Attribution) -> None:
-        entry = self._entry(ex, who)
         cost = Cost(None, "unpriced")
+        sealed, entry = ex.sealed, None
         try:
-            cost = self.writer.submit(entry)
+            if sealed is None:
+                entry = self._entry(ex, who)
+                cost = self.writer.submit(entry)
+            else:  # the journaled row, unless something changed since (a client gone...)
+                same = ex.sealed_as and ex.sealed_as == self._seal_state(ex)
+                entry = None if same else self._entry(ex, who)
+                cost = self.writer.submit_sealed(sealed, entry)
         finally:  # a reservation must never outlive its request
             if ex.budget is not None and self.budgets is not None:
                 self.budgets.settle(ex.budget, cost.usd)
         if self.metrics is not None:
-            self.metrics.observe(entry, cost, ex.upstream_s * 1000)
+            observed = entry or (sealed.entry if sealed is not None else self._entry(ex, who))
+            self.metrics.observe(observed, cost, ex.upstream_s * 1000)
 
     def _entry(self, ex: Exchange, who: Attribution) -> LedgerEntry:
         m, route, call = ex.metered, ex.route, ex.call

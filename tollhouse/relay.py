@@ -35,6 +35,8 @@ class Relayed(Protocol):
     error: str | None
     started: float
     capture: list[bytes] | None  # what the client got, when the trust service keeps it
+    seal: Any  # journals the ledger row; called before the answer's last byte, or None
+    sealed: Any  # what the last seal journaled
 
 
 async def relay_body(
@@ -115,15 +117,22 @@ async def relay_stream(
             if out:
                 if ex.capture is not None:
                     ex.capture.append(out)
+                if ex.seal is not None and meter.ended:
+                    _seal(ex, meter)  # this chunk may hold the terminal event
                 await response.write(out)
                 if ex.ttfb is None:
                     ex.ttfb = time.perf_counter() - ex.started
         tail = meter.finish()
         if translator is not None:
             tail = translator.feed(tail) + translator.finish()
+        if tail and ex.capture is not None:
+            ex.capture.append(tail)
+        if ex.seal is not None and upstream.status < 300:
+            result = meter.result()
+            if ex.sealed is None or result != ex.metered:  # else the journal has it already
+                ex.metered = result
+                ex.seal(ex)  # before the stream's last bytes and its end
         if tail:
-            if ex.capture is not None:
-                ex.capture.append(tail)
             await response.write(tail)
         await response.write_eof()
     except (ConnectionError, aiohttp.ClientError, TimeoutError, asyncio.CancelledError) as exc:
@@ -137,6 +146,11 @@ async def relay_stream(
     finally:
         ex.metered = meter.result()
     return response
+
+
+def _seal(ex: Relayed, meter: Any) -> None:
+    ex.metered = meter.result()
+    ex.seal(ex)
 
 
 async def _end_with_error(

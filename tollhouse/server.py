@@ -1,4 +1,10 @@
-"""Running the gateway as a process: event loop, banner, listener."""
+"""Running the gateway as a process: event loop, banner, listener, drain.
+
+SIGTERM (or Ctrl-C) drains: the listener closes at once (new connections are
+refused, so a load balancer moves on to another instance), requests and
+streams in flight get ``server.drain_s`` seconds to finish, then the ledger
+is flushed and the process exits 0.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from aiohttp import web
 
 from tollhouse.app import create_app
 from tollhouse.errors import TollhouseError
+from tollhouse.ledger.store import describe
 from tollhouse.observe import DASHBOARD
 from tollhouse.settings import Settings
 
@@ -34,7 +41,7 @@ def run(settings: Settings, *, host: str | None = None, port: int | None = None)
     if host not in LOOPBACK:
         log.warning("binding %s: tollhouse is reachable from the network and uses your keys", host)
     app = create_app(settings, dashboard=settings.dashboard.enabled)
-    ledger = settings.ledger.resolved_path()
+    ledger = describe(settings.ledger.location())
     banner = (
         f"tollhouse on http://{host}:{port}  (config: {settings.source}, ledger: {ledger})\n"
         f"  OPENAI_BASE_URL=http://127.0.0.1:{port}/v1\n"
@@ -64,6 +71,9 @@ def run(settings: Settings, *, host: str | None = None, port: int | None = None)
             # A client that leaves cancels its request, so the upstream call
             # stops too (no tokens burnt for nobody) and the row is written.
             handler_cancellation=True,
+            # On SIGTERM aiohttp stops listening, then waits this long for handlers
+            # (streams included) before cancelling them; on_cleanup flushes the ledger.
+            shutdown_timeout=settings.server.drain_s,
         )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

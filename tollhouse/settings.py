@@ -49,15 +49,40 @@ class ServerSettings:
     max_body_mb: float = _opt(32.0, "Largest request body accepted, in MiB (413 above).")
     connect_timeout_s: float = _opt(10.0, "Seconds to wait for an upstream connection.")
     read_timeout_s: float = _opt(600.0, "Seconds to wait between upstream bytes.")
+    drain_s: float = _opt(
+        30.0, "On SIGTERM: seconds in-flight requests and streams get to finish (then cut)."
+    )
 
 
 @dataclass(frozen=True)
 class LedgerSettings:
     path: str = _opt("", "SQLite ledger file. Empty: $TOLLHOUSE_HOME/ledger.db.")
     batch_size: int = _opt(256, "Rows written per ledger transaction at most.")
+    url: str = _opt(
+        "", "A shared ledger: postgresql://user@host/db (then path is unused). Empty: SQLite."
+    )
+    journal: bool = _opt(
+        True, "Journal each row before its response's last byte, replayed after a crash."
+    )
+    journal_dir: str = _opt(
+        "", "Journal directory. Empty: next to the SQLite file, or $TOLLHOUSE_HOME/journal."
+    )
 
     def resolved_path(self) -> Path:
         return Path(self.path).expanduser() if self.path else tollhouse_home() / "ledger.db"
+
+    def location(self) -> Path | str:
+        """Where the ledger is: the Postgres URL when set, else the SQLite file."""
+        return self.url or self.resolved_path()
+
+    def journal_path(self, location: Path | str) -> Path | None:
+        if not self.journal:
+            return None
+        if self.journal_dir:
+            return Path(self.journal_dir).expanduser()
+        if isinstance(location, Path):
+            return location.with_name(location.name + ".journal")
+        return tollhouse_home() / "journal"
 
 
 @dataclass(frozen=True)
@@ -323,6 +348,7 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         raise ConfigError("dashboard.port: a port number, 0-65535 (0: any free port)")
     _check_intercept(settings.intercept)
     _check_state(settings.state)
+    _check_ledger(settings)
     return settings
 
 
@@ -337,6 +363,14 @@ def _check_state(state: StateSettings) -> None:
         raise ConfigError("state.expected_instances: a whole number >= 1")
     if state.lease_ttl_s <= 0 or state.timeout_s <= 0 or state.retry_s <= 0:
         raise ConfigError("state: lease_ttl_s, timeout_s and retry_s must be > 0 seconds")
+
+
+def _check_ledger(settings: Settings) -> None:
+    url = settings.ledger.url
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError('ledger.url: a Postgres URL, e.g. "postgresql://tollhouse@db/tollhouse"')
+    if settings.server.drain_s < 0:
+        raise ConfigError("server.drain_s: seconds, 0 or more")
 
 
 def _provider(item: dict[str, Any], where: str) -> ProviderSettings:

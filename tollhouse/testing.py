@@ -85,3 +85,85 @@ class BackgroundServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class GatewayProcess:
+    """``tollhouse serve`` in a child process: for drain and crash tests.
+
+    >>> with GatewayProcess(config_path) as gw:
+    ...     openai.OpenAI(base_url=gw.url + "/v1", api_key="x")
+    """
+
+    def __init__(self, config: Any, *, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.env = env
+        self.port = free_port()
+        self.proc: Any = None
+        self.log: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready_within: float = 60) -> GatewayProcess:
+        import os
+        import subprocess
+        import sys
+        import tempfile
+        import time
+        import urllib.request
+
+        cmd = [sys.executable, "-m", "tollhouse", "serve", "--config", str(self.config)]
+        # A file, not a pipe: a child that logs a lot must never block on a full pipe.
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in __exit__
+        self.proc = subprocess.Popen(
+            [*cmd, "--port", str(self.port)],
+            env={**os.environ, **(self.env or {})},
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
+        deadline = time.monotonic() + ready_within
+        while True:  # readiness: poll the health endpoint, it answers once listening
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tollhouse serve exited: {self.stderr()}")
+            try:
+                urllib.request.urlopen(self.url + "/tollhouse/health", timeout=5).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stderr(self) -> str:
+        """What the child logged so far."""
+        self.log.seek(0)
+        return bytes(self.log.read()).decode(errors="replace")
+
+    def kill(self) -> int:
+        """SIGKILL, like a crash: no cleanup runs."""
+        self.proc.kill()
+        return int(self.proc.wait(30))
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM: drain and exit; the exit code."""
+        self.proc.terminate()
+        return int(self.proc.wait(timeout))
+
+    def __enter__(self) -> GatewayProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+        if self.log is not None:
+            self.log.close()

@@ -40,6 +40,7 @@ class Hold:
     month: str
     warning: str | None = None
     settled: bool = False
+    ref: str = ""  # its row in budget_holds, when budgets are shared (shared.py)
 
 
 def periods(now: datetime) -> tuple[str, str]:
@@ -60,6 +61,10 @@ class BudgetBook:
     def seed(self, project: str, period: str, spent: Decimal) -> None:
         """What the ledger says ``project`` spent in ``period`` before this process started."""
         self._spent[(project, period)] = spent
+
+    def reserve_seed(self, project: str, period: str, reserved: Decimal) -> None:
+        """What requests in flight (anywhere) hold in ``period``: for a status snapshot."""
+        self._reserved[(project, period)] = reserved
 
     def reserve(self, project: str, amount: Decimal, now: datetime) -> Hold | None:
         """Reserve ``amount`` for a request of ``project``; None when it has no budget.
@@ -98,17 +103,9 @@ class BudgetBook:
         return True
 
     def _over(self, project: str, budget: Budget, hold: Hold) -> str | None:
-        for label, limit, period, key in (
-            ("daily", budget.daily, hold.day, "budget_daily_usd"),
-            ("monthly", budget.monthly, hold.month, "budget_monthly_usd"),
-        ):
-            if limit is None:
-                continue
-            spent = self._spent[(project, period)]
-            reserved = self._reserved[(project, period)]
-            if spent + reserved >= limit or spent + reserved + hold.amount > limit:
-                return _message(project, label, limit, spent, reserved, hold, key, budget.hard)
-        return None
+        spent = {p: self._spent[(project, p)] for p in (hold.day, hold.month)}
+        reserved = {p: self._reserved[(project, p)] for p in (hold.day, hold.month)}
+        return over_budget(budget, hold, spent, reserved)
 
     def status(self, now: datetime) -> list[dict[str, Any]]:
         """Per budgeted project and period: limit, spent, reserved, share used, over."""
@@ -137,6 +134,22 @@ class BudgetBook:
                     }
                 )
         return out
+
+
+def over_budget(
+    budget: Budget, hold: Hold, spent: dict[str, Decimal], reserved: dict[str, Decimal]
+) -> str | None:
+    """Why ``hold`` doesn't fit (spent and reserved by period), or None when it does."""
+    for label, limit, period, key in (
+        ("daily", budget.daily, hold.day, "budget_daily_usd"),
+        ("monthly", budget.monthly, hold.month, "budget_monthly_usd"),
+    ):
+        if limit is None:
+            continue
+        s, r = spent.get(period, ZERO), reserved.get(period, ZERO)
+        if s + r >= limit or s + r + hold.amount > limit:
+            return _message(hold.project, label, limit, s, r, hold, key, budget.hard)
+    return None
 
 
 def _message(

@@ -13,6 +13,7 @@ whose model has no known price reserves nothing (and is recorded unpriced).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -43,6 +44,13 @@ class BudgetGate:
         self.book = book
         self.pricer = pricer
         self.clock = clock
+        self.shared: Any = None  # tollhouse.budgets.shared.SharedBudgets: several instances
+
+    def share(self, location: Any, ttl: float) -> None:
+        """Keep the book in the shared ledger: reservations atomic across instances."""
+        from tollhouse.budgets.shared import SharedBudgets
+
+        self.shared = SharedBudgets(location, self.book.budgets, ttl=ttl)
 
     @classmethod
     def from_settings(
@@ -60,7 +68,12 @@ class BudgetGate:
         return project in self.book.budgets
 
     def load(self, conn: sqlite3.Connection) -> None:
-        """Seed the book with this UTC day's and month's spend per budgeted project."""
+        """Seed the book with this UTC day's and month's spend per budgeted project.
+
+        Shared budgets seed themselves, under their lock, on a period's first request.
+        """
+        if self.shared is not None:
+            return
         day, month = periods(self.clock())
         for project in self.book.budgets:
             spent_day, spent_month = ZERO, ZERO
@@ -86,6 +99,21 @@ class BudgetGate:
             log.warning("%s", hold.warning)
         return hold
 
+    async def reserve(self, project: str, route: Any, payload: dict[str, Any]) -> Hold | None:
+        """:meth:`hold`, in the shared ledger when budgets are shared (off the loop)."""
+        shared = self.shared
+        if shared is None or project not in self.book.budgets:
+            return self.hold(project, route, payload)
+        now = self.clock()
+        amount = self.estimate(route, payload, now)
+        loop = asyncio.get_running_loop()
+        hold: Hold | None = await loop.run_in_executor(
+            shared.executor, shared.reserve, project, amount, now
+        )
+        if hold is not None and hold.warning and self.book.first_warning(hold):
+            log.warning("%s", hold.warning)
+        return hold
+
     def estimate(self, route: Any, payload: dict[str, Any], now: datetime) -> Decimal:
         usage = Usage(input_tokens=input_tokens(payload), output_tokens=max_output_tokens(payload))
         provider = route.provider
@@ -97,7 +125,19 @@ class BudgetGate:
             return ZERO
 
     def settle(self, hold: Hold, cost: Decimal | None) -> None:
-        self.book.settle(hold, cost)
+        if self.shared is not None and hold.ref:
+            self.shared.executor.submit(self.shared.settle, hold, cost)
+        else:
+            self.book.settle(hold, cost)
 
     def status(self) -> list[dict[str, Any]]:
+        if self.shared is not None:  # what every instance spent and holds (scrape time)
+            now = self.clock()
+            book = BudgetBook(self.book.budgets)
+            for project in self.book.budgets:
+                spent, reserved = self.shared.spent_and_reserved(project, now)
+                for period, amount in spent.items():
+                    book.seed(project, period, amount)
+                    book.reserve_seed(project, period, reserved[period])
+            return book.status(now)
         return self.book.status(self.clock())

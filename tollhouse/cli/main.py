@@ -158,7 +158,7 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
     default="table",
     show_default=True,
 )
-@click.option("--ledger", type=click.Path(path_type=Path), help="Ledger file (default: config's).")
+@click.option("--ledger", help="Ledger file or postgresql:// URL (default: the config's).")
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option(
     "--capacity", is_flag=True, help="Upstream attempts: error classes, skips, queue wait, 429s."
@@ -183,7 +183,7 @@ def report(
     until: str | None,
     project: str | None,
     fmt: str,
-    ledger: Path | None,
+    ledger: str | None,
     path: Path | None,
     capacity: bool,
     trust: bool,
@@ -203,6 +203,7 @@ def report(
       tollhouse report --trust --since 7d
       tollhouse report --budgets --commitments
     """
+    from tollhouse.ledger.postgres import is_postgres
     from tollhouse.ledger.report import (
         capacity_summary,
         parse_by,
@@ -211,18 +212,20 @@ def report(
         render_capacity,
         summarize,
     )
-    from tollhouse.ledger.store import connect
+    from tollhouse.ledger.store import Location, connect
 
-    ledger = ledger or _ledger_path(path)
-    if not ledger.exists():
-        raise click.ClickException(
-            f"no ledger at {ledger} yet: run `tollhouse serve` and send a request"
-        )
+    location: Location = ledger or _settings(path).ledger.location()
+    if not is_postgres(location):
+        location = Path(location)
+        if not location.exists():
+            raise click.ClickException(
+                f"no ledger at {location} yet: run `tollhouse serve` and send a request"
+            )
     from tollhouse.cli import reporting
 
     keys = parse_by(by)
     out = reporting.Output(fmt, output)
-    with connect(ledger, readonly=True) as conn:
+    with connect(location, readonly=True) as conn:
         if trust:
             click.echo(_trust_report(conn, parse_time(since), parse_time(until), project, fmt))
             return
@@ -301,10 +304,6 @@ def _error_message(body: bytes, fallback: str) -> str:
         return str(json.loads(body)["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return f"{fallback}; is that a tollhouse gateway with the trust endpoints?"
-
-
-def _ledger_path(path: Path | None) -> Path:
-    return _settings(path).ledger.resolved_path()
 
 
 @cli.command()

@@ -160,8 +160,12 @@ def recent(conn: sqlite3.Connection, filters: dict[str, str], limit: int) -> lis
         clauses.append("status >= 400")
     if filters.get("tag") and "=" in filters["tag"]:
         name, _, value = filters["tag"].partition("=")
-        clauses.append("json_extract(tags, ?) = ?")
-        params += [f'$."{name.strip().lower()}"', value.strip()]
+        if getattr(conn, "dialect", "sqlite") == "postgres":
+            clauses.append("(tags::jsonb ->> ?) = ?")
+            params += [name.strip().lower(), value.strip()]
+        else:
+            clauses.append("json_extract(tags, ?) = ?")
+            params += [f'$."{name.strip().lower()}"', value.strip()]
     sql = (
         f"SELECT {RECENT_COLUMNS} FROM requests WHERE {' AND '.join(clauses)} "
         f"ORDER BY ts DESC, id DESC LIMIT {max(1, min(limit, MAX_RECENT))}"

@@ -31,7 +31,7 @@ from tollhouse.dashboard import queries
 from tollhouse.dashboard.token import same
 from tollhouse.errors import TollhouseError
 from tollhouse.ledger.report import capacity_summary, parse_time
-from tollhouse.ledger.store import connect
+from tollhouse.ledger.store import Location, connect
 from tollhouse.settings import CommitmentSettings
 from tollhouse.trust.metrics import trust_metrics
 
@@ -59,7 +59,7 @@ class BadQuery(TollhouseError):
 class Sources:
     """What the dashboard reads: the ledger, and the gateway's live state."""
 
-    ledger_path: Path
+    ledger_path: Location
     capacity: Capacity
     budgets: BudgetGate | None
     commitments: dict[str, CommitmentSettings]

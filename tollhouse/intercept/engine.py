@@ -88,7 +88,7 @@ async def serve_intercept(
     check_port_free(settings.intercept.host, settings.intercept.port if port is None else port)
     ca = ensure_ca(settings.intercept.resolved_ca_dir())
     writer = LedgerWriter(
-        ledger_path or settings.ledger.resolved_path(),
+        ledger_path or settings.ledger.location(),
         Pricer(settings.prices),
         batch_size=settings.ledger.batch_size,
     ).start()

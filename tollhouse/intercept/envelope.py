@@ -45,6 +45,10 @@ class UnwrappingMeter:
     def result(self) -> Metered:
         return self._inner.result()
 
+    @property
+    def ended(self) -> bool:
+        return self._inner.ended
+
 
 def unwrap_event(block: bytes, key: str) -> bytes:
     """One SSE block with its JSON data unwrapped (unchanged if it isn't wrapped)."""

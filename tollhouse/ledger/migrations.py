@@ -1,11 +1,16 @@
 """Numbered schema migrations, recorded in the database they changed.
 
-Append new ones; never edit one that has shipped.
+Append new ones; never edit one that has shipped. They are written once, in
+SQLite's DDL (TEXT/INTEGER/REAL, ``INTEGER PRIMARY KEY``); on Postgres the
+runner translates the types (:func:`tollhouse.ledger.postgres.translate_ddl`).
 """
 
 from __future__ import annotations
 
-import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from tollhouse.ledger.postgres import translate_ddl
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -159,21 +164,63 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX trust_divergence_ts ON trust_divergence (ts);
         """,
     ),
+    (
+        4,
+        "budgets shared by instances: spend per project and period, holds in flight",
+        """
+        CREATE TABLE budget_periods (
+            id INTEGER PRIMARY KEY,
+            project TEXT NOT NULL,
+            period TEXT NOT NULL,             -- UTC day 2026-12-01 or month 2026-12
+            spent_usd TEXT NOT NULL,          -- exact decimal
+            UNIQUE (project, period)
+        );
+        CREATE TABLE budget_holds (
+            id INTEGER PRIMARY KEY,
+            ref TEXT NOT NULL UNIQUE,
+            project TEXT NOT NULL,
+            day TEXT NOT NULL,
+            month TEXT NOT NULL,
+            amount_usd TEXT NOT NULL,         -- exact decimal: the worst-case cost
+            expires REAL NOT NULL             -- unix seconds: a crashed instance's holds lapse
+        );
+        CREATE INDEX budget_holds_project ON budget_holds (project, month);
+        """,
+    ),
 ]
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply the migrations this database lacks; return the schema version."""
+def migrate(conn: Any) -> int:
+    """Apply the migrations this database lacks; return the schema version.
+
+    ``conn``: a sqlite3 connection or a :class:`~tollhouse.ledger.postgres.PgConnection`.
+    """
+    postgres = getattr(conn, "dialect", "sqlite") == "postgres"
+    if postgres:
+        # Two instances starting at once: one migrates, the other waits, then sees it done.
+        conn.execute("SELECT pg_advisory_lock(7471)")
+    try:
+        return _apply(conn, postgres)
+    finally:
+        if postgres:
+            conn.execute("SELECT pg_advisory_unlock(7471)")
+
+
+def _apply(conn: Any, postgres: bool) -> int:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
     for version, name, sql in MIGRATIONS:
         if version in done:
             continue
         # One script, one transaction: the schema change and its record land together.
         quoted = name.replace("'", "''")
-        record = f"INSERT INTO schema_migrations VALUES ({version}, '{quoted}', datetime('now'));"
-        conn.executescript(f"BEGIN;\n{sql}\n{record}\nCOMMIT;")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        record = f"INSERT INTO schema_migrations VALUES ({version}, '{quoted}', '{now}');"
+        if postgres:
+            conn.script(f"BEGIN;\n{translate_ddl(sql)}\n{record}\nCOMMIT;")
+        else:
+            conn.executescript(f"BEGIN;\n{sql}\n{record}\nCOMMIT;")
     return max((v for v, _, _ in MIGRATIONS), default=0)

@@ -282,7 +282,8 @@ def capacity_summary(
         "coalesce(avg(queue_wait_ms) FILTER (WHERE skipped IS NULL), 0) AS avg_queue_wait_ms, "
         "coalesce(max(queue_wait_ms), 0) AS max_queue_wait_ms, "
         + ", ".join(f"count(*) FILTER (WHERE error_class = '{c}') AS {c}" for c in ERROR_CLASSES)
-        + f" FROM attempts WHERE {where} GROUP BY provider, model ORDER BY attempts DESC",
+        + f" FROM attempts WHERE {where} GROUP BY provider, model"
+        " ORDER BY attempts DESC, provider, model",
         params,
     ).fetchall()
     returned = _returned_429(conn, where, params)

@@ -1,20 +1,37 @@
-"""Opening the SQLite ledger: WAL mode, migrations applied."""
+"""Opening the ledger: SQLite (WAL, the default) or Postgres (``[ledger] url``).
+
+A *location* is a SQLite file path or a ``postgresql://`` URL; every reader
+and the one writer open it through :func:`connect`, migrations applied.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from tollhouse.ledger.migrations import migrate
+from tollhouse.ledger.postgres import connect_postgres, is_postgres
+
+Location = Path | str  # a SQLite file, or a postgresql:// URL
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection to the ledger at ``path``, migrated unless read-only.
+def connect(location: Location, *, readonly: bool = False) -> Any:
+    """A connection to the ledger at ``location``, migrated unless read-only.
 
-    WAL lets ``tollhouse report`` read while the gateway writes.
+    SQLite: WAL lets ``tollhouse report`` read while the gateway writes.
     ``synchronous=NORMAL`` in WAL mode keeps every committed transaction
-    across a crash of the process (not across a power cut).
+    across a crash of the process, ``kill -9`` included (not across a power
+    cut: that needs ``synchronous=FULL``). The crash guarantee for rows not
+    yet committed comes from the journal (tollhouse/ledger/journal.py).
+    Postgres: a :class:`~tollhouse.ledger.postgres.PgConnection`, same calls.
     """
+    if is_postgres(location):
+        pg = connect_postgres(str(location), readonly=readonly)
+        if not readonly:
+            migrate(pg)
+        return pg
+    path = Path(location)
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     else:
@@ -27,3 +44,14 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         migrate(conn)
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
+
+
+def describe(location: Location) -> str:
+    """The location for a banner or a log line, without a password."""
+    if is_postgres(location):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(location))
+        host = parts.hostname or "localhost"
+        return f"postgresql://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+    return str(location)

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tollhouse.ledger import journal as journaling
 from tollhouse.ledger.entry import LedgerEntry
-from tollhouse.ledger.store import connect
+from tollhouse.ledger.journal import Journal, Segment
+from tollhouse.ledger.store import Location, connect
 from tollhouse.pricing import Cost, PriceQuery, Pricer
 
 log = logging.getLogger("tollhouse.ledger")
@@ -40,8 +43,37 @@ ATTEMPT_COLUMNS = (
     "retry_after_s, skipped"
 )
 INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+# Replaying the journal: a row the writer did commit before the crash stays single.
+REPLAY = INSERT + " ON CONFLICT (request_id) DO NOTHING"
+REPLAY_ATTEMPT = INSERT_ATTEMPT
 
 _STOP = object()
+
+
+class Sealed:
+    """An entry's rows as journaled before its response's last byte."""
+
+    __slots__ = ("attempts", "cost", "entry", "row", "segment")
+
+    def __init__(
+        self,
+        entry: LedgerEntry,
+        row: tuple[Any, ...],
+        attempts: list[tuple[Any, ...]],
+        cost: Cost,
+        segment: Segment,
+    ) -> None:
+        self.entry, self.row, self.attempts, self.cost = entry, row, attempts, cost
+        self.segment = segment
+
+
+class _Forget:
+    """A journal segment to delete once everything queued before it is committed."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path, self.fd = path, fd
 
 
 class Statements:
@@ -58,9 +90,17 @@ class LedgerWriter:
     """Owns the ledger's write connection and the thread that uses it."""
 
     def __init__(
-        self, path: Path, pricer: Pricer, *, batch_size: int = 256, linger: float = 0.02
+        self,
+        path: Location,
+        pricer: Pricer,
+        *,
+        batch_size: int = 256,
+        linger: float = 0.02,
+        journal: Path | None = None,
     ) -> None:
-        self.path = path
+        self.path = path  # a SQLite file or a postgresql:// URL
+        self.journal = None if journal is None else Journal(journal)
+        self._failed = False  # a commit failed: keep the journal for the next start
         self.pricer = pricer
         self.batch_size = batch_size
         self.linger = linger
@@ -71,8 +111,42 @@ class LedgerWriter:
 
     def start(self) -> LedgerWriter:
         self._conn = connect(self.path)
+        if self.journal is not None:
+            journaling.replay(self.journal.directory, self._conn, REPLAY, REPLAY_ATTEMPT)
+            self.journal.open(forget=self.forget)
         self._thread.start()
         return self
+
+    def seal(self, entry: LedgerEntry) -> Sealed | None:
+        """Journal ``entry``'s row before the client gets its last byte (see journal.py).
+
+        Returns what :meth:`submit_sealed` queues later; None without a journal.
+        """
+        if self.journal is None:
+            return None
+        cost = self._cost(entry)
+        row, attempts = self._row(entry, cost), self._attempt_rows(entry)
+        segment = self.journal.append(row, attempts)
+        return None if segment is None else Sealed(entry, row, attempts, cost, segment)
+
+    def submit_sealed(self, sealed: Sealed, entry: LedgerEntry | None = None) -> Cost:
+        """Queue a sealed row (or ``entry``, when it changed since) and unpin its journal."""
+        try:
+            if entry is not None:
+                return self.submit(entry)
+            self._queue.put((sealed.row, sealed.attempts))
+            return sealed.cost
+        finally:
+            assert self.journal is not None
+            self.journal.release(sealed.segment)
+
+    def unpin(self, sealed: Sealed) -> None:
+        """A sealed row superseded by a later line of the same request."""
+        assert self.journal is not None
+        self.journal.release(sealed.segment)
+
+    def forget(self, path: Path, fd: int) -> None:
+        self._queue.put(_Forget(path, fd))
 
     def submit(self, entry: LedgerEntry) -> Cost:
         """Price ``entry`` and queue its row; never blocks on I/O. Returns the cost."""
@@ -99,6 +173,8 @@ class LedgerWriter:
             self._wake.set()
             self._thread.join(30)
         self._conn.close()
+        if self.journal is not None:  # everything is committed now, unless a commit failed
+            self.journal.close(delete=not self._failed and not self._thread.is_alive())
 
     def _run(self) -> None:
         while True:
@@ -125,6 +201,10 @@ class LedgerWriter:
         for item in batch:
             if isinstance(item, threading.Event):
                 item.set()
+            elif isinstance(item, _Forget):
+                if not self._failed:
+                    item.path.unlink(missing_ok=True)
+                os.close(item.fd)
         return _STOP not in batch
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> None:
@@ -137,6 +217,7 @@ class LedgerWriter:
             self._conn.execute("COMMIT")
             self.written += len(rows)
         except Exception:
+            self._failed = True
             log.exception("ledger write of %d rows failed", len(rows))
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")

@@ -45,6 +45,11 @@ class StreamMeter(Protocol):
         """What is known so far; callable at any time, also after a cut."""
         ...
 
+    @property
+    def ended(self) -> bool:
+        """The terminal event has been seen."""
+        ...
+
 
 @dataclass(slots=True)
 class Tally:
@@ -98,6 +103,11 @@ class DialectMeter(ABC):
 
     @abstractmethod
     def finish(self) -> bytes: ...
+
+    @property
+    def ended(self) -> bool:
+        """The stream's terminal event has been seen (cheap: no snapshot)."""
+        return self._tally.complete
 
     def result(self) -> Metered:
         with shielded(self.dialect):

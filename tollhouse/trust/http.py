@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attributor
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
+from tollhouse.ledger.store import Location, connect
 from tollhouse.trust.errors import Held, NotFound
 from tollhouse.trust.idempotency import parse_key
 from tollhouse.trust.service import TrustService, label
 
 TRUST = web.AppKey("trust", TrustService)
 ATTRIBUTOR = web.AppKey("trust_attributor", Attributor)
-LEDGER_PATH = web.AppKey("trust_ledger_path", Path)
+LEDGER_PATH: web.AppKey[Location] = web.AppKey("trust_ledger_path")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Guard = Callable[[web.Request], web.Response | None]
 PREFIX = "/tollhouse/v1"
@@ -138,7 +137,7 @@ async def metrics(request: web.Request, trust: TrustService) -> web.StreamRespon
 
     def read() -> dict[str, Any]:
         trust.writer.flush()  # what was answered so far is counted
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        conn = connect(path, readonly=True)
         try:
             return trust_metrics(conn, since=since, until=until, project=project)
         finally:

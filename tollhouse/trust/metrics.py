@@ -58,8 +58,9 @@ def trust_metrics(
         "SELECT COUNT(*) FROM trust_gate WHERE irreversible = 1 AND allow = 0 AND {where}", False
     )
     lookups, hits, validity = one(
-        "SELECT COUNT(*), COALESCE(SUM(outcome = 'hit'), 0), "
-        "COALESCE(SUM(outcome = 'validity_miss'), 0) FROM trust_cache_lookups WHERE {where}",
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE outcome = 'hit'), "
+        "COUNT(*) FILTER (WHERE outcome = 'validity_miss') FROM trust_cache_lookups "
+        "WHERE {where}",
         True,
     )
     clause, params = where(True)

@@ -19,7 +19,6 @@ import json
 import logging
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from tollhouse.errors import BadRequest, GatewayError
+from tollhouse.ledger.store import connect
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Metered
 from tollhouse.settings import TrustSettings
@@ -111,7 +111,7 @@ class TrustService:
         means to re-run requests on the primary."""
         load = getattr(self.store, "load", None)
         if load is not None:
-            conn = sqlite3.connect(f"file:{self.writer.path}?mode=ro", uri=True, timeout=10)
+            conn = connect(self.writer.path, readonly=True)
             try:
                 load(conn)
             finally:
