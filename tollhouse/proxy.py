@@ -156,6 +156,8 @@ class Gateway:
         if trust is not None:
             ex.watch = trust.watch(request.headers, out, request.match_info)
             if ex.watch is not None and ex.watch.cache_key is not None:
+                if await self._attribute(ex, out):  # cache entries are per project: whose?
+                    trust.scope_cache(ex.watch, out)
                 hit: web.StreamResponse | None = await trust.lookup(ex.watch, ex, candidates[0])
                 if hit is not None:
                     return hit
@@ -185,10 +187,17 @@ class Gateway:
         awaited, as the budget can't be checked without knowing whose it is.
         """
         assert self.budgets is not None
-        if not isinstance(ex.attribution, Attribution):
-            ex.attribution = await self.attributor.finish(ex.attribution)
-            out.project = ex.attribution.project
+        await self._attribute(ex, out)
+        assert isinstance(ex.attribution, Attribution)
         ex.budget = self.budgets.hold(ex.attribution.project, primary, out.payload)
+
+    async def _attribute(self, ex: Exchange, out: Outgoing) -> bool:
+        """Wait for a pending process lookup; True when that changed the request's project."""
+        if isinstance(ex.attribution, Attribution):
+            return False
+        ex.attribution = await self.attributor.finish(ex.attribution)
+        out.project = ex.attribution.project
+        return True
 
     async def _outgoing(self, request: web.Request, ex: Exchange) -> Outgoing:
         body = await self._read_body(request)

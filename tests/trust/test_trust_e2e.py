@@ -554,3 +554,38 @@ def test_run_once_reports_a_failure_and_does_not_run_again(gw: Harness) -> None:
         replayed = task.run_once("charge", {"eur": 5}, boom, irreversible=True)
     assert calls == [1] and replayed == {"error": "RuntimeError('card declined')"}
     assert [r["status"] for r in table(gw, "trust_actions")] == ["failed"]
+
+
+def curl_as(gateway: Harness, project: str) -> dict[str, str]:
+    """A cacheable request from another process, attributed by its TOLLHOUSE_PROJECT."""
+    import json
+    import os
+    import subprocess
+
+    body = {"model": PRIMARY, "messages": [{"role": "user", "content": "what is ours"}]}
+    done = subprocess.run(
+        ["curl", "-s", "-D", "-", "-o", "/dev/null", f"{gateway.url}/v1/chat/completions"]
+        + ["-H", "content-type: application/json", "-H", "X-Tollhouse-Cache: use"]
+        + ["-d", json.dumps(body)],
+        env={**os.environ, "TOLLHOUSE_PROJECT": project},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    lines = [line.partition(":") for line in done.stdout.splitlines()[1:] if ":" in line]
+    return {k.strip().lower(): v.strip() for k, _, v in lines}
+
+
+def test_a_process_attributed_cache_entry_is_not_served_to_another_project(
+    gw: Harness,
+) -> None:
+    first = curl_as(gw, "alpha")
+    gw.settle()
+    other = curl_as(gw, "beta")
+    assert "x-tollhouse-cache" not in other  # beta never gets alpha's answer
+    gw.settle()
+    again = curl_as(gw, "alpha")
+    assert again["x-tollhouse-cache"] == "hit"
+    rows = [gw.row(h["x-tollhouse-request-id"]) for h in (first, other, again)]
+    assert [r["project"] for r in rows] == ["alpha", "beta", "alpha"]

@@ -138,12 +138,18 @@ class TrustService:
                 None if raw is None else tuple(label(i, INPUTS_HEADER) for i in parse_inputs(raw))
             )
         if cached:
-            scope = f"{out.project}:{hash_key(out.client_key)}"
-            w.cache_key = cache_key(out.dialect.name, out.call.path, out.payload, scope)
+            self.scope_cache(w, out)
             w.assumes = headers.get(ASSUMES_HEADER)
         if w.task is not None and self.settings.keep_requests != "none":
             w.kept = keep(out, dict(match), "")
         return w
+
+    def scope_cache(self, w: Watch, out: Any) -> None:
+        """Key the cache entry to the request's project and client key: one project's
+        answers are never served to another. Called again once a process lookup has
+        told the project."""
+        scope = f"{out.project}:{hash_key(out.client_key)}"
+        w.cache_key = cache_key(out.dialect.name, out.call.path, out.payload, scope)
 
     async def lookup(self, w: Watch, ex: Any, route: Any) -> web.Response | None:
         """A cached answer for this request, or None (a miss or a validity miss)."""
