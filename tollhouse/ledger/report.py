@@ -87,7 +87,12 @@ def parse_time(value: str | None, *, now: datetime | None = None) -> datetime | 
     relative = _RELATIVE.match(value)
     if relative:
         amount, unit = int(relative[1]), relative[2]
-        return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+        try:
+            return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+        except OverflowError:
+            raise ReportError(
+                f"{value!r} reaches back before the year 1; use a shorter time, or leave it out"
+            ) from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
