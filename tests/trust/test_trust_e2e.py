@@ -133,7 +133,12 @@ def test_verify_that_is_not_accepted_keeps_the_taint(gw: Harness, faults: Simula
         six_steps(gw, faults, task, {})
         assert task.verify("3", accept=False)["verified"] is False
         assert task.gate("deploy", irreversible=True)["allow"] is False
-        assert task.verify("3", min_similarity=1.01)["verified"] is False
+        bills = len(faults.bills())
+        for wrong in ({"min_similarity": 1.01}, {"min_similarity": "high"}, {"accept": "yes"}):
+            response = api(gw, "POST", "/tasks/refused/steps/3/verify", json=wrong)
+            assert response.status_code == 400, wrong
+            assert "must be" in response.json()["error"]["message"]
+        assert len(faults.bills()) == bills  # a wrong body is refused before any re-run
         assert task.verify("3", min_similarity=0.0)["verified"] is True
         assert task.gate("deploy", irreversible=True)["allow"] is True
 

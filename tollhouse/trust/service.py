@@ -21,7 +21,7 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -360,6 +360,7 @@ class TrustService:
 
     # -- clearing taint
     async def verify(self, task: str, step_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        accepts = _acceptance(body, self.settings.verify_min_similarity)  # before re-running
         step = await self._step(task, step_id)
         kept = self.kept.get((task, step_id))
         if kept is None or self.runner is None:
@@ -373,7 +374,7 @@ class TrustService:
         loop = asyncio.get_running_loop()
         score = await loop.run_in_executor(None, similarity, kept.answer, rerun.text)
         self._divergence_row(kept, "verify", rerun.served_by, score, task, step_id)
-        accepted = _accepts(body, score, self.settings.verify_min_similarity)
+        accepted = accepts(score)
         if accepted:
             step = await self.store.clear_step(task, step_id, VERIFIED, rerun.served_by, score)
             self.kept.pop((task, step_id), None)
@@ -481,16 +482,21 @@ def build_trust(settings: TrustSettings, writer: LedgerWriter) -> TrustService:
     return TrustService(settings, store, writer)
 
 
-def _accepts(body: dict[str, Any], score: float, default: float) -> bool:
+def _acceptance(body: dict[str, Any], default: float) -> Callable[[float], bool]:
+    """Whether the caller accepts a similarity score, from its verify body (checked first)."""
     accept = body.get("accept")
     if accept is not None:
         if not isinstance(accept, bool):
             raise BadRequest('"accept" must be true or false')
-        return accept
+        return lambda _score: accept
     threshold = body.get("min_similarity", default)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise BadRequest('"min_similarity" must be a number from 0 to 1')
-    return score >= threshold
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 <= threshold <= 1
+    ):
+        raise BadRequest('"min_similarity" must be a number from 0 to 1, e.g. 0.8')
+    return lambda score: score >= threshold
 
 
 def _with_answer(kept: KeptRequest, ex: Any, data: bytes) -> KeptRequest:
