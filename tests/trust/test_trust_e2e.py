@@ -168,6 +168,11 @@ def test_the_cli_approval_clears_the_taint(gw: Harness, faults: Simulator) -> No
         assert task.gate("deploy", irreversible=True)["allow"] is True
         step = next(s for s in task.trajectory()["steps"] if s["step"] == "3")
         assert (step["cleared"], step["cleared_by"]) == ("approved", "ann")
+    port = gw.url.rsplit(":", 1)[1]
+    config = gw.ledger_path.parent / "approve.toml"
+    config.write_text(f"[server]\nport = {port}\n")
+    by_config = CliRunner().invoke(cli, ["approve", "approve", "3", "--config", str(config)])
+    assert by_config.exit_code == 0, by_config.output  # the gateway of that config, not 4141
     bad = CliRunner().invoke(cli, ["approve", "nope", "1", "--url", gw.url])
     assert bad.exit_code == 1 and "no model calls are recorded for task 'nope'" in bad.output
     gone = CliRunner().invoke(cli, ["approve", "t", "1", "--url", "http://127.0.0.1:9"])

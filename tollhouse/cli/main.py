@@ -254,11 +254,10 @@ def _trust_report(conn: Any, since: Any, until: Any, project: str | None, fmt: s
 @click.argument("task")
 @click.argument("step")
 @click.option("--by", default=lambda: os.environ.get("USER") or "cli", help="Who approves.")
-@click.option(
-    "--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The gateway."
-)
+@click.option("--url", help="The gateway (default: the config's [server] host and port).")
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @friendly
-def approve(task: str, step: str, by: str, url: str) -> None:
+def approve(task: str, step: str, by: str, url: str | None, path: Path | None) -> None:
     """Approve a step of an agent's task: a person vouches for its answer.
 
     The step (and what read only it) is no longer tainted, so the gate lets the
@@ -273,6 +272,7 @@ def approve(task: str, step: str, by: str, url: str) -> None:
     import urllib.parse
     import urllib.request
 
+    url = url or _gateway_url(_settings(path))
     quoted = "/".join(urllib.parse.quote(p, safe="") for p in (task, "steps", step))
     request = urllib.request.Request(
         f"{url.rstrip('/')}/tollhouse/v1/tasks/{quoted}/approve",
@@ -292,6 +292,16 @@ def approve(task: str, step: str, by: str, url: str) -> None:
             f"no gateway at {url} ({err.reason}); start it with `tollhouse serve` or pass --url"
         ) from None
     click.echo(f"approved step {step} of {task} (by {by}); the task is now {found['task_trust']}")
+
+
+def _gateway_url(settings: Settings) -> str:
+    return _local_url(settings.server.host, settings.server.port)
+
+
+def _local_url(host: str, port: int) -> str:
+    """Where a local client reaches a server bound to ``host``:``port``."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def _error_message(body: bytes, fallback: str) -> str:
@@ -329,8 +339,7 @@ def dashboard(path: Path | None, open_browser: bool) -> None:
     conf = _settings(path).dashboard
     if not conf.enabled:
         raise click.ClickException("the dashboard is off: set [dashboard] enabled = true")
-    host = "127.0.0.1" if conf.host in ("0.0.0.0", "::", "") else conf.host
-    base = f"http://{f'[{host}]' if ':' in host else host}:{conf.port}/tollhouse/ui/"
+    base = f"{_local_url(conf.host, conf.port)}/tollhouse/ui/"
     token = ensure_token(conf.resolved_token_file())
     click.echo(f"{base}?token={token}")
     problem = _dashboard_problem(base, token)
