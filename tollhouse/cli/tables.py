@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from tollhouse.ledger.report import ERROR_CLASSES, SHORT, TOKEN_FIELDS, _money
+from tollhouse.ledger.report import CAPACITY_COLUMNS, SHORT, TOKEN_FIELDS, _money
 
 
 def spend(rows: list[dict[str, Any]], by: Sequence[str], title: str) -> Table | str:
@@ -57,16 +57,7 @@ def capacity(rows: list[dict[str, Any]]) -> Table | str:
     if not rows:
         return "No upstream attempts in the ledger for this period."
     table = Table(title="Upstream attempts", header_style="bold")
-    columns = [
-        "attempts",
-        "ok",
-        *ERROR_CLASSES,
-        "skipped",
-        "received_429",
-        "returned_429",
-        "avg_queue_wait_ms",
-        "max_queue_wait_ms",
-    ]
+    columns = CAPACITY_COLUMNS
     table.add_column("provider")
     table.add_column("model")
     for name in columns:

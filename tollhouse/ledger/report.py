@@ -323,19 +323,22 @@ def _returned_429(
     return {(p, m): n for p, m, n in rows}
 
 
+# The numbers of one upstream model's attempts, in the order the reports show them.
+CAPACITY_COLUMNS = (
+    "attempts",
+    "ok",
+    *ERROR_CLASSES,
+    "skipped",
+    "received_429",
+    "returned_429",
+    "avg_queue_wait_ms",
+    "max_queue_wait_ms",
+)
+
+
 def render_capacity(rows: list[dict[str, Any]], fmt: str) -> str:
     keys = ["provider", "model"]
-    columns = [
-        *keys,
-        "attempts",
-        "ok",
-        *ERROR_CLASSES,
-        "skipped",
-        "received_429",
-        "returned_429",
-        "avg_queue_wait_ms",
-        "max_queue_wait_ms",
-    ]
+    columns = [*keys, *CAPACITY_COLUMNS]
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":

@@ -14,7 +14,6 @@ All behind the gateway's Host check; errors are JSON that says how to fix them.
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from aiohttp import web
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attributor
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
+from tollhouse.ingress.base import parse_json_body
 from tollhouse.trust.errors import Held, NotFound
 from tollhouse.trust.idempotency import parse_key
 from tollhouse.trust.service import TrustService, label
@@ -159,15 +159,7 @@ async def _project(request: web.Request) -> str:
 
 async def _json(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
     raw = await request.read()
-    if not raw and optional:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
+    return {} if not raw and optional else parse_json_body(raw)
 
 
 def _str(body: dict[str, Any], name: str) -> str:
