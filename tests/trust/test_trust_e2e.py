@@ -107,6 +107,17 @@ def test_explicit_inputs_narrow_the_taint(gw: Harness, faults: Simulator) -> Non
         assert [steps[n] for n in "456"] == [[], [], []]
         assert task.gate("deploy", irreversible=True, inputs=["6"])["allow"] is True
         assert task.gate("deploy", irreversible=True)["allow"] is False  # default: every step
+    # A step the task never recorded (a typo) must not read as "no taint": it is refused.
+    typo = api(
+        gw,
+        "POST",
+        "/gate",
+        json={"task": "narrow", "action": "deploy", "irreversible": True, "inputs": ["6", "66"]},
+    )
+    assert typo.status_code == 400 and "has no step '66'" in typo.json()["error"]["message"]
+    body = {"task": "narrow", "name": "deploy", "irreversible": True, "inputs": ["7"]}
+    claim = api(gw, "POST", "/actions", json=body, headers={"Idempotency-Key": "typo"})
+    assert claim.status_code == 400 and "its steps: 1, 2, 3, 4, 5, 6" in claim.text
 
 
 def test_verify_reruns_on_the_primary_and_clears_the_taint(gw: Harness, faults: Simulator) -> None:

@@ -296,9 +296,9 @@ class TrustService:
     async def gate(
         self, project: str, task: str, action: str, irreversible: bool, inputs: Any
     ) -> GateDecision:
-        decision = decide(
-            await self.trajectory(task), irreversible=irreversible, task=task, inputs=inputs
-        )
+        trajectory = await self.trajectory(task)
+        _check_inputs(trajectory, task, inputs)
+        decision = decide(trajectory, irreversible=irreversible, task=task, inputs=inputs)
         self.writer.execute(
             [
                 (
@@ -453,6 +453,19 @@ class TrustService:
                     (now_iso(), kept.request_id, kind, task, step, primary, kept.served_by, score),
                 )
             ]
+        )
+
+
+def _check_inputs(trajectory: Trajectory | None, task: str, inputs: Any) -> None:
+    """An input the task never recorded is a mistake (a typo, another task's step): the gate
+    would otherwise find no taint in it and let an irreversible action through."""
+    steps = trajectory.steps if trajectory is not None else {}
+    unknown = [i for i in inputs or () if i not in steps]
+    if unknown:
+        known = ", ".join(s.id for s in trajectory.ordered()) if trajectory else "none"
+        raise BadRequest(
+            f'"inputs": task {task!r} has no step {", ".join(map(repr, unknown))} '
+            f'(its steps: {known}); name recorded steps, or leave "inputs" out for all of them'
         )
 
 
