@@ -276,6 +276,9 @@ def test_bad_trust_requests_say_how_to_fix_them(gw: Harness) -> None:
     assert junk.status_code == 400 and "not valid JSON" in junk.json()["error"]["message"]
     outcome = api(gw, "PUT", "/actions/act_x", json={"status": "maybe"})
     assert outcome.status_code == 400
+    long = {"task": "t", "name": "refund " + "x" * 300, "irreversible": True}
+    cut = api(gw, "POST", "/actions", json=long, headers={"Idempotency-Key": "long"})
+    assert cut.status_code == 400 and "at most 200" in cut.json()["error"]["message"]
     evil = api(gw, "POST", "/gate", json={}, headers={"Host": "evil.example"})
     assert evil.status_code == 403
     with pytest.raises(openai.BadRequestError, match="X-Tollhouse-Cache must be"):

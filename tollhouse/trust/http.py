@@ -34,6 +34,7 @@ LEDGER_PATH = web.AppKey("trust_ledger_path", Path)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Guard = Callable[[web.Request], web.Response | None]
 PREFIX = "/tollhouse/v1"
+MAX_NAME = 200
 
 
 def add_routes(app: web.Application, guard: Guard) -> None:
@@ -166,7 +167,9 @@ def _str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f'"{name}" is required: a non-empty string')
-    return value.strip()[:200]
+    if len(value.strip()) > MAX_NAME:  # cut, two long names could pass for one action
+        raise BadRequest(f'"{name}" is {len(value.strip())} characters; use at most {MAX_NAME}')
+    return value.strip()
 
 
 def _bool(body: dict[str, Any], name: str) -> bool:
