@@ -162,7 +162,7 @@ class Gateway:
                 if hit is not None:
                     return hit
         if self.budgets is not None:
-            await self._hold_budget(ex, out, candidates[0])
+            await self._hold_budget(ex, out, candidates)
         d = Dispatch(out, ex.attempts)
         sent = time.perf_counter()
         answer = await self.dispatcher.dispatch(d, candidates, self.router.is_alias(out.call.model))
@@ -180,7 +180,7 @@ class Gateway:
                 done = ex.started + ex.ttfb if ex.ttfb and not out.call.stream else None
                 ex.upstream_s += (done or time.perf_counter()) - relayed
 
-    async def _hold_budget(self, ex: Exchange, out: Outgoing, primary: Route) -> None:
+    async def _hold_budget(self, ex: Exchange, out: Outgoing, candidates: list[Route]) -> None:
         """Reserve the worst-case cost before sending (BudgetExceeded on a hard budget).
 
         Only when some project has a budget: then a pending process lookup is
@@ -189,7 +189,7 @@ class Gateway:
         assert self.budgets is not None
         await self._attribute(ex, out)
         assert isinstance(ex.attribution, Attribution)
-        ex.budget = self.budgets.hold(ex.attribution.project, primary, out.payload)
+        ex.budget = self.budgets.hold(ex.attribution.project, candidates, out.payload)
 
     async def _attribute(self, ex: Exchange, out: Outgoing) -> bool:
         """Wait for a pending process lookup; True when that changed the request's project."""

@@ -184,3 +184,38 @@ def test_hard_budget_refusal_for_gemini_and_a_stream(
     assert refused.value.status_code == 402
     assert refused.value.body["code"] == "budget_exceeded"  # type: ignore[index]
     assert len([r for r in gateway.rows() if r["status"] == 402]) == 2
+
+
+def test_a_dearer_fallback_cannot_overshoot_a_hard_budget(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    """Each call reserves what the dearest candidate of its chain would cost."""
+    config = budget_config(simulator, budget_daily_usd=10, budget_mode="hard")
+    config["prices"]["anthropic/claude-sonnet-4-5"] = {"input": 0, "output": 3_000_000}
+    config["models"] = {"smart": {"chain": [f"openai/{MODEL}", "anthropic/claude-sonnet-4-5"]}}
+    config["capacity"] = {"max_attempts": 1}
+    gateway = make_gateway(config)
+    simulator.program("server_error", count=1000, model=MODEL)  # every call falls back
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=ACME_KEY, max_retries=0)
+
+    async def one() -> int:
+        try:
+            await client.chat.completions.create(
+                model="smart", max_tokens=1, messages=[{"role": "user", "content": "go"}]
+            )
+            return 200
+        except openai.APIStatusError as exc:
+            return exc.status_code
+
+    async def all_at_once() -> list[int]:
+        try:
+            return await asyncio.gather(*(one() for _ in range(10)))
+        finally:
+            await client.close()
+
+    try:
+        statuses = asyncio.run(all_at_once())
+    finally:
+        simulator.reset()
+    assert statuses.count(200) == 3 and statuses.count(402) == 7
+    assert ledger_total(gateway) == Decimal(9)  # never more than the budget of 10
