@@ -169,6 +169,7 @@ class Gateway:
         relayed = time.perf_counter()
         ex.route, ex.primary, ex.upstream_s = answer.route, answer.primary, relayed - sent
         if trust is not None and (ex.watch is not None or not answer.primary):
+            await self._attribute(ex, out)  # a kept request is re-run for its project (long done)
             trust.observe(ex, out, request.match_info)
         async with answer.response:
             ex.status = answer.response.status

@@ -580,16 +580,18 @@ def test_run_once_reports_a_failure_and_does_not_run_again(gw: Harness) -> None:
     assert [r["status"] for r in table(gw, "trust_actions")] == ["failed"]
 
 
-def curl_as(gateway: Harness, project: str) -> dict[str, str]:
-    """A cacheable request from another process, attributed by its TOLLHOUSE_PROJECT."""
+def curl_as(
+    gateway: Harness, project: str, model: str = PRIMARY, header: str = "X-Tollhouse-Cache: use"
+) -> dict[str, str]:
+    """A request from another process, attributed by its TOLLHOUSE_PROJECT."""
     import json
     import os
     import subprocess
 
-    body = {"model": PRIMARY, "messages": [{"role": "user", "content": "what is ours"}]}
+    body = {"model": model, "messages": [{"role": "user", "content": "what is ours"}]}
     done = subprocess.run(
         ["curl", "-s", "-D", "-", "-o", "/dev/null", f"{gateway.url}/v1/chat/completions"]
-        + ["-H", "content-type: application/json", "-H", "X-Tollhouse-Cache: use"]
+        + ["-H", "content-type: application/json", "-H", header]
         + ["-d", json.dumps(body)],
         env={**os.environ, "TOLLHOUSE_PROJECT": project},
         capture_output=True,
@@ -613,3 +615,14 @@ def test_a_process_attributed_cache_entry_is_not_served_to_another_project(
     assert again["x-tollhouse-cache"] == "hit"
     rows = [gw.row(h["x-tollhouse-request-id"]) for h in (first, other, again)]
     assert [r["project"] for r in rows] == ["alpha", "beta", "alpha"]
+
+
+def test_a_verify_rerun_is_charged_to_the_project_of_the_step(
+    gw: Harness, faults: Simulator
+) -> None:
+    faults.program("server_error", count=1, model=PRIMARY)
+    step = curl_as(gw, "gamma", model="smart", header="X-Tollhouse-Task: gamma-task")
+    assert step["x-tollhouse-trust"] == "degraded"
+    result = api(gw, "POST", "/tasks/gamma-task/steps/1/verify").json()
+    assert result["verified"] is True
+    assert gw.row(result["request_id"])["project"] == "gamma"  # not 'unattributed'

@@ -186,6 +186,8 @@ class TrustService:
     def observe(self, ex: Any, out: Any, match: Mapping[str, str]) -> None:
         """After dispatch: follow a degraded answer too, if it is sampled for divergence."""
         w = ex.watch
+        if w is not None and w.kept is not None and w.kept.project != out.project:
+            w.kept = replace(w.kept, project=out.project)  # kept before the process lookup ended
         if not ex.primary and self.runner is not None and self._sampled():
             w = ex.watch = w or Watch()
             w.sampled = len(self._replays) < MAX_REPLAYS
