@@ -27,6 +27,7 @@ from tollhouse.settings import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+PORT = click.IntRange(0, 65535)  # 0: any free port
 
 
 def friendly(fn: F) -> F:
@@ -114,7 +115,7 @@ def write_starter(path: Path) -> None:
 @cli.command()
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option("--host", help="Bind address (default from config: 127.0.0.1).")
-@click.option("--port", type=int, help=f"Port (default from config: {DEFAULT_PORT}).")
+@click.option("--port", type=PORT, help=f"Port (default from config: {DEFAULT_PORT}).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
 @friendly
 def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) -> None:
@@ -372,7 +373,7 @@ def _dashboard_problem(base: str, token: str) -> str | None:
 @cli.command()
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option(
-    "--port", type=int, help=f"Port (default from config [intercept]: {DEFAULT_INTERCEPT_PORT})."
+    "--port", type=PORT, help=f"Port (default from config [intercept]: {DEFAULT_INTERCEPT_PORT})."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every connection.")
 @friendly
@@ -415,7 +416,7 @@ def intercept(path: Path | None, port: int | None, verbose: bool) -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
-@click.option("--port", type=int, help="The interceptor's port (default from config).")
+@click.option("--port", type=PORT, help="The interceptor's port (default from config).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @friendly
 def run(path: Path | None, port: int | None, command: tuple[str, ...]) -> None:
@@ -453,7 +454,7 @@ def run(path: Path | None, port: int | None, command: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=4242, show_default=True)
+@click.option("--port", type=PORT, default=4242, show_default=True)
 @click.option(
     "--bill", type=click.Path(path_type=Path), help="Append what it bills to this JSONL file."
 )
