@@ -68,9 +68,9 @@ def capacity(rows: list[dict[str, Any]]) -> Table | str:
     return table
 
 
-def budgets(status: list[dict[str, Any]]) -> Table | str:
-    if not status:
-        return "No budgets configured: [projects.NAME] budget_daily_usd / budget_monthly_usd."
+def budgets(status: list[dict[str, Any]]) -> Table | Text:
+    if not status:  # Text: the [table] names are config, not rich markup
+        return Text("No budgets configured: [projects.NAME] budget_daily_usd / budget_monthly_usd.")
     table = Table(title="Budgets", header_style="bold")
     for name in ("project", "period", "mode", "limit", "spent", "used"):
         table.add_column(name, justify="right" if name in ("limit", "spent", "used") else "left")
@@ -87,9 +87,11 @@ def budgets(status: list[dict[str, Any]]) -> Table | str:
     return table
 
 
-def commitments(deals: list[dict[str, Any]]) -> Table | str:
+def commitments(deals: list[dict[str, Any]]) -> Table | Text:
     if not deals:
-        return "No commitments configured: [commitments.PROVIDER] discount / annual_usd / start."
+        return Text(
+            "No commitments configured: [commitments.PROVIDER] discount / annual_usd / start."
+        )
     table = Table(title="Commitments", header_style="bold")
     names = ("provider", "discount", "contract year", "committed", "spent", "used", "run-rate")
     for name in names:
