@@ -590,9 +590,10 @@ def curl_as(
 
     body = {"model": model, "messages": [{"role": "user", "content": "what is ours"}]}
     done = subprocess.run(
-        ["curl", "-s", "-D", "-", "-o", "/dev/null", f"{gateway.url}/v1/chat/completions"]
-        + ["-H", "content-type: application/json", "-H", header]
-        + ["-d", json.dumps(body)],
+        [
+            *("curl", "-s", "-D", "-", "-o", "/dev/null", f"{gateway.url}/v1/chat/completions"),
+            *("-H", "content-type: application/json", "-H", header, "-d", json.dumps(body)),
+        ],
         env={**os.environ, "TOLLHOUSE_PROJECT": project},
         capture_output=True,
         text=True,
