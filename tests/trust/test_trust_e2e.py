@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from tests.conftest import ACME_KEY, GatewayFactory, Harness, base_config
-from tollhouse.agent import Held, Task
+from tollhouse.agent import ActionFailed, Held, Task
 from tollhouse.simulator import Simulator
 
 PRIMARY, FALLBACK = "gpt-4o-mini", "grok-3-mini"
@@ -575,8 +575,9 @@ def test_run_once_reports_a_failure_and_does_not_run_again(gw: Harness) -> None:
     with Task("fails", base_url=gw.url) as task:
         with pytest.raises(RuntimeError):
             task.run_once("charge", {"eur": 5}, boom, irreversible=True)
-        replayed = task.run_once("charge", {"eur": 5}, boom, irreversible=True)
-    assert calls == [1] and replayed == {"error": "RuntimeError('card declined')"}
+        with pytest.raises(ActionFailed) as replayed:  # not handed back as if it were a result
+            task.run_once("charge", {"eur": 5}, boom, irreversible=True)
+    assert calls == [1] and replayed.value.result == {"error": "RuntimeError('card declined')"}
     assert [r["status"] for r in table(gw, "trust_actions")] == ["failed"]
 
 
