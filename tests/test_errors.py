@@ -242,4 +242,6 @@ def test_wrong_methods_and_paths_are_json_errors_that_say_what_to_use(gateway: H
     assert status == 405 and body["type"] == "error" and "use POST" in body["error"]["message"]
     status, body, _ = raw_request(gateway, "POST", "/v2/chat/completions")
     assert status == 404 and "base URL" in body["error"]["message"]
+    status, body, _ = raw_request(gateway, "GET", "/tollhouse/ui/")  # the dashboard's path
+    assert status == 404 and "tollhouse dashboard" in body["error"]["message"]
     assert raw_request(gateway, "GET", "/tollhouse/health")[0] == 200  # still serving

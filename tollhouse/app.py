@@ -196,11 +196,13 @@ async def _routing_errors(request: web.Request, handler: Handler) -> web.StreamR
         err = MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {allowed}")
         headers = {"Allow": allowed}
     except web.HTTPNotFound:
-        err = NoSuchEndpoint(
-            f"tollhouse has no endpoint {request.method} {request.path}; point the SDK's base "
-            "URL at the gateway (OpenAI: /v1, Anthropic and Gemini: the root) or see "
-            "/tollhouse/v1/... in the README"
+        fix = (
+            "the dashboard has its own port: `tollhouse dashboard` prints its address"
+            if request.path.startswith("/tollhouse/ui")
+            else "point the SDK's base URL at the gateway (OpenAI: /v1, Anthropic and Gemini: "
+            "the root) or see /tollhouse/v1/... in the README"
         )
+        err = NoSuchEndpoint(f"tollhouse has no endpoint {request.method} {request.path}; {fix}")
         headers = {}
     headers[REQUEST_ID_HEADER] = "-"
     return error_response(_dialect_of(request.path), err, headers)
