@@ -220,3 +220,28 @@ def test_gemini_query_key_moves_to_a_header(gateway: Harness, simulator: Simulat
 
 def bill_for_id(simulator: Simulator, upstream_id: str) -> dict[str, Any]:
     return next(b for b in simulator.bills() if b["id"] == upstream_id)
+
+
+def raw_request(gateway: Harness, method: str, path: str) -> tuple[int, dict[str, Any], str]:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    conn.request(method, path)
+    resp = conn.getresponse()
+    data, allow = resp.read(), resp.getheader("Allow", "")
+    conn.close()
+    return resp.status, json.loads(data), allow
+
+
+def test_wrong_methods_and_paths_are_json_errors_that_say_what_to_use(gateway: Harness) -> None:
+    status, body, allow = raw_request(gateway, "GET", "/tollhouse/v1/gate")
+    assert (status, allow) == (405, "POST")
+    assert "use POST" in body["error"]["message"]
+    status, body, _ = raw_request(gateway, "GET", "/tollhouse/v1/tasks/t/steps/1/verify")
+    assert status == 405 and "use POST" in body["error"]["message"]
+    status, body, _ = raw_request(gateway, "GET", "/v1/messages")  # Anthropic's shape there
+    assert status == 405 and body["type"] == "error" and "use POST" in body["error"]["message"]
+    status, body, _ = raw_request(gateway, "POST", "/v2/chat/completions")
+    assert status == 404 and "base URL" in body["error"]["message"]
+    status, body, _ = raw_request(gateway, "GET", "/tollhouse/ui/")  # the dashboard's path
+    assert status == 404 and "tollhouse dashboard" in body["error"]["message"]
+    assert raw_request(gateway, "GET", "/tollhouse/health")[0] == 200  # still serving

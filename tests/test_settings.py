@@ -53,6 +53,11 @@ def test_prices_and_projects() -> None:
         ({"prices": {"m": {"input": "cheap"}}}, "prices.'m'.input"),
         ({"projects": {"a": {"keys": ["k"]}, "b": {"keys": ["k"]}}}, "projects.b.keys"),
         ({"provider": []}, "provider"),
+        ({"server": {"port": 99999}}, "server.port: a port number"),
+        ({"intercept": {"port": -1}}, "intercept.port: a port number"),
+        ({"server": {"max_body_mb": -1}}, "server.max_body_mb"),
+        ({"trust": {"task_retention_s": -5}}, "trust.task_retention_s: a number of seconds"),
+        ({"trust": {"idempotency_retention_s": 0}}, "trust.idempotency_retention_s"),
     ],
 )
 def test_errors_name_the_key(data: dict[str, object], names: str) -> None:

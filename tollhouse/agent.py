@@ -52,6 +52,15 @@ class Held(TrustError):
         return gate
 
 
+class ActionFailed(Exception):
+    """A retry of an action that failed before: it is not run again; ``result`` is what
+    the failed run reported (use a new key to try the side effect afresh)."""
+
+    def __init__(self, name: str, result: Any) -> None:
+        super().__init__(f"action {name!r} failed before and is not run again: {result!r}")
+        self.result = result
+
+
 class Action:
     """A claimed (or replayed) idempotent action; report its outcome once."""
 
@@ -162,9 +171,12 @@ class Task:
         irreversible: bool,
         key: str | None = None,
     ) -> T | Any:
-        """Run ``fn`` once for this action: a retry returns the recorded result instead."""
+        """Run ``fn`` once for this action: a retry returns the recorded result instead,
+        or raises :class:`ActionFailed` when the recorded run failed."""
         act = self.action(name, payload, irreversible=irreversible, key=key)
         if act.replayed:
+            if act.status == "failed":  # the failure's report is not a result to act on
+                raise ActionFailed(name, act.result)
             return act.result
         try:
             result = fn()

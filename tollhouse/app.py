@@ -20,7 +20,7 @@ from tollhouse.attribution.process import ProcessAttributor
 from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.dispatch import Dispatcher
-from tollhouse.errors import ConfigError, Forbidden
+from tollhouse.errors import ConfigError, Forbidden, GatewayError, MethodNotAllowed, NoSuchEndpoint
 from tollhouse.ingress import DIALECTS, Dialect
 from tollhouse.ledger.postgres import is_postgres
 from tollhouse.ledger.store import Location
@@ -66,7 +66,7 @@ def create_app(
     ``dashboard``: also serve the dashboard on its own port (``tollhouse serve`` does).
     """
     max_body = int(settings.server.max_body_mb * 1024 * 1024)
-    app = web.Application(client_max_size=max_body)
+    app = web.Application(client_max_size=max_body, middlewares=[_routing_errors])
     ledger_path = ledger_path or settings.ledger.location()
     pricer = Pricer(settings.prices, discounts(settings.commitments))
     writer = LedgerWriter(
@@ -226,6 +226,38 @@ def _add_routes(app: web.Application, allowed: frozenset[str]) -> None:
 
 
 _OPENAI = DIALECTS["openai-chat"]
+
+
+@web.middleware
+async def _routing_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A wrong path or method is answered like any gateway error: JSON, in the
+    dialect of the path, saying what to use instead (aiohttp's own is plain text)."""
+    err: GatewayError
+    try:
+        return await handler(request)
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        err = MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use {allowed}")
+        headers = {"Allow": allowed}
+    except web.HTTPNotFound:
+        fix = (
+            "the dashboard has its own port: `tollhouse dashboard` prints its address"
+            if request.path.startswith("/tollhouse/ui")
+            else "point the SDK's base URL at the gateway (OpenAI: /v1, Anthropic and Gemini: "
+            "the root) or see /tollhouse/v1/... in the README"
+        )
+        err = NoSuchEndpoint(f"tollhouse has no endpoint {request.method} {request.path}; {fix}")
+        headers = {}
+    headers[REQUEST_ID_HEADER] = "-"
+    return error_response(_dialect_of(request.path), err, headers)
+
+
+def _dialect_of(path: str) -> Dialect:
+    if path.startswith("/v1/messages"):
+        return DIALECTS["anthropic"]
+    if path.startswith(("/v1beta/", "/v1alpha/", "/v1/models/")):
+        return DIALECTS["gemini"]
+    return _OPENAI
 
 
 def _host_ok(request: web.Request, allowed: frozenset[str]) -> bool:

@@ -42,6 +42,16 @@ class MissingKey(GatewayError):
     kind = "authentication"
 
 
+class NoSuchEndpoint(GatewayError):
+    status = 404
+    kind = "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    kind = "invalid_request"
+
+
 class Forbidden(GatewayError):
     status = 403
     kind = "permission"

@@ -10,9 +10,10 @@ import logging
 import math
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -31,6 +32,7 @@ log = logging.getLogger("tollhouse")
 
 DASHBOARD = web.AppKey("dashboard", Dashboard)
 TRUST_WINDOW = timedelta(hours=24)
+T = TypeVar("T")
 
 
 def load_budgets(budgets: BudgetGate, ledger_path: Location) -> None:
@@ -45,13 +47,30 @@ def observe_gateway(
     budgets: BudgetGate | None,
     ledger_path: Location,
 ) -> None:
-    """Scrape-time series: in flight, capacity, budgets, and the ledger's trust numbers."""
+    """Scrape-time series: in flight, capacity, budgets, and the ledger's trust numbers.
+
+    Called on the event loop. The scrape renders in a thread, but capacity and budget
+    state belong to the loop (its dicts grow and shrink as requests come), so they are
+    read there.
+    """
     metrics.in_flight(lambda: float(gateway.in_flight))
-    metrics.scraped(lambda: capacity_gauges(capacity.stats()))
+    capacity_stats = _on_loop(lambda: capacity.stats())
+    metrics.scraped(lambda: capacity_gauges(capacity_stats()))
     if budgets is not None:
-        metrics.scraped(lambda: budget_gauges(budgets.status()))
+        budget_status = _on_loop(lambda: budgets.status())
+        metrics.scraped(lambda: budget_gauges(budget_status()))
     trust = _LedgerTrust(ledger_path)
     metrics.scraped(lambda: trust_gauges(trust()))
+
+
+def _on_loop(read: Callable[[], T]) -> Callable[[], T]:
+    """``read``, callable from another thread, run on the current event loop."""
+    loop = asyncio.get_running_loop()
+
+    async def call() -> T:
+        return read()
+
+    return lambda: asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=10)
 
 
 class _LedgerTrust:

@@ -164,18 +164,21 @@ class Gateway:
         if trust is not None:
             ex.watch = trust.watch(request.headers, out, request.match_info)
             if ex.watch is not None and ex.watch.cache_key is not None:
+                if await self._attribute(ex, out):  # cache entries are per project: whose?
+                    trust.scope_cache(ex.watch, out)
                 hit: web.StreamResponse | None = await trust.lookup(ex.watch, ex, candidates[0])
                 if hit is not None:
                     await trust.before_reply(ex)
                     return hit
         if self.budgets is not None:
-            await self._hold_budget(ex, out, candidates[0])
+            await self._hold_budget(ex, out, candidates)
         d = Dispatch(out, ex.attempts)
         sent = time.perf_counter()
         answer = await self.dispatcher.dispatch(d, candidates, self.router.is_alias(out.call.model))
         relayed = time.perf_counter()
         ex.route, ex.primary, ex.upstream_s = answer.route, answer.primary, relayed - sent
         if trust is not None and (ex.watch is not None or not answer.primary):
+            await self._attribute(ex, out)  # a kept request is re-run for its project (long done)
             trust.observe(ex, out, request.match_info)
         async with answer.response:
             ex.status = answer.response.status
@@ -190,17 +193,24 @@ class Gateway:
                 done = ex.started + ex.ttfb if ex.ttfb and not out.call.stream else None
                 ex.upstream_s += (done or time.perf_counter()) - relayed
 
-    async def _hold_budget(self, ex: Exchange, out: Outgoing, primary: Route) -> None:
+    async def _hold_budget(self, ex: Exchange, out: Outgoing, candidates: list[Route]) -> None:
         """Reserve the worst-case cost before sending (BudgetExceeded on a hard budget).
 
         Only when some project has a budget: then a pending process lookup is
         awaited, as the budget can't be checked without knowing whose it is.
         """
         assert self.budgets is not None
-        if not isinstance(ex.attribution, Attribution):
-            ex.attribution = await self.attributor.finish(ex.attribution)
-            out.project = ex.attribution.project
-        ex.budget = await self.budgets.reserve(ex.attribution.project, primary, out.payload)
+        await self._attribute(ex, out)
+        assert isinstance(ex.attribution, Attribution)
+        ex.budget = await self.budgets.reserve(ex.attribution.project, candidates, out.payload)
+
+    async def _attribute(self, ex: Exchange, out: Outgoing) -> bool:
+        """Wait for a pending process lookup; True when that changed the request's project."""
+        if isinstance(ex.attribution, Attribution):
+            return False
+        ex.attribution = await self.attributor.finish(ex.attribution)
+        out.project = ex.attribution.project
+        return True
 
     async def _outgoing(self, request: web.Request, ex: Exchange) -> Outgoing:
         body = await self._read_body(request)

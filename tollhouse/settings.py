@@ -344,8 +344,11 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
     _check_models(settings)
     _check_budgets(settings.projects)
     _check_commitments(settings)
-    if not 0 <= settings.dashboard.port <= 65535:
-        raise ConfigError("dashboard.port: a port number, 0-65535 (0: any free port)")
+    for where in ("server", "dashboard", "intercept"):
+        if not 0 <= getattr(settings, where).port <= 65535:
+            raise ConfigError(f"{where}.port: a port number, 0-65535 (0: any free port)")
+    if not settings.server.max_body_mb > 0:
+        raise ConfigError("server.max_body_mb: a size in MiB above 0, e.g. 32")
     _check_intercept(settings.intercept)
     _check_state(settings.state)
     _check_ledger(settings)
@@ -396,6 +399,11 @@ def _check_trust(t: TrustSettings) -> None:
     for name in ("verify_min_similarity", "divergence_sample"):
         if not 0.0 <= getattr(t, name) <= 1.0:
             raise ConfigError(f"trust.{name}: expected a number from 0 to 1")
+    for name in ("task_retention_s", "idempotency_retention_s", "cache_ttl_s"):
+        if not getattr(t, name) > 0:
+            raise ConfigError(f"trust.{name}: a number of seconds above 0 (86400 is a day)")
+    if t.divergence_max_wait_s < 0:
+        raise ConfigError("trust.divergence_max_wait_s: 0 (don't wait) or more seconds")
     if t.cache_max_entries < 0:
         raise ConfigError("trust.cache_max_entries: expected 0 (no cache) or more")
 

@@ -56,6 +56,8 @@ def test_seeded_spend_and_the_monthly_limit() -> None:
     with pytest.raises(BudgetExceeded) as err:
         book.reserve("acme", D("1"), NOW)
     assert "monthly" in err.value.message and "budget_monthly_usd" in err.value.message
+    # Not used up: the message says what is left rather than that it is spent.
+    assert "has 0.5000 USD left of its hard monthly budget" in err.value.message
 
 
 def test_a_new_day_starts_from_zero() -> None:

@@ -43,6 +43,29 @@ def ask(gateway: Harness) -> Any:
     )
 
 
+def all_at_once(gateway: Harness, model: str, n: int) -> list[int]:
+    """``n`` one-token calls at once; their statuses (a refusal must name the budget)."""
+    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=ACME_KEY, max_retries=0)
+
+    async def one() -> int:
+        try:
+            await client.chat.completions.create(
+                model=model, max_tokens=1, messages=[{"role": "user", "content": "go"}]
+            )
+            return 200
+        except openai.APIStatusError as exc:
+            assert "budget_daily_usd" in exc.message
+            return exc.status_code
+
+    async def run() -> list[int]:
+        try:
+            return await asyncio.gather(*(one() for _ in range(n)))
+        finally:
+            await client.close()
+
+    return asyncio.run(run())
+
+
 def ledger_total(gateway: Harness) -> Decimal:
     rows = gateway.rows()
     return sum((Decimal(r["cost_usd"]) for r in rows if r["cost_usd"]), Decimal(0))
@@ -52,26 +75,8 @@ def test_hundred_concurrent_requests_against_a_hard_budget_of_ten(
     make_gateway: GatewayFactory, simulator: Simulator
 ) -> None:
     gateway = make_gateway(budget_config(simulator, budget_daily_usd=10, budget_mode="hard"))
-    client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=ACME_KEY, max_retries=0)
-
-    async def one() -> int:
-        try:
-            await client.chat.completions.create(
-                model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "go"}]
-            )
-            return 200
-        except openai.APIStatusError as exc:
-            assert "budget_daily_usd" in exc.message
-            return exc.status_code
-
-    async def all_at_once() -> list[int]:
-        try:
-            return await asyncio.gather(*(one() for _ in range(100)))
-        finally:
-            await client.close()
-
     billed_before = len(simulator.bills())
-    statuses = asyncio.run(all_at_once())
+    statuses = all_at_once(gateway, MODEL, 100)
     assert statuses.count(200) == 10
     assert len(simulator.bills()) - billed_before == 10  # refused ones were never sent
     assert statuses.count(402) == 90
@@ -184,3 +189,21 @@ def test_hard_budget_refusal_for_gemini_and_a_stream(
     assert refused.value.status_code == 402
     assert refused.value.body["code"] == "budget_exceeded"  # type: ignore[index]
     assert len([r for r in gateway.rows() if r["status"] == 402]) == 2
+
+
+def test_a_dearer_fallback_cannot_overshoot_a_hard_budget(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    """Each call reserves what the dearest candidate of its chain would cost."""
+    config = budget_config(simulator, budget_daily_usd=10, budget_mode="hard")
+    config["prices"]["anthropic/claude-sonnet-4-5"] = {"input": 0, "output": 3_000_000}
+    config["models"] = {"smart": {"chain": [f"openai/{MODEL}", "anthropic/claude-sonnet-4-5"]}}
+    config["capacity"] = {"max_attempts": 1}
+    gateway = make_gateway(config)
+    simulator.program("server_error", count=1000, model=MODEL)  # every call falls back
+    try:
+        statuses = all_at_once(gateway, "smart", 10)
+    finally:
+        simulator.reset()
+    assert statuses.count(200) == 3 and statuses.count(402) == 7
+    assert ledger_total(gateway) == Decimal(9)  # never more than the budget of 10

@@ -142,3 +142,10 @@ def test_demo_runs_and_reconciles() -> None:
     assert result.returncode == 0, result.stderr
     assert "acme" in result.stdout and "globex" in result.stdout
     assert ": match" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "intercept", "run", "simulate"])
+def test_a_port_out_of_range_is_a_usage_error(command: str, home: Path) -> None:
+    args = [command, "--port", "99999"] + (["--", "true"] if command == "run" else [])
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "0<=x<=65535" in result.output, result.output

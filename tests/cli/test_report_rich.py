@@ -99,6 +99,16 @@ def test_budgets_and_commitments_as_json(seeded: tuple[Path, Path]) -> None:
     assert "Commitments" in table and "run-rate" in table
 
 
+def test_nothing_configured_names_the_config_table(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.db"
+    LedgerWriter(ledger, Pricer({})).start().close()
+    config = tmp_path / "empty.toml"
+    config.write_text("")
+    out = run("--ledger", str(ledger), "--config", str(config), "--budgets", "--commitments")
+    assert "[projects.NAME] budget_daily_usd" in out  # not eaten as rich markup
+    assert "[commitments.PROVIDER] discount" in out
+
+
 def test_names_are_not_rich_markup() -> None:
     from rich.console import Console
 

@@ -143,3 +143,16 @@ def test_seeded_markup_is_shown_as_text(dash: Dash, page: Any) -> None:
     assert page.locator("#requests img").count() == 0
     assert page.locator("#requests script").count() == 0
     no_problems(page)
+
+
+def test_a_single_day_of_spend_is_charted_over_that_day(dash: Dash, page: Any) -> None:
+    page.goto(dash.url)  # the token, swapped for a cookie
+    ready(page)
+    page.goto(dash.base + "/project?name=initech")  # its one call, on one day
+    ready(page)
+    span = page.evaluate(
+        "() => { const x = window.tollhouse.charts.chart.scales.x; return [x.min, x.max]; }"
+    )
+    assert 0 < span[1] - span[0] <= 86_400  # not a three-year axis around one point
+    page.screenshot(path=str(ARTIFACTS / "single-day.png"), full_page=True)
+    no_problems(page)

@@ -62,6 +62,8 @@ def test_bearer_api_and_bad_parameters(dash: Dash) -> None:
     assert status == 400 and "by: use one of" in json.loads(body)["error"]
     status, _, body = get(dash.base + "/api/requests?since=yesterday", **auth)
     assert status == 400 and "7d" in json.loads(body)["error"]
+    status, _, body = get(dash.base + "/api/overview?since=99999999d", **auth)
+    assert status == 400 and "shorter time" in json.loads(body)["error"]
     status, _, body = get(dash.base + "/api/trust?since=all", **auth)
     found = json.loads(body)
     assert (found["tasks"], found["degraded_tasks"], found["held_actions"]) == (2, 1, 1)

@@ -100,3 +100,5 @@ def test_bad_options() -> None:
         parse_time("last tuesday")
     now = datetime(2026, 11, 22, tzinfo=UTC)
     assert parse_time("7d", now=now) == datetime(2026, 11, 15, tzinfo=UTC)
+    with pytest.raises(ReportError, match="shorter time"):  # not an OverflowError: a 500
+        parse_time("99999999d")

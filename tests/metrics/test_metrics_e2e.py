@@ -125,3 +125,38 @@ def test_label_values_are_bounded() -> None:
         metrics.observe(entry, Cost(None, "no-usage"), 0.5)
     text = metrics.render().decode()
     assert 'model="other"' in text and f'model="invented-{MAX_VALUES + 4}"' not in text
+
+
+def test_loop_owned_state_is_read_on_the_loop_at_scrape_time(
+    make_gateway: GatewayFactory, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scrape renders in a thread; capacity's and budgets' dicts change on the loop
+    as requests come, so iterating them from that thread could fail the scrape."""
+    import threading
+
+    from tollhouse.budgets import BudgetGate
+    from tollhouse.capacity import Capacity
+
+    config = base_config(simulator.url)
+    config["projects"]["acme"].update(budget_daily_usd=5)
+    gateway = make_gateway(config)
+    assert gateway.server.app is not None
+    loop_thread = gateway.server.call(_current_thread())
+    seen: list[str] = []
+    for cls in (Capacity, BudgetGate):
+        original = cls.stats if cls is Capacity else cls.status  # type: ignore[attr-defined]
+
+        def spy(self: Any, *a: Any, _original: Any = original, **kw: Any) -> Any:
+            seen.append(threading.current_thread().name)
+            return _original(self, *a, **kw)
+
+        monkeypatch.setattr(cls, "stats" if cls is Capacity else "status", spy)
+    _, samples = scrape(gateway)
+    assert "tollhouse_budget_limit_usd" in {name for name, _ in samples}
+    assert seen and set(seen) == {loop_thread}
+
+
+async def _current_thread() -> str:
+    import threading
+
+    return threading.current_thread().name

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from tests.conftest import ACME_KEY, GatewayFactory, Harness, base_config
-from tollhouse.agent import Held, Task
+from tollhouse.agent import ActionFailed, Held, Task
 from tollhouse.simulator import Simulator
 
 PRIMARY, FALLBACK = "gpt-4o-mini", "grok-3-mini"
@@ -107,6 +107,17 @@ def test_explicit_inputs_narrow_the_taint(gw: Harness, faults: Simulator) -> Non
         assert [steps[n] for n in "456"] == [[], [], []]
         assert task.gate("deploy", irreversible=True, inputs=["6"])["allow"] is True
         assert task.gate("deploy", irreversible=True)["allow"] is False  # default: every step
+    # A step the task never recorded (a typo) must not read as "no taint": it is refused.
+    typo = api(
+        gw,
+        "POST",
+        "/gate",
+        json={"task": "narrow", "action": "deploy", "irreversible": True, "inputs": ["6", "66"]},
+    )
+    assert typo.status_code == 400 and "has no step '66'" in typo.json()["error"]["message"]
+    body = {"task": "narrow", "name": "deploy", "irreversible": True, "inputs": ["7"]}
+    claim = api(gw, "POST", "/actions", json=body, headers={"Idempotency-Key": "typo"})
+    assert claim.status_code == 400 and "its steps: 1, 2, 3, 4, 5, 6" in claim.text
 
 
 def test_verify_reruns_on_the_primary_and_clears_the_taint(gw: Harness, faults: Simulator) -> None:
@@ -133,7 +144,12 @@ def test_verify_that_is_not_accepted_keeps_the_taint(gw: Harness, faults: Simula
         six_steps(gw, faults, task, {})
         assert task.verify("3", accept=False)["verified"] is False
         assert task.gate("deploy", irreversible=True)["allow"] is False
-        assert task.verify("3", min_similarity=1.01)["verified"] is False
+        bills = len(faults.bills())
+        for wrong in ({"min_similarity": 1.01}, {"min_similarity": "high"}, {"accept": "yes"}):
+            response = api(gw, "POST", "/tasks/refused/steps/3/verify", json=wrong)
+            assert response.status_code == 400, wrong
+            assert "must be" in response.json()["error"]["message"]
+        assert len(faults.bills()) == bills  # a wrong body is refused before any re-run
         assert task.verify("3", min_similarity=0.0)["verified"] is True
         assert task.gate("deploy", irreversible=True)["allow"] is True
 
@@ -163,6 +179,11 @@ def test_the_cli_approval_clears_the_taint(gw: Harness, faults: Simulator) -> No
         assert task.gate("deploy", irreversible=True)["allow"] is True
         step = next(s for s in task.trajectory()["steps"] if s["step"] == "3")
         assert (step["cleared"], step["cleared_by"]) == ("approved", "ann")
+    port = gw.url.rsplit(":", 1)[1]
+    config = gw.ledger_path.parent / "approve.toml"
+    config.write_text(f"[server]\nport = {port}\n")
+    by_config = CliRunner().invoke(cli, ["approve", "approve", "3", "--config", str(config)])
+    assert by_config.exit_code == 0, by_config.output  # the gateway of that config, not 4141
     bad = CliRunner().invoke(cli, ["approve", "nope", "1", "--url", gw.url])
     assert bad.exit_code == 1 and "no model calls are recorded for task 'nope'" in bad.output
     gone = CliRunner().invoke(cli, ["approve", "t", "1", "--url", "http://127.0.0.1:9"])
@@ -255,6 +276,9 @@ def test_bad_trust_requests_say_how_to_fix_them(gw: Harness) -> None:
     assert junk.status_code == 400 and "not valid JSON" in junk.json()["error"]["message"]
     outcome = api(gw, "PUT", "/actions/act_x", json={"status": "maybe"})
     assert outcome.status_code == 400
+    long = {"task": "t", "name": "refund " + "x" * 300, "irreversible": True}
+    cut = api(gw, "POST", "/actions", json=long, headers={"Idempotency-Key": "long"})
+    assert cut.status_code == 400 and "at most 200" in cut.json()["error"]["message"]
     evil = api(gw, "POST", "/gate", json={}, headers={"Host": "evil.example"})
     assert evil.status_code == 403
     with pytest.raises(openai.BadRequestError, match="X-Tollhouse-Cache must be"):
@@ -551,6 +575,56 @@ def test_run_once_reports_a_failure_and_does_not_run_again(gw: Harness) -> None:
     with Task("fails", base_url=gw.url) as task:
         with pytest.raises(RuntimeError):
             task.run_once("charge", {"eur": 5}, boom, irreversible=True)
-        replayed = task.run_once("charge", {"eur": 5}, boom, irreversible=True)
-    assert calls == [1] and replayed == {"error": "RuntimeError('card declined')"}
+        with pytest.raises(ActionFailed) as replayed:  # not handed back as if it were a result
+            task.run_once("charge", {"eur": 5}, boom, irreversible=True)
+    assert calls == [1] and replayed.value.result == {"error": "RuntimeError('card declined')"}
     assert [r["status"] for r in table(gw, "trust_actions")] == ["failed"]
+
+
+def curl_as(
+    gateway: Harness, project: str, model: str = PRIMARY, header: str = "X-Tollhouse-Cache: use"
+) -> dict[str, str]:
+    """A request from another process, attributed by its TOLLHOUSE_PROJECT."""
+    import json
+    import os
+    import subprocess
+
+    body = {"model": model, "messages": [{"role": "user", "content": "what is ours"}]}
+    done = subprocess.run(
+        [
+            *("curl", "-s", "-D", "-", "-o", "/dev/null", f"{gateway.url}/v1/chat/completions"),
+            *("-H", "content-type: application/json", "-H", header, "-d", json.dumps(body)),
+        ],
+        env={**os.environ, "TOLLHOUSE_PROJECT": project},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    lines = [line.partition(":") for line in done.stdout.splitlines()[1:] if ":" in line]
+    return {k.strip().lower(): v.strip() for k, _, v in lines}
+
+
+def test_a_process_attributed_cache_entry_is_not_served_to_another_project(
+    gw: Harness,
+) -> None:
+    first = curl_as(gw, "alpha")
+    gw.settle()
+    other = curl_as(gw, "beta")
+    assert "x-tollhouse-cache" not in other  # beta never gets alpha's answer
+    gw.settle()
+    again = curl_as(gw, "alpha")
+    assert again["x-tollhouse-cache"] == "hit"
+    rows = [gw.row(h["x-tollhouse-request-id"]) for h in (first, other, again)]
+    assert [r["project"] for r in rows] == ["alpha", "beta", "alpha"]
+
+
+def test_a_verify_rerun_is_charged_to_the_project_of_the_step(
+    gw: Harness, faults: Simulator
+) -> None:
+    faults.program("server_error", count=1, model=PRIMARY)
+    step = curl_as(gw, "gamma", model="smart", header="X-Tollhouse-Task: gamma-task")
+    assert step["x-tollhouse-trust"] == "degraded"
+    result = api(gw, "POST", "/tasks/gamma-task/steps/1/verify").json()
+    assert result["verified"] is True
+    assert gw.row(result["request_id"])["project"] == "gamma"  # not 'unattributed'

@@ -169,8 +169,10 @@ def _message(
     )
     if not hard:
         return f"over the soft {label} budget of project {project!r} ({_usd(limit)}): {state}"
+    used = spent + reserved >= limit
+    verdict = "has used its" if used else f"has {_usd(limit - spent - reserved)} left of its"
     return (
-        f"project {project!r} has used its hard {label} budget of {_usd(limit)} ({state}); "
+        f"project {project!r} {verdict} hard {label} budget of {_usd(limit)} ({state}); "
         f"raise projects.{project}.{key} in the tollhouse config, or wait until {resets}"
     )
 

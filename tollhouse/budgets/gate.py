@@ -1,13 +1,13 @@
 """Budgets on the request path: estimate a request's worst-case cost, hold it, settle it.
 
 The estimate is the capacity gate's token estimate (input characters / 4,
-plus the requested max output) priced like a real call of the primary
+plus the requested max output) priced like a real call of the dearest
 candidate, so contracted prices and discounts apply to it too. A request
 whose model has no known price reserves nothing (and is recorded unpriced).
 
 >>> gate = BudgetGate.from_settings(settings, pricer)
 >>> gate.load(conn)                        # this UTC day's and month's spend so far
->>> hold = gate.hold("acme", route, payload)
+>>> hold = gate.hold("acme", candidates, payload)
 >>> gate.settle(hold, Decimal("0.0123"))
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -89,23 +89,30 @@ class BudgetGate:
             self.book.seed(project, day, spent_day)
             self.book.seed(project, month, spent_month)
 
-    def hold(self, project: str, route: Any, payload: dict[str, Any]) -> Hold | None:
-        """Reserve the request's worst-case cost; raises BudgetExceeded on a hard budget."""
+    def hold(self, project: str, routes: Sequence[Any], payload: dict[str, Any]) -> Hold | None:
+        """Reserve the request's worst-case cost; raises BudgetExceeded on a hard budget.
+
+        ``routes`` are the candidates (a chain's primary and fallbacks): any of them may
+        answer, so the dearest one's estimate is held.
+        """
         if project not in self.book.budgets:
             return None
         now = self.clock()
-        hold = self.book.reserve(project, self.estimate(route, payload, now), now)
+        worst = max((self.estimate(route, payload, now) for route in routes), default=ZERO)
+        hold = self.book.reserve(project, worst, now)
         if hold is not None and hold.warning and self.book.first_warning(hold):
             log.warning("%s", hold.warning)
         return hold
 
-    async def reserve(self, project: str, route: Any, payload: dict[str, Any]) -> Hold | None:
+    async def reserve(
+        self, project: str, routes: Sequence[Any], payload: dict[str, Any]
+    ) -> Hold | None:
         """:meth:`hold`, in the shared ledger when budgets are shared (off the loop)."""
         shared = self.shared
         if shared is None or project not in self.book.budgets:
-            return self.hold(project, route, payload)
+            return self.hold(project, routes, payload)
         now = self.clock()
-        amount = self.estimate(route, payload, now)
+        amount = max((self.estimate(route, payload, now) for route in routes), default=ZERO)
         loop = asyncio.get_running_loop()
         hold: Hold | None = await loop.run_in_executor(
             shared.executor, shared.reserve, project, amount, now

@@ -27,6 +27,7 @@ from tollhouse.settings import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+PORT = click.IntRange(0, 65535)  # 0: any free port
 
 
 def friendly(fn: F) -> F:
@@ -114,7 +115,7 @@ def write_starter(path: Path) -> None:
 @cli.command()
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option("--host", help="Bind address (default from config: 127.0.0.1).")
-@click.option("--port", type=int, help=f"Port (default from config: {DEFAULT_PORT}).")
+@click.option("--port", type=PORT, help=f"Port (default from config: {DEFAULT_PORT}).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
 @friendly
 def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) -> None:
@@ -257,11 +258,10 @@ def _trust_report(conn: Any, since: Any, until: Any, project: str | None, fmt: s
 @click.argument("task")
 @click.argument("step")
 @click.option("--by", default=lambda: os.environ.get("USER") or "cli", help="Who approves.")
-@click.option(
-    "--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", show_default=True, help="The gateway."
-)
+@click.option("--url", help="The gateway (default: the config's [server] host and port).")
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @friendly
-def approve(task: str, step: str, by: str, url: str) -> None:
+def approve(task: str, step: str, by: str, url: str | None, path: Path | None) -> None:
     """Approve a step of an agent's task: a person vouches for its answer.
 
     The step (and what read only it) is no longer tainted, so the gate lets the
@@ -276,6 +276,7 @@ def approve(task: str, step: str, by: str, url: str) -> None:
     import urllib.parse
     import urllib.request
 
+    url = url or _gateway_url(_settings(path))
     quoted = "/".join(urllib.parse.quote(p, safe="") for p in (task, "steps", step))
     request = urllib.request.Request(
         f"{url.rstrip('/')}/tollhouse/v1/tasks/{quoted}/approve",
@@ -295,6 +296,16 @@ def approve(task: str, step: str, by: str, url: str) -> None:
             f"no gateway at {url} ({err.reason}); start it with `tollhouse serve` or pass --url"
         ) from None
     click.echo(f"approved step {step} of {task} (by {by}); the task is now {found['task_trust']}")
+
+
+def _gateway_url(settings: Settings) -> str:
+    return _local_url(settings.server.host, settings.server.port)
+
+
+def _local_url(host: str, port: int) -> str:
+    """Where a local client reaches a server bound to ``host``:``port``."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def _error_message(body: bytes, fallback: str) -> str:
@@ -328,8 +339,7 @@ def dashboard(path: Path | None, open_browser: bool) -> None:
     conf = _settings(path).dashboard
     if not conf.enabled:
         raise click.ClickException("the dashboard is off: set [dashboard] enabled = true")
-    host = "127.0.0.1" if conf.host in ("0.0.0.0", "::", "") else conf.host
-    base = f"http://{f'[{host}]' if ':' in host else host}:{conf.port}/tollhouse/ui/"
+    base = f"{_local_url(conf.host, conf.port)}/tollhouse/ui/"
     token = ensure_token(conf.resolved_token_file())
     click.echo(f"{base}?token={token}")
     problem = _dashboard_problem(base, token)
@@ -362,7 +372,7 @@ def _dashboard_problem(base: str, token: str) -> str | None:
 @cli.command()
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option(
-    "--port", type=int, help=f"Port (default from config [intercept]: {DEFAULT_INTERCEPT_PORT})."
+    "--port", type=PORT, help=f"Port (default from config [intercept]: {DEFAULT_INTERCEPT_PORT})."
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every connection.")
 @friendly
@@ -405,7 +415,7 @@ def intercept(path: Path | None, port: int | None, verbose: bool) -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
-@click.option("--port", type=int, help="The interceptor's port (default from config).")
+@click.option("--port", type=PORT, help="The interceptor's port (default from config).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
 @friendly
 def run(path: Path | None, port: int | None, command: tuple[str, ...]) -> None:
@@ -443,7 +453,7 @@ def run(path: Path | None, port: int | None, command: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=4242, show_default=True)
+@click.option("--port", type=PORT, default=4242, show_default=True)
 @click.option(
     "--bill", type=click.Path(path_type=Path), help="Append what it bills to this JSONL file."
 )

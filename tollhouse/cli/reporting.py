@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console, RenderableType
+from rich.text import Text
 
 from tollhouse.budgets import BudgetGate
 from tollhouse.budgets.commitments import commitment_status
@@ -37,7 +38,7 @@ class Output:
     def show(self, text: str, table: Callable[[], RenderableType]) -> None:
         if self.path is not None:
             self.path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-            self.err.print(f"Wrote {self.path}")
+            self.err.print(Text(f"Wrote {self.path}"))
         elif self.fmt == "table":
             self.console.print(table())
         else:

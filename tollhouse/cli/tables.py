@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from tollhouse.ledger.report import ERROR_CLASSES, SHORT, TOKEN_FIELDS, _money
+from tollhouse.ledger.report import CAPACITY_COLUMNS, SHORT, TOKEN_FIELDS, _money
 
 
 def spend(rows: list[dict[str, Any]], by: Sequence[str], title: str) -> Table | str:
@@ -57,16 +57,7 @@ def capacity(rows: list[dict[str, Any]]) -> Table | str:
     if not rows:
         return "No upstream attempts in the ledger for this period."
     table = Table(title="Upstream attempts", header_style="bold")
-    columns = [
-        "attempts",
-        "ok",
-        *ERROR_CLASSES,
-        "skipped",
-        "received_429",
-        "returned_429",
-        "avg_queue_wait_ms",
-        "max_queue_wait_ms",
-    ]
+    columns = CAPACITY_COLUMNS
     table.add_column("provider")
     table.add_column("model")
     for name in columns:
@@ -77,9 +68,9 @@ def capacity(rows: list[dict[str, Any]]) -> Table | str:
     return table
 
 
-def budgets(status: list[dict[str, Any]]) -> Table | str:
-    if not status:
-        return "No budgets configured: [projects.NAME] budget_daily_usd / budget_monthly_usd."
+def budgets(status: list[dict[str, Any]]) -> Table | Text:
+    if not status:  # Text: the [table] names are config, not rich markup
+        return Text("No budgets configured: [projects.NAME] budget_daily_usd / budget_monthly_usd.")
     table = Table(title="Budgets", header_style="bold")
     for name in ("project", "period", "mode", "limit", "spent", "used"):
         table.add_column(name, justify="right" if name in ("limit", "spent", "used") else "left")
@@ -96,9 +87,11 @@ def budgets(status: list[dict[str, Any]]) -> Table | str:
     return table
 
 
-def commitments(deals: list[dict[str, Any]]) -> Table | str:
+def commitments(deals: list[dict[str, Any]]) -> Table | Text:
     if not deals:
-        return "No commitments configured: [commitments.PROVIDER] discount / annual_usd / start."
+        return Text(
+            "No commitments configured: [commitments.PROVIDER] discount / annual_usd / start."
+        )
     table = Table(title="Commitments", header_style="bold")
     names = ("provider", "discount", "contract year", "committed", "spent", "used", "run-rate")
     for name in names:

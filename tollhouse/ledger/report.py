@@ -87,7 +87,12 @@ def parse_time(value: str | None, *, now: datetime | None = None) -> datetime | 
     relative = _RELATIVE.match(value)
     if relative:
         amount, unit = int(relative[1]), relative[2]
-        return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+        try:
+            return now - timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+        except OverflowError:
+            raise ReportError(
+                f"{value!r} reaches back before the year 1; use a shorter time, or leave it out"
+            ) from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -319,19 +324,22 @@ def _returned_429(
     return {(p, m): n for p, m, n in rows}
 
 
+# The numbers of one upstream model's attempts, in the order the reports show them.
+CAPACITY_COLUMNS = (
+    "attempts",
+    "ok",
+    *ERROR_CLASSES,
+    "skipped",
+    "received_429",
+    "returned_429",
+    "avg_queue_wait_ms",
+    "max_queue_wait_ms",
+)
+
+
 def render_capacity(rows: list[dict[str, Any]], fmt: str) -> str:
     keys = ["provider", "model"]
-    columns = [
-        *keys,
-        "attempts",
-        "ok",
-        *ERROR_CLASSES,
-        "skipped",
-        "received_429",
-        "returned_429",
-        "avg_queue_wait_ms",
-        "max_queue_wait_ms",
-    ]
+    columns = [*keys, *CAPACITY_COLUMNS]
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":

@@ -14,7 +14,6 @@ All behind the gateway's Host check; errors are JSON that says how to fix them.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from aiohttp import web
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attributor
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
+from tollhouse.ingress.base import parse_json_body
 from tollhouse.ledger.store import Location, connect
 from tollhouse.trust.errors import Held, NotFound
 from tollhouse.trust.idempotency import parse_key
@@ -33,6 +33,7 @@ LEDGER_PATH: web.AppKey[Location] = web.AppKey("trust_ledger_path")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Guard = Callable[[web.Request], web.Response | None]
 PREFIX = "/tollhouse/v1"
+MAX_NAME = 200
 
 
 def add_routes(app: web.Application, guard: Guard) -> None:
@@ -158,22 +159,16 @@ async def _project(request: web.Request) -> str:
 
 async def _json(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
     raw = await request.read()
-    if not raw and optional:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the request body must be a JSON object")
-    return body
+    return {} if not raw and optional else parse_json_body(raw)
 
 
 def _str(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f'"{name}" is required: a non-empty string')
-    return value.strip()[:200]
+    if len(value.strip()) > MAX_NAME:  # cut, two long names could pass for one action
+        raise BadRequest(f'"{name}" is {len(value.strip())} characters; use at most {MAX_NAME}')
+    return value.strip()
 
 
 def _bool(body: dict[str, Any], name: str) -> bool:

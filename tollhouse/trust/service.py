@@ -20,7 +20,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -139,12 +139,18 @@ class TrustService:
                 None if raw is None else tuple(label(i, INPUTS_HEADER) for i in parse_inputs(raw))
             )
         if cached:
-            scope = f"{out.project}:{hash_key(out.client_key)}"
-            w.cache_key = cache_key(out.dialect.name, out.call.path, out.payload, scope)
+            self.scope_cache(w, out)
             w.assumes = headers.get(ASSUMES_HEADER)
         if w.task is not None and self.settings.keep_requests != "none":
             w.kept = keep(out, dict(match), "")
         return w
+
+    def scope_cache(self, w: Watch, out: Any) -> None:
+        """Key the cache entry to the request's project and client key: one project's
+        answers are never served to another. Called again once a process lookup has
+        told the project."""
+        scope = f"{out.project}:{hash_key(out.client_key)}"
+        w.cache_key = cache_key(out.dialect.name, out.call.path, out.payload, scope)
 
     async def lookup(self, w: Watch, ex: Any, route: Any) -> web.Response | None:
         """A cached answer for this request, or None (a miss or a validity miss)."""
@@ -181,6 +187,8 @@ class TrustService:
     def observe(self, ex: Any, out: Any, match: Mapping[str, str]) -> None:
         """After dispatch: follow a degraded answer too, if it is sampled for divergence."""
         w = ex.watch
+        if w is not None and w.kept is not None and w.kept.project != out.project:
+            w.kept = replace(w.kept, project=out.project)  # kept before the process lookup ended
         if not ex.primary and self.runner is not None and self._sampled():
             w = ex.watch = w or Watch()
             w.sampled = len(self._replays) < MAX_REPLAYS
@@ -304,9 +312,9 @@ class TrustService:
     async def gate(
         self, project: str, task: str, action: str, irreversible: bool, inputs: Any
     ) -> GateDecision:
-        decision = decide(
-            await self.trajectory(task), irreversible=irreversible, task=task, inputs=inputs
-        )
+        trajectory = await self.trajectory(task)
+        _check_inputs(trajectory, task, inputs)
+        decision = decide(trajectory, irreversible=irreversible, task=task, inputs=inputs)
         self.writer.execute(
             [
                 (
@@ -368,6 +376,7 @@ class TrustService:
 
     # -- clearing taint
     async def verify(self, task: str, step_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        accepts = _acceptance(body, self.settings.verify_min_similarity)  # before re-running
         step = await self._step(task, step_id)
         kept = self.kept.get((task, step_id))
         if kept is None or self.runner is None:
@@ -381,7 +390,7 @@ class TrustService:
         loop = asyncio.get_running_loop()
         score = await loop.run_in_executor(None, similarity, kept.answer, rerun.text)
         self._divergence_row(kept, "verify", rerun.served_by, score, task, step_id)
-        accepted = _accepts(body, score, self.settings.verify_min_similarity)
+        accepted = accepts(score)
         if accepted:
             step = await self.store.clear_step(task, step_id, VERIFIED, rerun.served_by, score)
             self.kept.pop((task, step_id), None)
@@ -463,6 +472,19 @@ class TrustService:
         )
 
 
+def _check_inputs(trajectory: Trajectory | None, task: str, inputs: Any) -> None:
+    """An input the task never recorded is a mistake (a typo, another task's step): the gate
+    would otherwise find no taint in it and let an irreversible action through."""
+    steps = trajectory.steps if trajectory is not None else {}
+    unknown = [i for i in inputs or () if i not in steps]
+    if unknown:
+        known = ", ".join(s.id for s in trajectory.ordered()) if trajectory else "none"
+        raise BadRequest(
+            f'"inputs": task {task!r} has no step {", ".join(map(repr, unknown))} '
+            f'(its steps: {known}); name recorded steps, or leave "inputs" out for all of them'
+        )
+
+
 def _replay(found: ActionRecord | None, fp: str, key: str) -> dict[str, Any]:
     if found is None:
         raise Conflict(f"Idempotency-Key {key!r} is being claimed; retry in a moment")
@@ -497,16 +519,21 @@ def build_trust(
     return TrustService(settings, store, writer)
 
 
-def _accepts(body: dict[str, Any], score: float, default: float) -> bool:
+def _acceptance(body: dict[str, Any], default: float) -> Callable[[float], bool]:
+    """Whether the caller accepts a similarity score, from its verify body (checked first)."""
     accept = body.get("accept")
     if accept is not None:
         if not isinstance(accept, bool):
             raise BadRequest('"accept" must be true or false')
-        return accept
+        return lambda _score: accept
     threshold = body.get("min_similarity", default)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise BadRequest('"min_similarity" must be a number from 0 to 1')
-    return score >= threshold
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 <= threshold <= 1
+    ):
+        raise BadRequest('"min_similarity" must be a number from 0 to 1, e.g. 0.8')
+    return lambda score: score >= threshold
 
 
 def _with_answer(kept: KeptRequest, ex: Any, data: bytes) -> KeptRequest:

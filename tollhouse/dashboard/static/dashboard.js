@@ -81,6 +81,7 @@ function chart(id, data) {
   table(id + "-table", [[data.by, r => r.name], ["cost", r => money(r.total), { num: true }]], tableRows);
   if (!data.days.length) { node.append(el("p", "No spend in this period.", { class: "empty" })); return; }
   const xs = data.days.map(d => Date.parse(d + (d.length > 10 ? ":00:00Z" : "T00:00:00Z")) / 1000);
+  const half = data.bucket === "hour" ? 1800 : 43200;
   const series = [{}].concat(data.series.map((s, i) => ({
     label: s.name, stroke: COLORS[i % COLORS.length], width: 2,
     points: { show: true, size: 5 }, value: (u, v) => v === null ? "—" : money(v),
@@ -88,7 +89,8 @@ function chart(id, data) {
   const opts = {
     width: Math.max(320, node.clientWidth || 800), height: 260, series: series,
     axes: [{}, { values: (u, ticks) => ticks.map(v => "$" + Number(v.toPrecision(3))), size: 70 }],
-    scales: { x: { time: true } },
+    // One bucket alone: uPlot would stretch the axis over years around it; show that bucket.
+    scales: { x: { time: true, range: (u, min, max) => xs.length === 1 ? [xs[0] - half, xs[0] + half] : [min, max] } },
   };
   const plot = new uPlot(opts, [xs].concat(data.series.map(s => s.cost)), node);
   window.tollhouse.charts[id] = plot;
