@@ -187,6 +187,11 @@ class TrustSettings:
     divergence_max_wait_s: float = _opt(
         600.0, "How long a sampled replay waits for the primary to be healthy before it is dropped."
     )
+    unknown_task: str = _opt(
+        "hold",
+        "An irreversible action of a task with no recorded model calls (often a mistyped "
+        "task id): hold | allow.",
+    )
 
 
 @dataclass(frozen=True)
@@ -396,6 +401,8 @@ def _check_models(settings: Settings) -> None:
 def _check_trust(t: TrustSettings) -> None:
     if t.keep_requests not in KEEP_REQUESTS:
         raise ConfigError(f"trust.keep_requests: use one of {', '.join(KEEP_REQUESTS)}")
+    if t.unknown_task not in ("hold", "allow"):
+        raise ConfigError("trust.unknown_task: use hold or allow")
     for name in ("verify_min_similarity", "divergence_sample"):
         if not 0.0 <= getattr(t, name) <= 1.0:
             raise ConfigError(f"trust.{name}: expected a number from 0 to 1")

@@ -37,9 +37,16 @@ def test_an_approved_step_no_longer_holds() -> None:
     assert decide(t, irreversible=True, task="t1").allow
 
 
-def test_unknown_task_is_not_tainted() -> None:
+def test_an_unknown_task_holds_irreversible_actions_by_default() -> None:
     d = decide(None, irreversible=True, task="nope")
-    assert d.allow and "no model calls" in d.reasons[0]
+    assert (d.allow, d.trust, d.tainted_by) == (False, "unknown", ())
+    assert "check the task id" in d.reasons[0] and "X-Tollhouse-Task: nope" in d.reasons[0]
+
+
+def test_an_unknown_task_passes_reversible_actions_and_when_allowed() -> None:
+    assert decide(None, irreversible=False, task="nope").allow
+    d = decide(None, irreversible=True, task="nope", unknown="allow")
+    assert d.allow and d.trust == "unknown" and "no model calls" in d.reasons[0]
 
 
 def test_as_dict_is_the_wire_shape() -> None:

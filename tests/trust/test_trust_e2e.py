@@ -35,7 +35,8 @@ def trust_config(sim_url: str, **trust: Any) -> dict[str, Any]:
     config = base_config(sim_url)
     config["models"] = {"smart": {"chain": [f"openai/{PRIMARY}", f"xai/{FALLBACK}"]}}
     config["capacity"] = {"max_attempts": 1}
-    config["trust"] = {"divergence_sample": 0.0, **trust}
+    # The idempotency tests act on tasks with no model calls; the default (hold) has its own test.
+    config["trust"] = {"divergence_sample": 0.0, "unknown_task": "allow", **trust}
     return config
 
 
@@ -188,6 +189,21 @@ def test_the_cli_approval_clears_the_taint(gw: Harness, faults: Simulator) -> No
     assert bad.exit_code == 1 and "no model calls are recorded for task 'nope'" in bad.output
     gone = CliRunner().invoke(cli, ["approve", "t", "1", "--url", "http://127.0.0.1:9"])
     assert gone.exit_code == 1 and "tollhouse serve" in gone.output
+
+
+def test_the_gate_fails_closed_on_a_task_it_has_never_seen(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    config = trust_config(simulator.url)
+    del config["trust"]["unknown_task"]  # the default: hold
+    gateway = make_gateway(config)
+    typo = {"task": "refund-4171", "action": "refund", "irreversible": True}
+    held = api(gateway, "POST", "/gate", json=typo).json()
+    assert (held["allow"], held["trust"]) == (False, "unknown")
+    assert "check the task id" in held["reasons"][0]
+    with Task("refund-4171", base_url=gateway.url) as task, task.step("1"):
+        ask(client(gateway, task), "look up the order")
+    assert api(gateway, "POST", "/gate", json=typo).json()["allow"] is True
 
 
 def action(gateway: Harness, key: str, project: str = "acme", **body: Any) -> httpx.Response:

@@ -5,8 +5,10 @@ what it read, never on a model's confidence: an irreversible action on a
 tainted trajectory is held; a reversible one passes, with the taint
 reported so the agent (or its person) can decide.
 
->>> decide(None, irreversible=True, task="t1").allow
-True
+>>> decide(None, irreversible=True, task="t1").allow   # no calls recorded: nothing vouched for
+False
+>>> decide(None, irreversible=True, task="t1", unknown="allow").trust
+'unknown'
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class GateDecision:
     """``{allow, trust, tainted_by, reasons}``, as the gate endpoint answers it."""
 
     allow: bool
-    trust: str  # "full" | "degraded"
+    trust: str  # "full" | "degraded" | "unknown" (no model calls recorded for the task)
     tainted_by: tuple[str, ...]
     reasons: tuple[str, ...]
     irreversible: bool
@@ -46,11 +48,18 @@ def decide(
     irreversible: bool,
     task: str,
     inputs: Iterable[str] | None = None,
+    unknown: str = "hold",
 ) -> GateDecision:
-    """The gate's answer for an action of ``task`` that read ``inputs`` (None: every step)."""
+    """The gate's answer for an action of ``task`` that read ``inputs`` (None: every step).
+
+    A task with no recorded calls is ``unknown``: usually a mistyped task id, so its
+    irreversible actions are held unless ``unknown == "allow"`` (the gate fails closed).
+    """
     if trajectory is None or not trajectory.steps:
-        why = f"no model calls are recorded for task {task!r}; nothing taints it"
-        return GateDecision(True, "full", (), (why,), irreversible)
+        why = f"no model calls are recorded for task {task!r}"
+        if irreversible and unknown != "allow":
+            return GateDecision(False, "unknown", (), (_unknown_held(why, task),), irreversible)
+        return GateDecision(True, "unknown", (), (why + "; nothing taints it",), irreversible)
     tainted = trajectory.tainted_by_inputs(inputs)
     order = sorted(tainted, key=lambda s: trajectory.steps[s].seq)
     if not order:
@@ -65,6 +74,14 @@ def decide(
     else:
         reasons.append("allowed: the action is reversible; the taint is reported, not enforced")
     return GateDecision(not irreversible, "degraded", tuple(order), tuple(reasons), irreversible)
+
+
+def _unknown_held(why: str, task: str) -> str:
+    return (
+        f"held: {why}, so nothing vouches for what this irreversible action read; check the "
+        f"task id (the calls carry X-Tollhouse-Task: {task}), or set trust.unknown_task = "
+        '"allow" for agents that act before any model call'
+    )
 
 
 def _source_reason(trajectory: Trajectory, step_id: str) -> str:

@@ -314,7 +314,13 @@ class TrustService:
     ) -> GateDecision:
         trajectory = await self.trajectory(task)
         _check_inputs(trajectory, task, inputs)
-        decision = decide(trajectory, irreversible=irreversible, task=task, inputs=inputs)
+        decision = decide(
+            trajectory,
+            irreversible=irreversible,
+            task=task,
+            inputs=inputs,
+            unknown=self.settings.unknown_task,
+        )
         self.writer.execute(
             [
                 (
