@@ -176,7 +176,7 @@ def held_xai(
     stand_ins: StandIns, tmp_path: Path
 ) -> Iterator[tuple[BackgroundServer, str, list[str]]]:
     """A stand-in for api.x.ai whose stream waits, after its first event, for /release."""
-    released = threading.Event()
+    released, finish = threading.Event(), threading.Event()
     outcome: list[str] = []
 
     def sse(obj: dict[str, Any]) -> bytes:
@@ -219,6 +219,8 @@ def held_xai(
             )
         )
         await resp.write(b"data: [DONE]\n\n")
+        if "linger" in outcome:  # keep the response open after [DONE] until told
+            await loop.run_in_executor(None, finish.wait, 20)
         await resp.write_eof()
         return resp
 
@@ -239,6 +241,7 @@ def held_xai(
     ctx, _ = stand_ins.provider_ca.server_context(tmp_path, ["api.x.ai"])
     with BackgroundServer(tls_app, ssl_context=ctx) as tls, BackgroundServer(plain_app) as plain:
         yield tls, f"{plain.url}/release", outcome
+        finish.set()
 
 
 def test_streams_pass_through_as_they_arrive(
@@ -260,6 +263,21 @@ def test_streams_pass_through_as_they_arrive(
     )
     assert (row["input_tokens"], row["output_tokens"]) == (3, 2)
     assert Decimal(row["cost_usd"]) == Decimal(123456) / Decimal(10**10)  # xAI's own reported cost
+
+
+def test_a_client_that_leaves_right_after_done_has_a_complete_row(
+    make_interceptor: InterceptorFactory, held_xai: tuple[BackgroundServer, str, list[str]]
+) -> None:
+    """The stand-in keeps its response open after [DONE]; the client, done, closes first.
+    It had the whole stream: the row is complete, not "incomplete, client disconnected"."""
+    server, release_url, outcome = held_xai
+    outcome.append("linger")
+    proxy = make_interceptor({"api.x.ai": f"127.0.0.1:{server.port}"})
+    result = proxy.run(PYTHON, str(CLIENTS / "held_stream.py"), release_url)
+    assert result.returncode == 0, result.stderr
+    [row] = proxy.rows()
+    assert (row["stream"], row["incomplete"], row["error"]) == (1, 0, None)
+    assert (row["input_tokens"], row["output_tokens"]) == (3, 2)
 
 
 def test_gemini_sdk_streaming_and_not(interceptor: Interceptor, stand_ins: StandIns) -> None:

@@ -264,6 +264,10 @@ class MeterAddon:
         streaming = m.tap.streaming if m.tap is not None else call.stream
         usage = metered.usage if metered else None
         complete = bool(metered and metered.complete)
+        if error is not None and streaming and complete:
+            # The whole stream, end marker included, went through before the connection
+            # closed (a client that leaves at once after [DONE] races mitmproxy's own end).
+            error = None
         return LedgerEntry(
             ts=m.ts,
             request_id=self.ids.next(),
