@@ -103,3 +103,17 @@ def test_statements_commit_together_and_report_back(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     ids = [r[0] for r in conn.execute("SELECT request_id FROM trust_cache_lookups ORDER BY id")]
     assert ids == ["r1", "r2"]  # the failed group left nothing behind
+
+
+def test_one_bad_row_does_not_cost_its_batch(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    writer = LedgerWriter(path, Pricer({})).start()
+    writer.submit(entry(1))
+    assert writer.flush()
+    for n in (2, 1, 3):  # req-1 again: a unique-key clash in the middle of one batch
+        writer.submit(entry(n))
+    assert writer.flush()
+    conn = sqlite3.connect(path)
+    ids = [r[0] for r in conn.execute("SELECT request_id FROM requests ORDER BY id")]
+    assert ids == ["req-1", "req-2", "req-3"]
+    writer.close()

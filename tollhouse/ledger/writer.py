@@ -208,6 +208,13 @@ class LedgerWriter:
         return _STOP not in batch
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> None:
+        if self._try_commit(rows) or len(rows) == 1:
+            return
+        # One bad row must not cost the rest of its batch: commit them one by one.
+        for row in rows:
+            self._try_commit([row])
+
+    def _try_commit(self, rows: list[tuple[Any, ...]]) -> bool:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             self._conn.executemany(INSERT, [request for request, _ in rows])
@@ -216,11 +223,16 @@ class LedgerWriter:
                 self._conn.executemany(INSERT_ATTEMPT, attempts)
             self._conn.execute("COMMIT")
             self.written += len(rows)
+            return True
         except Exception:
-            self._failed = True
-            log.exception("ledger write of %d rows failed", len(rows))
+            self._failed = True  # the journal is kept for the next start: it may hold them
+            if len(rows) == 1:
+                log.exception("ledger write of request %s failed", rows[0][0][1])
+            else:
+                log.warning("ledger write of %d rows failed; retrying them one by one", len(rows))
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+            return False
 
     def _execute(self, batch: list[Statements]) -> None:
         ok = True
