@@ -33,9 +33,9 @@ from typing import Any, TypeVar
 from tollhouse.errors import GatewayError
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.state.client import RedisState, StateDown, decode
+from tollhouse.trust.audit import action_row, clearance_row, completion_row, step_row
 from tollhouse.trust.cache import HIT, MISS, VALIDITY_MISS, CacheEntry
 from tollhouse.trust.idempotency import IN_FLIGHT, ActionRecord, Claim
-from tollhouse.trust.store import now_iso
 from tollhouse.trust.trajectory import Step, Trajectory
 
 T = TypeVar("T")
@@ -173,15 +173,7 @@ class RedisTrustStore:
     ) -> Step:
         event = {"kind": "clear", "step": step_id, "how": how, "by": by, "similarity": similarity}
         events, _ = await self._push(task, json.dumps(event))
-        self.writer.execute(
-            [
-                (
-                    "INSERT INTO trust_clearances (ts, task, step, how, cleared_by, similarity) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (now_iso(), task, step_id, how, by, similarity),
-                )
-            ]
-        )
+        self.writer.execute([clearance_row(task, step_id, how, by, similarity)])
         return _replay(task, events).trajectory.steps[step_id]
 
     def _audit_step(
@@ -192,23 +184,7 @@ class RedisTrustStore:
         inputs: tuple[str, ...] | None,
         request_id: str,
     ) -> None:
-        self.writer.execute(
-            [
-                (
-                    "INSERT INTO trust_steps (ts, task, step, request_id, own, degraded_because, "
-                    "inputs) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        now_iso(),
-                        task,
-                        step_id,
-                        request_id,
-                        "degraded" if why is not None else "full",
-                        why,
-                        None if inputs is None else json.dumps(list(inputs)),
-                    ),
-                )
-            ]
-        )
+        self.writer.execute([step_row(task, step_id, request_id, why, inputs)])
 
     # -- idempotency
     def _claim_key(self, project: str, key: str) -> str:
@@ -228,7 +204,7 @@ class RedisTrustStore:
             "idempotency", lambda r: self._claim(keys=keys, args=args, client=r)
         )
         if won:
-            self.writer.execute([_action_insert(record)])
+            self.writer.execute([action_row(record)])
             return Claim.CLAIMED, record
         found = _record(existing)
         if found.fingerprint != record.fingerprint:
@@ -251,15 +227,7 @@ class RedisTrustStore:
             raise KeyError(action_id)
         if done != 1:
             raise ValueError(f"action {action_id} was already reported as {decode(done)}")
-        self.writer.execute(
-            [
-                (
-                    "UPDATE trust_actions SET status = ?, result = ?, completed_ts = ? "
-                    "WHERE action_id = ?",
-                    (status, json.dumps(result), now_iso(), action_id),
-                )
-            ]
-        )
+        self.writer.execute([completion_row(action_id, status, result)])
         found = await self.action(action_id)
         assert found is not None
         return found
@@ -364,23 +332,3 @@ def _record(fields: Any) -> ActionRecord:
         record.result = json.loads(f["result"])
         record.completed = float(f["completed"])
     return record
-
-
-def _action_insert(r: ActionRecord) -> tuple[str, tuple[Any, ...]]:
-    return (
-        "INSERT INTO trust_actions (action_id, ts, created, project, idem_key, fingerprint, "
-        "task, name, irreversible, tainted, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            r.id,
-            now_iso(),
-            r.created,
-            r.project,
-            r.key,
-            r.fingerprint,
-            r.task,
-            r.name,
-            int(r.irreversible),
-            int(r.tainted),
-            r.status,
-        ),
-    )

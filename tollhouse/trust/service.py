@@ -32,6 +32,7 @@ from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Metered
 from tollhouse.settings import TrustSettings
 from tollhouse.tasks import spawn
+from tollhouse.trust.audit import now_iso
 from tollhouse.trust.cache import (
     HIT,
     SKIP,
@@ -46,7 +47,7 @@ from tollhouse.trust.errors import Conflict, Held, NotFound, Unprocessable
 from tollhouse.trust.gate import GateDecision, decide
 from tollhouse.trust.idempotency import IN_FLIGHT, OUTCOMES, ActionRecord, Claim, fingerprint
 from tollhouse.trust.replay import KeptRequest, PrimaryRunner, keep
-from tollhouse.trust.store import LedgerTrustStore, TrustStore, now_iso
+from tollhouse.trust.store import LedgerTrustStore, TrustStore
 from tollhouse.trust.text import answer_text
 from tollhouse.trust.trajectory import APPROVED, VERIFIED, Step, Trajectory, parse_inputs
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from tollhouse.ledger.writer import LedgerWriter
+from tollhouse.trust.audit import action_row, clearance_row, completion_row, now_iso, step_row
 from tollhouse.trust.cache import AnswerCache, CacheEntry
 from tollhouse.trust.idempotency import ActionRecord, Claim, IdempotencyTable
 from tollhouse.trust.trajectory import Step, Trajectory
@@ -55,10 +56,6 @@ class TrustStore(Protocol):
     async def cache_get(self, key: str, assumes: str | None) -> tuple[str, CacheEntry | None]: ...
 
     async def cache_put(self, entry: CacheEntry) -> None: ...
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class LedgerTrustStore:
@@ -95,23 +92,8 @@ class LedgerTrustStore:
             step_id, degraded_because=degraded_because, inputs=inputs, request_id=request_id
         )
         trajectory.updated = time.time()
-        self.writer.execute(
-            [
-                (
-                    "INSERT INTO trust_steps (ts, task, step, request_id, own, degraded_because, "
-                    "inputs) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        now_iso(),
-                        task,
-                        step.id,
-                        request_id,
-                        "degraded" if step.own_degraded else "full",
-                        degraded_because,
-                        None if inputs is None else json.dumps(list(inputs)),
-                    ),
-                )
-            ]
-        )
+        why = degraded_because if step.own_degraded else None
+        self.writer.execute([step_row(task, step.id, request_id, why, inputs)])
         return step
 
     async def trajectory(self, task: str) -> Trajectory | None:
@@ -126,15 +108,7 @@ class LedgerTrustStore:
     ) -> Step:
         step = self.tasks[task].clear(step_id, how, by, similarity)
         self.tasks[task].updated = time.time()
-        self.writer.execute(
-            [
-                (
-                    "INSERT INTO trust_clearances (ts, task, step, how, cleared_by, similarity) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (now_iso(), task, step_id, how, by, similarity),
-                )
-            ]
-        )
+        self.writer.execute([clearance_row(task, step_id, how, by, similarity)])
         return step
 
     def prune(self, now: float) -> None:
@@ -156,18 +130,12 @@ class LedgerTrustStore:
         )
         if outcome is Claim.CLAIMED:
             # Decided above, before any await: one winner. Now make it durable.
-            await self._committed(self._action_insert(record))
+            await self._committed(action_row(record))
         return outcome, found
 
     async def complete(self, action_id: str, status: str, result: Any) -> ActionRecord:
         record = self.claims.complete(action_id, status, result, time.time())
-        await self._committed(
-            (
-                "UPDATE trust_actions SET status = ?, result = ?, completed_ts = ? "
-                "WHERE action_id = ?",
-                (status, json.dumps(result), now_iso(), action_id),
-            )
-        )
+        await self._committed(completion_row(action_id, status, result))
         return record
 
     async def action(self, action_id: str) -> ActionRecord | None:
@@ -175,25 +143,6 @@ class LedgerTrustStore:
 
     async def find_action(self, project: str, key: str) -> ActionRecord | None:
         return self.claims.lookup(project, key, time.time())
-
-    def _action_insert(self, r: ActionRecord) -> tuple[str, tuple[Any, ...]]:
-        return (
-            "INSERT INTO trust_actions (action_id, ts, created, project, idem_key, fingerprint, "
-            "task, name, irreversible, tainted, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                r.id,
-                now_iso(),
-                r.created,
-                r.project,
-                r.key,
-                r.fingerprint,
-                r.task,
-                r.name,
-                int(r.irreversible),
-                int(r.tainted),
-                r.status,
-            ),
-        )
 
     async def _committed(self, statement: tuple[str, tuple[Any, ...]]) -> None:
         loop = asyncio.get_running_loop()
