@@ -60,6 +60,7 @@ class Exchange:
     attribution: Any = None  # Attribution, or a pending process lookup
     tags: dict[str, str] = field(default_factory=dict)
     attempts: list[Attempt] = field(default_factory=list)
+    cache: str | None = None  # "miss" | "validity-miss" (a hit answers on its own)
     watch: Any = None  # tollhouse.trust.service.Watch: a labelled or cached request
     capture: list[bytes] | None = None  # the answer as relayed, when trust needs it
     budget: Hold | None = None
@@ -72,6 +73,8 @@ class Exchange:
         headers = {REQUEST_ID_HEADER: self.request_id}
         if self.budget is not None and self.budget.warning:
             headers[BUDGET_HEADER] = "warn; " + self.budget.warning
+        if self.cache is not None:  # a cache lookup that missed: plainly, or on its assumptions
+            headers["X-Tollhouse-Cache"] = self.cache
         tried = [a for a in self.attempts if not a.skipped]
         headers["X-Tollhouse-Attempts"] = str(len(tried))
         if self.route is not None:

@@ -319,7 +319,7 @@ def cached(gateway: Harness, assumes: str | None, text: str = "cache me", **kw: 
 
 def test_cache_hits_and_validity_misses(gw: Harness, simulator: Simulator) -> None:
     first = cached(gw, "commit-a")
-    assert "x-tollhouse-cache" not in first.headers
+    assert first.headers["x-tollhouse-cache"] == "miss"
     gw.settle()
     bills = len(simulator.bills())
     hit = cached(gw, "commit-a")
@@ -328,7 +328,7 @@ def test_cache_hits_and_validity_misses(gw: Harness, simulator: Simulator) -> No
     assert hit.parse().choices[0].message.content == first.parse().choices[0].message.content
     assert len(simulator.bills()) == bills  # no upstream call
     moved = cached(gw, "commit-b")
-    assert "x-tollhouse-cache" not in moved.headers
+    assert moved.headers["x-tollhouse-cache"] == "validity-miss"  # stored, but assumed otherwise
     assert len(simulator.bills()) == bills + 1
     lookups = [r["outcome"] for r in table(gw, "trust_cache_lookups")]
     assert lookups == ["miss", "hit", "validity_miss"]
@@ -362,7 +362,7 @@ def test_degraded_answers_are_never_cached(gw: Harness, faults: Simulator) -> No
     faults.program("server_error", count=1, model=PRIMARY)
     assert cached(gw, None, "degraded once").headers["x-tollhouse-trust"] == "degraded"
     second = cached(gw, None, "degraded once")
-    assert "x-tollhouse-cache" not in second.headers
+    assert second.headers.get("x-tollhouse-cache") != "hit"
     assert second.headers["x-tollhouse-served-by"] == f"openai/{PRIMARY}"
     assert cached(gw, None, "degraded once").headers["x-tollhouse-cache"] == "hit"
 
@@ -371,7 +371,7 @@ def test_errors_are_never_cached(gw: Harness, faults: Simulator) -> None:
     faults.program("insufficient_quota", count=1, model=PRIMARY)
     with pytest.raises(openai.RateLimitError):
         cached(gw, None, "error once")
-    assert "x-tollhouse-cache" not in cached(gw, None, "error once").headers
+    assert cached(gw, None, "error once").headers.get("x-tollhouse-cache") != "hit"
 
 
 def test_partial_streams_are_never_cached(gw: Harness, faults: Simulator) -> None:
@@ -392,7 +392,7 @@ def test_partial_streams_are_never_cached(gw: Harness, faults: Simulator) -> Non
         stream=True,
         extra_headers=headers,  # type: ignore[arg-type]
     )
-    assert "x-tollhouse-cache" not in raw.headers
+    assert raw.headers.get("x-tollhouse-cache") != "hit"
     text = "".join(ch.choices[0].delta.content or "" for ch in raw.parse() if ch.choices)
     gw.settle()
     hit = c.chat.completions.with_raw_response.create(
@@ -428,7 +428,8 @@ def test_anthropic_clients_are_labelled_and_cached_too(
         with task.step("b"):
             assert call(0).headers["x-tollhouse-cache"] == "hit"
         with task.step("c"):
-            assert "x-tollhouse-cache" not in call(0.7).headers  # not deterministic: not cached
+            # not deterministic: not even looked up
+            assert "x-tollhouse-cache" not in call(0.7).headers
         steps = {s["step"]: s for s in task.trajectory()["steps"]}
         assert [steps[s]["own"] for s in "abc"] == ["full", "degraded", "full"]
         assert steps["c"]["tainted_by"] == ["b"]
@@ -487,7 +488,7 @@ def test_metrics_shape_and_filters(gw: Harness, faults: Simulator) -> None:
 def test_untagged_requests_leave_no_trust_rows(gw: Harness) -> None:
     c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=ACME_KEY, max_retries=0)
     raw = ask(c, "plain")
-    assert "x-tollhouse-cache" not in raw.headers
+    assert raw.headers.get("x-tollhouse-cache") != "hit"
     assert table(gw, "trust_steps") == [] and table(gw, "trust_cache_lookups") == []
 
 
@@ -627,7 +628,7 @@ def test_a_process_attributed_cache_entry_is_not_served_to_another_project(
     first = curl_as(gw, "alpha")
     gw.settle()
     other = curl_as(gw, "beta")
-    assert "x-tollhouse-cache" not in other  # beta never gets alpha's answer
+    assert other.get("x-tollhouse-cache") == "miss"  # beta never gets alpha's answer
     gw.settle()
     again = curl_as(gw, "alpha")
     assert again["x-tollhouse-cache"] == "hit"

@@ -167,6 +167,7 @@ class TrustService:
             ]
         )
         if outcome != HIT or entry is None:
+            ex.cache = outcome.replace("_", "-")  # told to the client: miss | validity-miss
             return None
         w.hit = entry
         ex.route, ex.primary, ex.status = route, False, 200
