@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 from tests.conftest import base_config
 from tollhouse.cli.main import cli
 from tollhouse.simulator import Simulator
+from tollhouse.testing import free_port
 
 TOLLHOUSE = [sys.executable, "-m", "tollhouse"]
 
@@ -49,18 +49,12 @@ def test_bad_config_is_one_clean_line(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "server.prot: unknown key" in result.output
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(home: Path, simulator: Simulator, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """`tollhouse serve` as a real process, configured for the simulator."""
     import tomllib  # noqa: F401  (the config below is written as TOML by hand)
 
-    port = _free_port()
+    port = free_port()
     cfg = base_config(simulator.url)
     lines = [f'[server]\nport = {port}\n[ledger]\npath = "{tmp_path / "served.db"}"\n']
     lines.append("[dashboard]\nport = 0\n")  # an ephemeral port: 4142 may be taken here

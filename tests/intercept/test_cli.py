@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from tollhouse.cli.main import cli
+from tollhouse.testing import free_port
 
 TOLLHOUSE = [sys.executable, "-m", "tollhouse"]
 
@@ -20,12 +21,6 @@ TOLLHOUSE = [sys.executable, "-m", "tollhouse"]
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TOLLHOUSE_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_init_creates_the_ca_and_says_how_to_trust_it(home: Path) -> None:

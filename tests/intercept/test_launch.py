@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tollhouse.intercept.launch import CA_VARIABLES, ProxyDown, check_listening, proxy_environment
+from tollhouse.testing import free_port
 
 
 def test_environment_points_every_runtime_at_the_proxy_and_bundle() -> None:
@@ -27,12 +28,6 @@ def test_environment_points_every_runtime_at_the_proxy_and_bundle() -> None:
 
 def test_ipv6_proxy_host_is_bracketed() -> None:
     assert proxy_environment({}, "::1", 8090, Path("b"))["HTTPS_PROXY"] == "http://[::1]:8090"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_down_proxy_is_reported_with_the_fix() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tollhouse.simulator import FaultSpecError, Simulator, SimulatorSettings
+from tollhouse.testing import free_port
 
 from .helpers import long_text, post
 
@@ -55,15 +55,8 @@ def test_reset_forgets_faults_cache_and_bills(sim: Simulator) -> None:
     assert len(sim.bills()) == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_run_simulator_serves_until_stopped(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     bills = str(tmp_path / "b")
     script = (
         "from pathlib import Path\n"

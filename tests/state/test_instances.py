@@ -28,6 +28,7 @@ from tests.conftest import ACME_KEY, KEY_ENV, PROVIDER_KEY, GatewayFactory, Harn
 from tests.state.conftest import REDIS_URL, state_config
 from tests.test_capacity_e2e import attempts
 from tollhouse.simulator import Simulator, SimulatorSettings
+from tollhouse.testing import free_port
 
 MODEL = "gpt-4o-mini"
 QUOTA = 1200  # a minute: 20 a second
@@ -92,13 +93,6 @@ def test_three_instances_hold_one_quota_at_twice_the_load(
     assert len(steady) >= 0.9 * (LOAD_S - 1) * QUOTA / 60  # the load really ran for the window
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _toml(config: dict[str, Any], ledger: Path) -> str:
     """The little TOML a subprocess gateway needs (strings, numbers, one level of tables)."""
 
@@ -123,7 +117,7 @@ def subprocess_gateway(tmp_path: Path) -> Iterator[Any]:
     def start(config: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str]:
         path = tmp_path / f"sub-{len(started)}.toml"
         path.write_text(_toml(config, tmp_path / f"sub-{len(started)}.db"))
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, KEY_ENV: PROVIDER_KEY, "TOLLHOUSE_HOME": str(tmp_path)}
         argv = ["serve", "--config", str(path), "--port", str(port)]
         proc = subprocess.Popen(
