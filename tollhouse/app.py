@@ -21,6 +21,7 @@ from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.dispatch import Dispatcher
 from tollhouse.errors import ConfigError, Forbidden, GatewayError, MethodNotAllowed, NoSuchEndpoint
+from tollhouse.hostguard import LOCAL_NAMES, host_allowed
 from tollhouse.ingress import DIALECTS, Dialect
 from tollhouse.ledger.postgres import is_postgres
 from tollhouse.ledger.store import Location
@@ -53,7 +54,6 @@ WRITER = web.AppKey("writer", LedgerWriter)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 BUDGETS = web.AppKey("budgets", BudgetGate)
 STATE = web.AppKey("state", SharedState)
-LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -262,9 +262,7 @@ def _dialect_of(path: str) -> Dialect:
 
 def _host_ok(request: web.Request, allowed: frozenset[str]) -> bool:
     """DNS-rebinding guard: only local names (and configured ones) may reach us."""
-    host = request.headers.get("Host", "")
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    return name.lower() in allowed
+    return host_allowed(request.headers.get("Host", ""), allowed)
 
 
 def _bad_host(dialect: Dialect, request: web.Request) -> web.Response:

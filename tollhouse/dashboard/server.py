@@ -30,6 +30,7 @@ from tollhouse.capacity import Capacity
 from tollhouse.dashboard import queries
 from tollhouse.dashboard.token import same
 from tollhouse.errors import TollhouseError
+from tollhouse.hostguard import host_allowed
 from tollhouse.ledger.report import capacity_summary, parse_time
 from tollhouse.ledger.store import Location, connect
 from tollhouse.settings import CommitmentSettings
@@ -110,9 +111,7 @@ class Dashboard:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        host = request.headers.get("Host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if name.lower() not in self.allowed:
+        if not host_allowed(request.headers.get("Host", ""), self.allowed):
             return _secure(web.Response(status=403, text="this Host is not allowed\n"))
         given = request.query.get("token")
         if given is not None:
