@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tollhouse.ledger.report import _window, parse_time, summarize
+from tollhouse.ledger.report import parse_time, summarize, time_window
 
 GROUPS = ("project", "model", "provider")
 TOP = 10
@@ -93,7 +93,7 @@ def _every(first: str, last: str, *, hourly: bool) -> list[str]:
 
 
 def tag_keys(conn: sqlite3.Connection, since: datetime | None, until: datetime | None) -> list[str]:
-    where, params = _window(since, until)
+    where, params = time_window(since, until)
     keys: set[str] = set()
     for (tags,) in conn.execute(f"SELECT DISTINCT tags FROM requests WHERE {where}", params):
         keys.update(json.loads(tags or "{}"))
@@ -128,7 +128,7 @@ def unpriced(
     conn: sqlite3.Connection, since: datetime | None, until: datetime | None
 ) -> list[dict[str, Any]]:
     """Calls with usage but no price, per provider and model: what to add to [prices]."""
-    where, params = _window(since, until)
+    where, params = time_window(since, until)
     rows = conn.execute(
         "SELECT provider, COALESCE(model_served, model_requested) AS model, count(*) AS requests, "
         "COALESCE(sum(input_tokens), 0) AS input_tokens, "
@@ -142,7 +142,7 @@ def unpriced(
 
 def recent(conn: sqlite3.Connection, filters: dict[str, str], limit: int) -> list[dict[str, Any]]:
     """The latest requests, newest first, filtered by exact column values and a tag."""
-    where, params = _window(parse_time(filters.get("since")), parse_time(filters.get("until")))
+    where, params = time_window(parse_time(filters.get("since")), parse_time(filters.get("until")))
     clauses = [where]
     for name, column in (
         ("project", "project"),

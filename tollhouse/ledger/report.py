@@ -131,7 +131,7 @@ def count_rows(
     project: str | None = None,
 ) -> int:
     """How many ledger rows a report over this window reads (for a progress bar)."""
-    where, params = _window(since, until)
+    where, params = time_window(since, until)
     if project:
         where += " AND project = ?"
         params.append(project)
@@ -147,7 +147,7 @@ def _rows(
 ) -> Iterable[sqlite3.Row]:
     selects = [f"{GROUP_COLUMNS[k]} AS {k!s}" for k in by if k in GROUP_COLUMNS]
     selects += ["tags", "cost_usd", "price_source", *TOKEN_FIELDS]
-    where, params = _window(since, until)
+    where, params = time_window(since, until)
     if project:
         where += " AND project = ?"
         params.append(project)
@@ -277,7 +277,7 @@ def capacity_summary(
     conn: sqlite3.Connection, since: datetime | None = None, until: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Per upstream model: attempts, error classes, skips, queue wait, 429s both ways."""
-    where, params = _window(since, until)
+    where, params = time_window(since, until)
     conn.row_factory = sqlite3.Row
     rows = conn.execute(
         "SELECT provider, model, count(*) FILTER (WHERE skipped IS NULL) AS attempts, "
@@ -301,7 +301,8 @@ def capacity_summary(
     return out
 
 
-def _window(since: datetime | None, until: datetime | None) -> tuple[str, list[str]]:
+def time_window(since: datetime | None, until: datetime | None) -> tuple[str, list[str]]:
+    """A ``WHERE`` clause (and its parameters) for rows with ``since <= ts < until``."""
     where, params = ["1=1"], []
     if since:
         where.append("ts >= ?")

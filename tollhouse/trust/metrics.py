@@ -12,9 +12,10 @@ compares a degraded answer with the primary's.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from tollhouse.ledger.report import time_window
 from tollhouse.trust.divergence import distribution
 
 BY_PROJECT = "request_id IN (SELECT request_id FROM requests WHERE project = ?)"
@@ -28,17 +29,10 @@ def trust_metrics(
     project: str | None = None,
 ) -> dict[str, Any]:
     def where(joined: bool) -> tuple[str, list[Any]]:
-        clauses, params = ["1=1"], []
-        if since is not None:
-            clauses.append("ts >= ?")
-            params.append(_iso(since))
-        if until is not None:
-            clauses.append("ts < ?")
-            params.append(_iso(until))
-        if project is not None:
-            clauses.append(BY_PROJECT if joined else "project = ?")
-            params.append(project)
-        return " AND ".join(clauses), params
+        clause, params = time_window(since, until)
+        if project is None:
+            return clause, list(params)
+        return f"{clause} AND {BY_PROJECT if joined else 'project = ?'}", [*params, project]
 
     def one(sql: str, joined: bool) -> Any:
         clause, params = where(joined)
@@ -124,7 +118,3 @@ def _with_share(n: int, share: float | None) -> str:
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
