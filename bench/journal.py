@@ -24,26 +24,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-from observe_cost import entry  # bench/, next to this file
+from observe_cost import best, entry  # bench/, next to this file
 
 from tollhouse.ledger.entry import LedgerEntry
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.pricing import Pricer
 from tollhouse.testing import free_port
-
-
-def best(fn: Callable[[int], None], repeat: int, rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for i in range(repeat):
-            fn(i)
-        times.append((time.perf_counter() - start) / repeat)
-    return min(times) * 1e6
 
 
 def micro(tmp: Path, repeat: int, rounds: int) -> tuple[float, float]:
