@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from tollhouse.ledger.store import transaction
+
 log = logging.getLogger("tollhouse.ledger")
 
 SUFFIX = ".jsonl"
@@ -191,13 +193,12 @@ def replay(directory: Path, conn: Any, insert: str, insert_attempt: str) -> int:
     for path, fd in orphans(directory):
         try:
             rows = read_rows(path)
-            conn.execute("BEGIN IMMEDIATE")
-            for row, attempts in rows.values():
-                if conn.execute(insert, row).rowcount == 1:
-                    added += 1
-                    for attempt in attempts:
-                        conn.execute(insert_attempt, attempt)
-            conn.execute("COMMIT")
+            with transaction(conn):
+                for row, attempts in rows.values():
+                    if conn.execute(insert, row).rowcount == 1:
+                        added += 1
+                        for attempt in attempts:
+                            conn.execute(insert_attempt, attempt)
             path.unlink()
         finally:
             os.close(fd)

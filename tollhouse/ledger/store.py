@@ -7,6 +7,8 @@ and the one writer open it through :func:`connect`, migrations applied.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +57,19 @@ def describe(location: Location) -> str:
         host = parts.hostname or "localhost"
         return f"postgresql://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     return str(location)
+
+
+@contextmanager
+def transaction(conn: Any) -> Iterator[None]:
+    """One write transaction on either ledger: committed, or rolled back if the body raises.
+
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock up front (Postgres reads it as BEGIN).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -25,7 +25,7 @@ from typing import Any
 from tollhouse.ledger import journal as journaling
 from tollhouse.ledger.entry import LedgerEntry
 from tollhouse.ledger.journal import Journal, Segment
-from tollhouse.ledger.store import Location, connect
+from tollhouse.ledger.store import Location, connect, transaction
 from tollhouse.pricing import Cost, PriceQuery, Pricer
 
 log = logging.getLogger("tollhouse.ledger")
@@ -216,37 +216,31 @@ class LedgerWriter:
 
     def _try_commit(self, rows: list[tuple[Any, ...]]) -> bool:
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            self._conn.executemany(INSERT, [request for request, _ in rows])
-            attempts = [a for _, per_request in rows for a in per_request]
-            if attempts:
-                self._conn.executemany(INSERT_ATTEMPT, attempts)
-            self._conn.execute("COMMIT")
-            self.written += len(rows)
-            return True
+            with transaction(self._conn):
+                self._conn.executemany(INSERT, [request for request, _ in rows])
+                attempts = [a for _, per_request in rows for a in per_request]
+                if attempts:
+                    self._conn.executemany(INSERT_ATTEMPT, attempts)
         except Exception:
             self._failed = True  # the journal is kept for the next start: it may hold them
             if len(rows) == 1:
                 log.exception("ledger write of request %s failed", rows[0][0][1])
             else:
                 log.warning("ledger write of %d rows failed; retrying them one by one", len(rows))
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
             return False
+        self.written += len(rows)
+        return True
 
     def _execute(self, batch: list[Statements]) -> None:
         ok = True
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            for statements in batch:
-                for sql, params in statements.items:
-                    self._conn.execute(sql, params)
-            self._conn.execute("COMMIT")
+            with transaction(self._conn):
+                for statements in batch:
+                    for sql, params in statements.items:
+                        self._conn.execute(sql, params)
         except Exception:
             ok = False
             log.exception("ledger write of %d statement groups failed", len(batch))
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
         for statements in batch:
             if statements.done is not None:
                 statements.done(ok)
