@@ -302,7 +302,7 @@ class Gateway:
         if ex.watch is not None:
             self.trust.finished(ex)
         pending = ex.attribution
-        if pending is None or isinstance(pending, Attribution) or pending.done():
+        if _known(pending):
             self._submit(ex, _settled(pending))
         else:  # the process lookup is still running: finish off the request path
             task = spawn(self._record_later(ex), name="tollhouse-record")
@@ -318,7 +318,7 @@ class Gateway:
         A stream may be sealed again as its last events go out: the last line wins.
         """
         pending = ex.attribution
-        final = pending is None or isinstance(pending, Attribution) or pending.done()
+        final = _known(pending)
         who = _settled(pending) if final else Attribution(UNATTRIBUTED, "pending")
         previous = ex.sealed
         ex.sealed = self.writer.seal(self._entry(ex, who))
@@ -346,8 +346,10 @@ class Gateway:
             if ex.budget is not None and self.budgets is not None:
                 self.budgets.settle(ex.budget, cost.usd)
         if self.metrics is not None:
-            observed = entry or (sealed.entry if sealed is not None else self._entry(ex, who))
-            self.metrics.observe(observed, cost, ex.upstream_s * 1000)
+            if entry is None:  # the sealed row went as it was: so did its entry
+                assert sealed is not None
+                entry = sealed.entry
+            self.metrics.observe(entry, cost, ex.upstream_s * 1000)
 
     def _entry(self, ex: Exchange, who: Attribution) -> LedgerEntry:
         m, route, call = ex.metered, ex.route, ex.call
@@ -392,6 +394,11 @@ def _error_class(ex: Exchange) -> Any:
     tried = [a for a in ex.attempts if not a.skipped]
     last = tried[-1].error_class if tried else None
     return ErrorClass(last) if last else ErrorClass.CLIENT
+
+
+def _known(pending: Any) -> bool:
+    """Whether the attribution is settled (no process lookup still running)."""
+    return pending is None or isinstance(pending, Attribution) or pending.done()
 
 
 def _settled(pending: Any) -> Attribution:

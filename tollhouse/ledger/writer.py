@@ -124,8 +124,7 @@ class LedgerWriter:
         """
         if self.journal is None:
             return None
-        cost = self._cost(entry)
-        row, attempts = self._row(entry, cost), self._attempt_rows(entry)
+        cost, row, attempts = self._rows(entry)
         segment = self.journal.append(row, attempts)
         return None if segment is None else Sealed(entry, row, attempts, cost, segment)
 
@@ -150,9 +149,14 @@ class LedgerWriter:
 
     def submit(self, entry: LedgerEntry) -> Cost:
         """Price ``entry`` and queue its row; never blocks on I/O. Returns the cost."""
-        cost = self._cost(entry)
-        self._queue.put((self._row(entry, cost), self._attempt_rows(entry)))
+        cost, row, attempts = self._rows(entry)
+        self._queue.put((row, attempts))
         return cost
+
+    def _rows(self, e: LedgerEntry) -> tuple[Cost, tuple[Any, ...], list[tuple[Any, ...]]]:
+        """The entry priced, as its request row and its attempt rows."""
+        cost = self._cost(e)
+        return cost, self._row(e, cost), self._attempt_rows(e)
 
     def execute(self, items: list[tuple[str, tuple[Any, ...]]], done: Any = None) -> None:
         """Queue statements for the writer thread; ``done(ok: bool)`` is called from
