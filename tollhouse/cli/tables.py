@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from tollhouse.ledger.report import CAPACITY_COLUMNS, SHORT, TOKEN_FIELDS, _money
+from tollhouse.ledger.report import CAPACITY_COLUMNS, SHORT, TOKEN_FIELDS, cell, money
 
 
 def spend(rows: list[dict[str, Any]], by: Sequence[str], title: str) -> Table | str:
@@ -29,10 +29,10 @@ def spend(rows: list[dict[str, Any]], by: Sequence[str], title: str) -> Table | 
         table.add_column(key, footer="total" if i == 0 else "")
     numeric = ["requests", *TOKEN_FIELDS, "cost_usd", "unpriced_requests", "unmetered_requests"]
     for name in numeric:
-        table.add_column(SHORT.get(name, name), footer=_cell(totals[name]), justify="right")
+        table.add_column(SHORT.get(name, name), footer=cell(totals[name]), justify="right")
     for row in rows:
         # Text, not str: a project named "[bold]" is a name, not rich markup.
-        table.add_row(*(Text(str(row[k])) for k in by), *(_cell(row[n]) for n in numeric))
+        table.add_row(*(Text(str(row[k])) for k in by), *(cell(row[n]) for n in numeric))
     return table
 
 
@@ -45,12 +45,6 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
             elif isinstance(value, int):
                 out[name] = out.get(name, 0) + value
     return out
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, int):
-        return f"{value:,}"
-    return _money(Decimal(value))
 
 
 def capacity(rows: list[dict[str, Any]]) -> Table | str:
@@ -80,8 +74,8 @@ def budgets(status: list[dict[str, Any]]) -> Table | Text:
             Text(b["project"]),
             f"{b['period']} ({b['window']})",
             b["mode"],
-            _money(Decimal(b["limit_usd"])),
-            _money(Decimal(b["spent_usd"])),
+            money(Decimal(b["limit_usd"])),
+            money(Decimal(b["spent_usd"])),
             Text(used, style="red" if b["over"] else ""),
         )
     return table
@@ -103,11 +97,11 @@ def commitments(deals: list[dict[str, Any]]) -> Table | Text:
             d["provider"],
             f"{100 * Decimal(d['discount']):.1f} %",
             f"{d['year_start']} to {d['year_end']}" if committed else "-",
-            _money(Decimal(d["annual_usd"])) if committed else "-",
-            _money(Decimal(d["spent_usd"])) if committed else "-",
+            money(Decimal(d["annual_usd"])) if committed else "-",
+            money(Decimal(d["spent_usd"])) if committed else "-",
             f"{100 * d['used_share']:.1f} %" if committed else "-",
-            _money(Decimal(d["run_rate_usd"])) if committed else "-",
-            _money(Decimal(d["projected_shortfall_usd"])) if committed else "-",
+            money(Decimal(d["run_rate_usd"])) if committed else "-",
+            money(Decimal(d["projected_shortfall_usd"])) if committed else "-",
         )
     return table
 

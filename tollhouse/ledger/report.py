@@ -224,7 +224,7 @@ def _table(rows: list[dict[str, Any]], by: Sequence[str]) -> str:
     columns = _columns(by)
     cells = [[SHORT.get(c, c) for c in columns]]
     cells += [
-        [str(row[k]) for k in by] + [_cell(row[c]) for c in columns[len(by) :]] for row in rows
+        [str(row[k]) for k in by] + [cell(row[c]) for c in columns[len(by) :]] for row in rows
     ]
     cells.append(_total_row(rows, by, columns))
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
@@ -245,19 +245,20 @@ def _total_row(rows: list[dict[str, Any]], by: Sequence[str], columns: list[str]
     total: list[str] = ["total"] + [""] * (len(by) - 1)
     for c in columns[len(by) :]:
         if c == "cost_usd":
-            total.append(_cell(format(sum((Decimal(r[c]) for r in rows), Decimal(0)), "f")))
+            total.append(cell(format(sum((Decimal(r[c]) for r in rows), Decimal(0)), "f")))
         else:
-            total.append(_cell(sum(r[c] for r in rows)))
+            total.append(cell(sum(r[c] for r in rows)))
     return total
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
+    """A count with thousands separators, or money rounded for display."""
     if isinstance(value, int):
         return f"{value:,}"
-    return _money(Decimal(value))
+    return money(Decimal(value))
 
 
-def _money(d: Decimal) -> str:
+def money(d: Decimal) -> str:
     """Round for display only: 6 decimals below a cent, else 4."""
     return f"{d:,.6f}" if d < Decimal("0.01") else f"{d:,.4f}"
 
