@@ -16,7 +16,15 @@ import pytest
 from google import genai
 from google.genai import types
 
-from tests.conftest import ACME_KEY, Harness, assert_matches_bill, bill_for, usage_raw
+from tests.conftest import (
+    ACME_KEY,
+    GatewayFactory,
+    Harness,
+    assert_matches_bill,
+    base_config,
+    bill_for,
+    usage_raw,
+)
 from tollhouse.simulator import Simulator
 
 LONG = "The quick brown fox jumps over the lazy dog near the riverbank. " * 120  # > 1024 tokens
@@ -327,3 +335,28 @@ def test_client_disconnect_mid_stream(gateway: Harness, dialect: str) -> None:
     if dialect == "anthropic":  # message_start arrived before the client left
         assert row["input_tokens"] > 0
     assert row["cost_usd"] is not None or row["price_source"] == "no-usage"
+
+
+@pytest.mark.parametrize("upstream", ["openai", "anthropic"])
+def test_a_client_that_leaves_at_the_end_marker_has_the_whole_answer(
+    make_gateway: GatewayFactory, simulator: Simulator, upstream: str
+) -> None:
+    """The openai SDK closes the connection at ``[DONE]``, before the stream's end.
+
+    The simulator lingers after its last frame, so the client is gone before the
+    upstream ends (and before the gateway's own end): the row is complete anyway,
+    and equals the bill. ``anthropic`` is the same client through translation.
+    """
+    config = base_config(simulator.url)
+    config["models"] = {"cross": {"chain": ["anthropic/claude-haiku-4-5"]}}
+    gateway = make_gateway(config)
+    model = "gpt-4o-mini" if upstream == "openai" else "cross"
+    client = oa(gateway, default_headers={"x-sim-fault": "linger=2000"})
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, stream=True, messages=[{"role": "user", "content": "x"}]
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text
+    row = gateway.row(raw.headers["x-tollhouse-request-id"])
+    assert (row["status"], row["incomplete"], row["error"]) == (200, 0, None)
+    assert_matches_bill(row, bill_for(simulator, row["upstream_id"]))

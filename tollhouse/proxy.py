@@ -56,6 +56,7 @@ class Exchange:
     metered: Metered | None = None
     ttfb: float | None = None
     incomplete: bool = False
+    delivered: bool = False  # a stream's end marker reached the client
     error: str | None = None
     attribution: Any = None  # Attribution, or a pending process lookup
     tags: dict[str, str] = field(default_factory=dict)
@@ -150,8 +151,9 @@ class Gateway:
             ex.status, ex.error = err.status, ex.error or f"gateway:{err.kind}"
             return error_response(dialect, err, ex.provenance(), gave_up=bool(ex.attempts))
         except asyncio.CancelledError:  # the client went away (handler cancellation is on)
-            ex.status = ex.status or CLIENT_CLOSED
-            ex.error, ex.incomplete = ex.error or "client_disconnected", True
+            if not ex.delivered:  # else it left with the whole answer
+                ex.status = ex.status or CLIENT_CLOSED
+                ex.error, ex.incomplete = ex.error or "client_disconnected", True
             raise
         finally:
             # After the response is on its way: the ledger row is not on the latency path.

@@ -32,6 +32,7 @@ class Relayed(Protocol):
     metered: Metered | None
     ttfb: float | None
     incomplete: bool
+    delivered: bool  # the client has its answer's end marker: leaving now is not a loss
     error: str | None
     started: float
     capture: list[bytes] | None  # what the client got, when the trust service keeps it
@@ -122,6 +123,8 @@ async def relay_stream(
                 await response.write(out)
                 if ex.ttfb is None:
                     ex.ttfb = time.perf_counter() - ex.started
+                if meter.ended and (translator is None or translator.ended):
+                    ex.delivered = True
         tail = meter.finish()
         if translator is not None:
             tail = translator.feed(tail) + translator.finish()
@@ -136,6 +139,10 @@ async def relay_stream(
             await response.write(tail)
         await response.write_eof()
     except (ConnectionError, aiohttp.ClientError, TimeoutError, asyncio.CancelledError) as exc:
+        if ex.delivered:  # e.g. the openai SDK closes at [DONE], before the stream's end
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return response
         gone = _client_gone(request, exc)
         ex.error = "client_disconnected" if gone else "upstream_broke"
         ex.incomplete = True

@@ -4,7 +4,7 @@ Grammar (whitespace around items is ignored)::
 
     spec  := item ("," item)*
     item  := ERROR | "retry_after=" SECONDS | "latency=" MS
-           | "cut=" N | "stream_error=" N | "hold=" N
+           | "cut=" N | "stream_error=" N | "hold=" N | "linger=" MS
     ERROR := "rate_limit" | "insufficient_quota" | "server_error"
            | "overloaded" | "not_found"
 
@@ -13,11 +13,15 @@ the next ``count`` requests (optionally only those for one model or flavor)
 with :meth:`FaultBook.program` / ``POST /_sim/faults``. A header spec is
 layered over a programmed one (its items win).
 
->>> parse_fault("rate_limit, retry_after=2.5")
-Fault(error='rate_limit', retry_after=2.5, latency_ms=0.0, cut=None, stream_error=None, hold=None)
+>>> fault = parse_fault("rate_limit, retry_after=2.5")
+>>> fault.error, fault.retry_after, fault.cut
+('rate_limit', 2.5, None)
 
 ``hold=N`` sends N stream frames, then waits (up to a minute) for the client
 to go away: a deterministic "client disconnected mid-stream".
+``linger=MS`` keeps the connection open for MS after a stream's last frame before
+ending it, as a provider whose end of stream lags its end marker: a client that
+leaves at the marker (the openai SDK closes at ``[DONE]``) leaves before the end.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Fault:
     cut: int | None = None
     stream_error: int | None = None
     hold: int | None = None
+    linger_ms: float = 0.0
 
     def over(self, base: Fault) -> Fault:
         """This fault's explicit items layered over ``base``."""
@@ -58,6 +63,7 @@ def _explicit(fault: Fault) -> dict[str, Any]:
         "cut": fault.cut,
         "stream_error": fault.stream_error,
         "hold": fault.hold,
+        "linger_ms": fault.linger_ms or None,
     }
 
 
@@ -77,6 +83,7 @@ _VALUED: dict[str, tuple[str, Callable[[str], Any]]] = {
     "cut": ("cut", int),
     "stream_error": ("stream_error", int),
     "hold": ("hold", int),
+    "linger": ("linger_ms", float),
 }
 
 

@@ -302,6 +302,8 @@ async def _stream(call: Call, reply: Reply, fault: Fault) -> web.StreamResponse:
     try:
         if stop < len(frames):
             await _break(call, reply, fault, frames, stop, response)
+        elif fault.linger_ms:
+            await _pause(fault.linger_ms)
         if not _closing(call.request):
             await response.write_eof()
     except ConnectionError:

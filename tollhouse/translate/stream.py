@@ -102,6 +102,9 @@ class StreamTranslator(Protocol):
 
     def finish(self) -> bytes: ...
 
+    @property
+    def ended(self) -> bool: ...
+
 
 class StreamDecoder(Protocol):
     def feed(self, chunk: bytes) -> list[StreamEvent]: ...
@@ -167,6 +170,12 @@ class Pipeline:
         self._encoder = encoder
         self._finished = False
         self._closed = False
+        self._done = False
+
+    @property
+    def ended(self) -> bool:
+        """The client's end marker has gone out (a normal end, not a failure)."""
+        return self._done
 
     def feed(self, chunk: bytes) -> bytes:
         if self._closed:
@@ -191,7 +200,7 @@ class Pipeline:
             if isinstance(event, Finish):
                 self._finished = True
             elif isinstance(event, Done | StreamFailed):
-                self._closed = True
+                self._closed, self._done = True, isinstance(event, Done)
         return bytes(out)
 
 
@@ -203,3 +212,7 @@ class Passthrough:
 
     def finish(self) -> bytes:
         return b""
+
+    @property
+    def ended(self) -> bool:
+        return False  # it can't know; the meter of the same bytes does
