@@ -6,10 +6,18 @@ import sqlite3
 from pathlib import Path
 
 from tests.ledger.test_writer import entry
-from tollhouse.ledger.journal import Journal, orphans
+from tollhouse.ledger.journal import Journal, encode, orphans
 from tollhouse.ledger.postgres import translate, translate_ddl
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.pricing import Pricer
+
+
+def written(data: bytes) -> int:
+    """Where a segment's records end (the rest is the allocated zeros)."""
+    at = 0
+    while data[at : at + 4] != b"\0\0\0\0":
+        at += 8 + int.from_bytes(data[at : at + 4], "little")
+    return at
 
 
 def ids(path: Path) -> list[str]:
@@ -29,14 +37,15 @@ def test_sealed_rows_never_committed_are_replayed_on_start(tmp_path: Path) -> No
     writer.journal.close(delete=False)  # the descriptors go, as they do with the process
     writer.close()  # (nothing was submitted: the ledger stays empty)
     assert ids(tmp_path / "l.db") == []
-    segment = next(journal.glob("*.jsonl"))
+    segment = next(journal.glob("*.seg"))
     data = segment.read_bytes()
-    end = data.find(b"\0")
-    segment.write_bytes(data[:end] + b'[["torn' + data[end + 7 :])  # died mid-copy
+    end = written(data)
+    torn = encode(("torn", "req-9"))[:-3]  # died mid-copy: a head, most of a payload
+    segment.write_bytes(data[:end] + torn + data[end + len(torn) :])
     again = LedgerWriter(tmp_path / "l.db", Pricer({}), journal=journal).start()
     again.close()
     assert ids(tmp_path / "l.db") == [entry(n).request_id for n in range(3)]
-    assert list(journal.glob("*.jsonl")) == []
+    assert list(journal.glob("*.seg")) == []
 
 
 def test_replay_never_doubles_a_committed_row(tmp_path: Path) -> None:
@@ -59,14 +68,14 @@ def test_rotated_segment_is_deleted_once_its_rows_are_committed(tmp_path: Path) 
     writer.journal = Journal(directory, rotate_every=2, segment_bytes=4096)
     writer.start()
     held = [writer.seal(entry(n)) for n in range(4)]
-    assert len(list(directory.glob("*.jsonl"))) == 2  # two full segments, the second current
+    assert len(list(directory.glob("*.seg"))) == 2  # two full segments, the second current
     for sealed in held:
         assert sealed is not None
         writer.submit_sealed(sealed)
     assert writer.flush()
-    assert len(list(directory.glob("*.jsonl"))) == 1  # only the current one is left
+    assert len(list(directory.glob("*.seg"))) == 1  # only the current one is left
     writer.close()
-    assert list(directory.glob("*.jsonl")) == []  # clean shutdown: everything committed
+    assert list(directory.glob("*.seg")) == []  # clean shutdown: everything committed
     assert len(ids(tmp_path / "l.db")) == 4
 
 
@@ -105,3 +114,57 @@ def test_a_row_never_handed_to_the_writer_survives_a_clean_close(tmp_path: Path)
     writer.close()
     LedgerWriter(tmp_path / "l.db", Pricer({}), journal=journal).start().close()
     assert ids(tmp_path / "l.db") == [entry(7).request_id]
+
+
+def rows(path: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as conn:
+        got = list(conn.execute("SELECT * FROM requests ORDER BY request_id"))
+        got += list(conn.execute("SELECT * FROM attempts ORDER BY request_id"))
+        return [r[1:] for r in got]  # without the autoincrement id
+
+
+def test_a_replayed_row_is_the_row_the_writer_would_have_committed(tmp_path: Path) -> None:
+    """The journal keeps facts, not rows: replay prices and formats them the same way."""
+    from decimal import Decimal
+
+    from tollhouse.dispatch import Attempt
+    from tollhouse.metering.usage import Usage
+
+    odd = entry(
+        3,
+        tags={"purpose": "bugfix"},
+        provider="openrouter",
+        pricing_provider="openrouter",
+        usage=Usage(1000, 200, 0, 0, 100, 20, raw={"cost": Decimal("0.000123456789012345678")}),
+        reported_cost=Decimal("0.000123456789012345678"),
+        attempts=[Attempt(1, "openrouter", "gpt-4o", 0.0, 503, "server", 2.5, 0.0, 1.0)],
+        attempt_count=1,
+        ttfb_ms=0.75,
+    )
+    committed = LedgerWriter(tmp_path / "a.db", Pricer({})).start()
+    committed.submit(odd)
+    committed.close()
+    journal = tmp_path / "journal"
+    crashed = LedgerWriter(tmp_path / "b.db", Pricer({}), journal=journal).start()
+    assert crashed.seal(odd) is not None
+    assert crashed.journal is not None
+    crashed.journal.close(delete=False)
+    crashed.close()
+    LedgerWriter(tmp_path / "b.db", Pricer({}), journal=journal).start().close()
+    assert rows(tmp_path / "b.db") == rows(tmp_path / "a.db")
+    assert rows(tmp_path / "b.db")[0][20] == "0.000123456789012345678"  # cost_usd, exact
+
+
+def test_a_segment_from_before_the_binary_format_is_still_replayed(tmp_path: Path) -> None:
+    """An upgrade after a crash: the old JSON-lines segments hold priced rows."""
+    import json
+
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    writer = LedgerWriter(tmp_path / "l.db", Pricer({}), journal=journal)
+    _, row, attempts = writer._rows(entry(4))
+    line = json.dumps([row, attempts]).encode() + b"\n"
+    (journal / "00000000000000000001-1.jsonl").write_bytes(line + b"\0" * 64)
+    writer.start().close()
+    assert ids(tmp_path / "l.db") == [entry(4).request_id]
+    assert list(journal.glob("*.jsonl")) == []

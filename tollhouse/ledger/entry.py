@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from enum import Enum
+from typing import Any, NamedTuple
 
+from tollhouse.metering import exactjson
 from tollhouse.metering.usage import Usage
 
 
@@ -43,3 +46,144 @@ class LedgerEntry:
     attempt_count: int = 0
     queue_wait_ms: float = 0.0
     error_class: str | None = None  # of the last attempt
+
+
+class JournaledAttempt(NamedTuple):
+    """An upstream attempt as the journal keeps it: what its ledger row needs."""
+
+    n: int
+    provider: str
+    model: str
+    status: int | None
+    error_class: str | None
+    latency_ms: float | None
+    queue_wait_ms: float
+    retry_after_s: float | None
+    skipped: str | None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_facts(e: LedgerEntry) -> tuple[Any, ...]:
+    """``e`` as plain values (what ``marshal`` carries), for the crash journal.
+
+    Not priced, not formatted: the row is built from :func:`from_facts` after
+    the response (or at replay), so the request path only copies values.
+    """
+    u = e.usage
+    usage = None if u is None else (*_counts(u), u.raw)
+    return (
+        (e.ts - _EPOCH) // _MICROSECOND,
+        e.request_id,
+        e.project,
+        e.attribution,
+        e.dialect,
+        e.status,
+        e.stream,
+        e.latency_ms,
+        e.provider,
+        e.pricing_provider,
+        e.model_requested,
+        e.model_served,
+        e.incomplete,
+        usage,
+        None if e.reported_cost is None else str(e.reported_cost),
+        e.ttfb_ms,
+        e.upstream_id,
+        e.error,
+        e.process_name,
+        e.tags,
+        e.trust,
+        [
+            (
+                a.n,
+                a.provider,
+                a.model,
+                a.status,
+                a.error_class,
+                a.latency_ms,
+                a.queue_wait_ms,
+                a.retry_after_s,
+                a.skipped,
+            )
+            for a in e.attempts
+        ],
+        e.attempt_count,
+        e.queue_wait_ms,
+        e.error_class,
+    )
+
+
+def from_facts(f: Sequence[Any]) -> LedgerEntry:
+    """The entry :func:`to_facts` made (a usage ``raw`` may come back as its JSON text)."""
+    usage = None
+    if f[13] is not None:
+        inp, cached, write, write_1h, out, reasoning, raw = f[13]
+        raw = exactjson.loads(raw) if isinstance(raw, str) else raw
+        usage = Usage(inp, cached, write, write_1h, out, reasoning, raw)
+    return LedgerEntry(
+        ts=_EPOCH + f[0] * _MICROSECOND,
+        request_id=f[1],
+        project=f[2],
+        attribution=f[3],
+        dialect=f[4],
+        status=f[5],
+        stream=f[6],
+        latency_ms=f[7],
+        provider=f[8],
+        pricing_provider=f[9],
+        model_requested=f[10],
+        model_served=f[11],
+        incomplete=f[12],
+        usage=usage,
+        reported_cost=None if f[14] is None else Decimal(f[14]),
+        ttfb_ms=f[15],
+        upstream_id=f[16],
+        error=f[17],
+        process_name=f[18],
+        tags=f[19],
+        trust=f[20],
+        attempts=[JournaledAttempt(*a) for a in f[21]],
+        attempt_count=f[22],
+        queue_wait_ms=f[23],
+        error_class=f[24],
+    )
+
+
+def plain_facts(facts: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``facts`` in the plainest types, for ``marshal`` (which takes no subclass, no
+    Decimal): the usage's raw object as its exact JSON text, enums as their values."""
+    if facts[13] is not None:
+        *counts, raw = facts[13]
+        facts = (*facts[:13], (*counts, exactjson.dumps(raw)), *facts[14:])
+    return tuple(_plain(value) for value in facts)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return _plain(value.value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, bool) or value is None:
+        return value
+    for kind in (str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    return str(value)
+
+
+def _counts(u: Usage) -> tuple[int, ...]:
+    return (
+        u.input_tokens,
+        u.cached_input_tokens,
+        u.cache_write_tokens,
+        u.cache_write_1h_tokens,
+        u.output_tokens,
+        u.reasoning_tokens,
+    )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tollhouse.ledger import journal as journaling
-from tollhouse.ledger.entry import LedgerEntry
+from tollhouse.ledger.entry import LedgerEntry, from_facts, to_facts
 from tollhouse.ledger.journal import Journal, Segment
 from tollhouse.ledger.store import Location, connect, transaction
 from tollhouse.pricing import Cost, PriceQuery, Pricer
@@ -51,20 +51,12 @@ _STOP = object()
 
 
 class Sealed:
-    """An entry's rows as journaled before its response's last byte."""
+    """An entry as journaled before its response's last byte (priced after it)."""
 
-    __slots__ = ("attempts", "cost", "entry", "row", "segment")
+    __slots__ = ("entry", "segment")
 
-    def __init__(
-        self,
-        entry: LedgerEntry,
-        row: tuple[Any, ...],
-        attempts: list[tuple[Any, ...]],
-        cost: Cost,
-        segment: Segment,
-    ) -> None:
-        self.entry, self.row, self.attempts, self.cost = entry, row, attempts, cost
-        self.segment = segment
+    def __init__(self, entry: LedgerEntry, segment: Segment) -> None:
+        self.entry, self.segment = entry, segment
 
 
 class _Forget:
@@ -112,7 +104,9 @@ class LedgerWriter:
     def start(self) -> LedgerWriter:
         self._conn = connect(self.path)
         if self.journal is not None:
-            journaling.replay(self.journal.directory, self._conn, REPLAY, REPLAY_ATTEMPT)
+            journaling.replay(
+                self.journal.directory, self._conn, self._replayed, REPLAY, REPLAY_ATTEMPT
+            )
             self.journal.open(forget=self.forget)
         self._thread.start()
         return self
@@ -124,17 +118,17 @@ class LedgerWriter:
         """
         if self.journal is None:
             return None
-        cost, row, attempts = self._rows(entry)
-        segment = self.journal.append(row, attempts)
-        return None if segment is None else Sealed(entry, row, attempts, cost, segment)
+        try:
+            segment = self.journal.append(to_facts(entry))
+        except Exception:  # a journal bug must not cost the request: it goes unjournaled
+            log.exception("ledger journal: can't journal %s", entry.request_id)
+            return None
+        return None if segment is None else Sealed(entry, segment)
 
     def submit_sealed(self, sealed: Sealed, entry: LedgerEntry | None = None) -> Cost:
         """Queue a sealed row (or ``entry``, when it changed since) and unpin its journal."""
         try:
-            if entry is not None:
-                return self.submit(entry)
-            self._queue.put((sealed.row, sealed.attempts))
-            return sealed.cost
+            return self.submit(sealed.entry if entry is None else entry)
         finally:
             assert self.journal is not None
             self.journal.release(sealed.segment)
@@ -152,6 +146,10 @@ class LedgerWriter:
         cost, row, attempts = self._rows(entry)
         self._queue.put((row, attempts))
         return cost
+
+    def _replayed(self, facts: tuple[Any, ...]) -> tuple[Any, list[Any]]:
+        _, row, attempts = self._rows(from_facts(facts))
+        return row, attempts
 
     def _rows(self, e: LedgerEntry) -> tuple[Cost, tuple[Any, ...], list[tuple[Any, ...]]]:
         """The entry priced, as its request row and its attempt rows."""
