@@ -330,6 +330,7 @@ def _metrics(allowed: frozenset[str]) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         if not _host_ok(request, allowed):
             return _bad_host(DIALECTS["openai-chat"], request)
+        request.app[GATEWAY].recorded()  # the requests just answered count, too
         return await metrics_handler(request.app[METRICS])
 
     return handler

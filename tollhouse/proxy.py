@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor, header_tags
+from tollhouse.backlog import Backlog
 from tollhouse.budgets import BudgetGate, Hold
 from tollhouse.budgets.gate import BUDGET_HEADER
 from tollhouse.dispatch import Answer, Attempt, Dispatch, Dispatcher, Outgoing
@@ -116,6 +117,7 @@ class Gateway:
         self._idle = asyncio.Event()
         self._idle.set()
         self._recording: set[asyncio.Task[None]] = set()
+        self._backlog: Backlog[Exchange] = Backlog(self._record_now)
 
     @property
     def in_flight(self) -> int:
@@ -130,6 +132,7 @@ class Gateway:
         """
         await self._idle.wait()
         await asyncio.sleep(0)  # let the last request's deferred record run
+        self._backlog.drain()
         while self._recording:
             await asyncio.gather(*self._recording, return_exceptions=True)
         if self.trust is not None:
@@ -178,6 +181,7 @@ class Gateway:
         if self.budgets is not None:
             await self._hold_budget(ex, out, candidates)
         d = Dispatch(out, ex.attempts)
+        self._backlog.while_upstream()  # earlier requests' rows, while this one's upstream works
         sent = time.perf_counter()
         answer = await self.dispatcher.dispatch(d, candidates, self.router.is_alias(out.call.model))
         relayed = time.perf_counter()
@@ -301,8 +305,18 @@ class Gateway:
             return error_response(dialect, err, {REQUEST_ID_HEADER: request_id})
 
     def _record(self, ex: Exchange) -> None:
-        if ex.watch is not None:
+        if ex.watch is not None:  # at once: the agent's next call may ask the gate
             self.trust.finished(ex)
+        if ex.budget is None:
+            self._backlog.add(ex)
+        else:  # a reservation is settled at once, to the real cost (budgets are exact)
+            self._record_now(ex)
+
+    def recorded(self) -> None:
+        """Every finished request's row queued and its metrics counted (a metrics scrape)."""
+        self._backlog.drain()
+
+    def _record_now(self, ex: Exchange) -> None:
         pending = ex.attribution
         if _known(pending):
             self._submit(ex, _settled(pending))
