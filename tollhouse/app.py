@@ -131,7 +131,7 @@ def create_app(
             metrics=app[METRICS],
         )
         app[trust_http.ATTRIBUTOR] = attributor
-        trust.start(router, dispatcher, gateway.ids, cap.deadline_ms / 1000)
+        trust.start(router, dispatcher, gateway.ids, cap.deadline_ms / 1000, budgets)
         observe_gateway(app[METRICS], gateway, capacity, budgets, ledger_path)
         if shared is not None:
             app[METRICS].scraped(shared.redis.gauges)

@@ -645,3 +645,29 @@ def test_a_verify_rerun_is_charged_to_the_project_of_the_step(
     result = api(gw, "POST", "/tasks/gamma-task/steps/1/verify").json()
     assert result["verified"] is True
     assert gw.row(result["request_id"])["project"] == "gamma"  # not 'unattributed'
+
+
+def test_a_verify_rerun_is_held_against_the_project_s_hard_budget(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    """A re-run spends the project's money like any call: it can't overshoot a budget."""
+    config = trust_config(simulator.url)
+    config["projects"]["acme"].update(budget_daily_usd=1, budget_mode="hard")
+    config["prices"] = {  # the primary: $1 for the one token asked; the fallback: free
+        f"openai/{PRIMARY}": {"input": 0, "output": 1_000_000},
+        f"xai/{FALLBACK}": {"input": 0, "output": 0},
+    }
+    gw = make_gateway(config)
+    with Task("budgeted", base_url=gw.url) as task:
+        c = client(gw, task)
+        simulator.program("server_error", count=2, model=PRIMARY)
+        for n in "12":  # both answered by the free fallback: degraded, $0
+            with task.step(n):
+                assert ask(c, f"step {n}", max_tokens=1).headers["x-tollhouse-trust"] == "degraded"
+        assert task.verify("1")["verified"] is True  # $1 held, $1 spent: the whole budget
+        refused = api(gw, "POST", "/tasks/budgeted/steps/2/verify")
+    assert refused.status_code == 402
+    assert "budget_daily_usd" in refused.json()["error"]["message"]
+    rows = gw.rows()
+    assert sum(float(r["cost_usd"]) for r in rows) == 1.0
+    assert len(rows) == 3  # two steps and one re-run: the refused one never went out

@@ -4,7 +4,9 @@ Used by ``verify`` and by the sampled fallback-divergence replays. The call
 goes through the same :class:`~tollhouse.dispatch.Dispatcher` (capacity,
 retries on the primary) with the gateway's own key (clients' keys are never
 kept), is metered like any other and gets its own ledger row, tagged
-``tollhouse=verify`` or ``tollhouse=divergence``.
+``tollhouse=verify`` or ``tollhouse=divergence``. It spends the project's
+money, so it is held against the project's budget like any call: a hard
+budget that can't take its worst case refuses it (``BudgetExceeded``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import ErrorClass
 from tollhouse.dispatch import Dispatch, Dispatcher, Outgoing
 from tollhouse.errors import UpstreamUnavailable
@@ -82,21 +86,36 @@ class PrimaryRunner:
         writer: LedgerWriter,
         ids: RequestIds,
         deadline_s: float,
+        budgets: BudgetGate | None = None,
     ) -> None:
         self.router = router
         self.dispatcher = dispatcher
         self.writer = writer
         self.ids = ids
         self.deadline_s = deadline_s
+        self.budgets = budgets
 
     def primary(self, kept: KeptRequest) -> Route:
         model = kept.payload.get("model") or kept.match.get("model", "")
         return self.router.candidates(str(model), kept.dialect)[0]
 
     async def run(self, kept: KeptRequest, why: str) -> Rerun:
+        route = self.primary(kept)
+        budgets = self.budgets
+        hold = (
+            None if budgets is None else await budgets.reserve(kept.project, [route], kept.payload)
+        )
+        cost: Decimal | None = None
+        try:
+            rerun, cost = await self._run(kept, why, route)
+        finally:  # a reservation never outlives its call
+            if hold is not None and budgets is not None:
+                budgets.settle(hold, cost)
+        return rerun
+
+    async def _run(self, kept: KeptRequest, why: str, route: Route) -> tuple[Rerun, Decimal | None]:
         dialect = DIALECTS[kept.dialect]
         call = dialect.call(kept.path, kept.match, kept.payload)
-        route = self.primary(kept)
         out = Outgoing(
             dialect,
             call,
@@ -119,13 +138,13 @@ class PrimaryRunner:
                 answer.lease.settle(metered.usage.input_tokens + metered.usage.output_tokens)
             answer.lease.release(None if status < 400 else ErrorClass.CLIENT)
         request_id = self.ids.next()
-        self.writer.submit(
+        cost = self.writer.submit(
             _entry(kept, why, request_id, ts, started, status, route, metered, call.stream, d)
         )
         served = f"{route.provider.name}/{route.model}"
         if status >= 300:
             raise UpstreamUnavailable(f"the primary {served} answered {status}; try again later")
-        return Rerun(answer_text(route.dialect, data), served, request_id)
+        return Rerun(answer_text(route.dialect, data), served, request_id), cost.usd
 
 
 def _meter(dialect: str, data: bytes, stream: bool, hide: bool) -> Metered:

@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tollhouse.errors import BadRequest, GatewayError
+from tollhouse.errors import BadRequest, BudgetExceeded, GatewayError
 from tollhouse.ledger.store import connect
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Metered
@@ -107,7 +107,9 @@ class TrustService:
         self.capacity: Any = None
         self._credit = 0.0
 
-    def start(self, router: Any, dispatcher: Any, ids: Any, deadline_s: float) -> None:
+    def start(
+        self, router: Any, dispatcher: Any, ids: Any, deadline_s: float, budgets: Any = None
+    ) -> None:
         """On gateway start-up: reload the state a previous run left, and get the
         means to re-run requests on the primary."""
         load = getattr(self.store, "load", None)
@@ -117,7 +119,7 @@ class TrustService:
                 load(conn)
             finally:
                 conn.close()
-        self.runner = PrimaryRunner(router, dispatcher, self.writer, ids, deadline_s)
+        self.runner = PrimaryRunner(router, dispatcher, self.writer, ids, deadline_s, budgets)
         self.capacity = dispatcher.capacity
 
     # -- hooks on the request path
@@ -450,6 +452,9 @@ class TrustService:
                 try:
                     rerun = await self.runner.run(kept, "divergence")
                     break
+                except BudgetExceeded as err:  # not worth the project's last money
+                    log.info("divergence replay of %s skipped: %s", kept.request_id, err)
+                    return
                 except GatewayError as err:
                     log.debug("divergence replay of %s failed: %s", kept.request_id, err)
             if time.monotonic() + pause > give_up:
