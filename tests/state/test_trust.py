@@ -24,6 +24,7 @@ from tests.trust.test_trust_e2e import (  # noqa: F401  (re-run against Redis)
     six_steps,
     table,
     test_a_cache_hit_taints_the_step_it_answers,
+    test_a_caller_with_no_project_sees_the_one_project_that_has_the_task,
     test_a_fallback_at_step_3_taints_steps_4_to_6,
     test_a_held_action_is_not_claimed_until_cleared,
     test_cache_hits_and_validity_misses,
@@ -32,6 +33,7 @@ from tests.trust.test_trust_e2e import (  # noqa: F401  (re-run against Redis)
     test_fifty_concurrent_claims_of_one_key_have_one_winner,
     test_idempotent_action_replays_its_outcome,
     test_keys_are_isolated_across_projects,
+    test_two_projects_task_ids_never_meet,
     test_verify_reruns_on_the_primary_and_clears_the_taint,
     trust_config,
 )

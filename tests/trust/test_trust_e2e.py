@@ -671,3 +671,46 @@ def test_a_verify_rerun_is_held_against_the_project_s_hard_budget(
     rows = gw.rows()
     assert sum(float(r["cost_usd"]) for r in rows) == 1.0
     assert len(rows) == 3  # two steps and one re-run: the refused one never went out
+
+
+def test_two_projects_task_ids_never_meet(gw: Harness, faults: Simulator) -> None:
+    """The same task id in two projects is two trajectories: taint, gate, verify, approve."""
+    with Task("shared", base_url=gw.url, project="acme") as acme:
+        faults.program("server_error", count=1, model=PRIMARY)
+        with acme.step("1"):
+            assert ask(client(gw, acme), "acme's step").headers["x-tollhouse-trust"] == "degraded"
+        with Task("shared", base_url=gw.url, project="beta") as beta:
+            with beta.step("2"):
+                assert ask(client(gw, beta), "beta's step").headers["x-tollhouse-trust"] == "full"
+            assert acme.gate("merge", irreversible=True)["allow"] is False
+            assert beta.gate("merge", irreversible=True)["allow"] is True  # not acme's taint
+            assert [s["step"] for s in beta.trajectory()["steps"]] == ["2"]
+            assert beta.trajectory()["project"] == "beta"
+            for op in ("verify", "approve"):  # beta can't clear (or see) acme's step
+                response = api(gw, "POST", f"/tasks/shared/steps/1/{op}", headers=beta._api.headers)
+                assert response.status_code == 404, op
+        # A caller that names no project (a local tool) can't tell whose "shared" it means.
+        unnamed = api(gw, "GET", "/tasks/shared")
+        assert unnamed.status_code == 409
+        message = unnamed.json()["error"]["message"]
+        assert "acme, beta" in message and "X-Tollhouse-Project" in message
+        from click.testing import CliRunner
+
+        from tollhouse.cli.main import cli
+
+        which = CliRunner().invoke(cli, ["approve", "shared", "1", "--url", gw.url])
+        assert which.exit_code == 1 and "--project" in which.output
+        by_cli = ["approve", "shared", "1", "--url", gw.url, "--project", "acme"]
+        assert CliRunner().invoke(cli, by_cli).exit_code == 0
+        assert acme.gate("merge", irreversible=True)["allow"] is True
+
+
+def test_a_caller_with_no_project_sees_the_one_project_that_has_the_task(
+    gw: Harness, faults: Simulator
+) -> None:
+    with Task("solo", base_url=gw.url) as task:  # model calls attributed by their key
+        faults.program("server_error", count=1, model=PRIMARY)
+        with task.step("1"):
+            ask(client(gw, task), "one step")
+        view = api(gw, "GET", "/tasks/solo").json()  # no key, no project header
+    assert (view["project"], view["task"], view["trust"]) == ("acme", "solo", "degraded")

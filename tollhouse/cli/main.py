@@ -258,10 +258,13 @@ def _trust_report(conn: Any, since: Any, until: Any, project: str | None, fmt: s
 @click.argument("task")
 @click.argument("step")
 @click.option("--by", default=lambda: os.environ.get("USER") or "cli", help="Who approves.")
+@click.option("--project", help="Whose task, when several projects use the same task id.")
 @click.option("--url", help="The gateway (default: the config's [server] host and port).")
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @friendly
-def approve(task: str, step: str, by: str, url: str | None, path: Path | None) -> None:
+def approve(
+    task: str, step: str, by: str, project: str | None, url: str | None, path: Path | None
+) -> None:
     """Approve a step of an agent's task: a person vouches for its answer.
 
     The step (and what read only it) is no longer tainted, so the gate lets the
@@ -278,10 +281,13 @@ def approve(task: str, step: str, by: str, url: str | None, path: Path | None) -
 
     url = url or _gateway_url(_settings(path))
     quoted = "/".join(urllib.parse.quote(p, safe="") for p in (task, "steps", step))
+    headers = {"Content-Type": "application/json"}
+    if project:
+        headers["X-Tollhouse-Project"] = project
     request = urllib.request.Request(
         f"{url.rstrip('/')}/tollhouse/v1/tasks/{quoted}/approve",
         data=json.dumps({"by": by}).encode(),
-        headers={"Content-Type": "application/json"},
+        headers=headers,
         method="POST",
     )
     try:

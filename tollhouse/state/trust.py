@@ -36,7 +36,7 @@ from tollhouse.state.client import RedisState, StateDown, decode
 from tollhouse.trust.audit import action_row, clearance_row, completion_row, step_row
 from tollhouse.trust.cache import HIT, MISS, VALIDITY_MISS, CacheEntry
 from tollhouse.trust.idempotency import IN_FLIGHT, ActionRecord, Claim
-from tollhouse.trust.trajectory import Step, Trajectory
+from tollhouse.trust.trajectory import Step, Trajectory, task_of
 
 T = TypeVar("T")
 
@@ -140,13 +140,16 @@ class RedisTrustStore:
     async def _push(self, task: str, event: str) -> tuple[list[Any], int]:
         await self._flush()
         key = self.state.key("traj", task)
+        project, plain = task_of(task)
+        owners = self.state.key("trajp", plain)
 
         async def push(r: Any) -> Any:
             pipe = r.pipeline(transaction=True)
             pipe.rpush(key, event).pexpire(key, self.retention_ms).lrange(key, 0, -1)
+            pipe.sadd(owners, project).pexpire(owners, self.retention_ms)
             return await pipe.execute()
 
-        n, _, events = await self._run("trust", push)
+        n, _, events, *_ = await self._run("trust", push)
         return events, int(n)
 
     async def _flush(self) -> None:
@@ -154,10 +157,19 @@ class RedisTrustStore:
         while self.backlog:
             task, event = self.backlog[0]
             key = self.state.key("traj", task)
+            project, plain = task_of(task)
+            owners = self.state.key("trajp", plain)
 
-            async def push(r: Any, key: str = key, event: str = event) -> Any:
+            async def push(
+                r: Any,
+                key: str = key,
+                event: str = event,
+                owners: str = owners,
+                project: str = project,
+            ) -> Any:
                 pipe = r.pipeline(transaction=True)
-                return await pipe.rpush(key, event).pexpire(key, self.retention_ms).execute()
+                pipe.rpush(key, event).pexpire(key, self.retention_ms)
+                return await pipe.sadd(owners, project).pexpire(owners, self.retention_ms).execute()
 
             await self._run("trust", push)
             self.backlog.pop(0)
@@ -167,6 +179,12 @@ class RedisTrustStore:
         key = self.state.key("traj", task)
         events = await self._run("trust", lambda r: r.lrange(key, 0, -1))
         return _replay(task, events).trajectory if events else None
+
+    async def projects_of(self, task: str) -> list[str]:
+        await self._flush()
+        owners = self.state.key("trajp", task)
+        found = await self._run("trust", lambda r: r.smembers(owners))
+        return sorted(p.decode() if isinstance(p, bytes) else str(p) for p in found)
 
     async def clear_step(
         self, task: str, step_id: str, how: str, by: str | None, similarity: float | None

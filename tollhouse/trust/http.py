@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tollhouse.attribution.chain import UNATTRIBUTED, Attributor
+from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
 from tollhouse.ingress.base import parse_json_body
 from tollhouse.ledger.store import Location, connect
@@ -70,7 +70,7 @@ async def gate(request: web.Request, trust: TrustService) -> web.StreamResponse:
     task = label(_str(body, "task"), '"task"')
     action = _str(body, "action")
     decision = await trust.gate(
-        await _project(request), task, action, _bool(body, "irreversible"), _inputs(body)
+        await _caller(request), task, action, _bool(body, "irreversible"), _inputs(body)
     )
     return web.json_response({"task": task, "action": action, **decision.as_dict()})
 
@@ -91,7 +91,7 @@ async def begin_action(request: web.Request, trust: TrustService) -> web.StreamR
         "irreversible": _bool(body, "irreversible"),
         "inputs": _inputs(body),
     }
-    status, out = await trust.begin_action(await _project(request), key, action)
+    status, out = await trust.begin_action(await _caller(request), key, action)
     headers = {"Idempotent-Replayed": "true"} if status == 200 else {}
     return web.json_response(out, status=status, headers=headers)
 
@@ -103,7 +103,7 @@ async def complete_action(request: web.Request, trust: TrustService) -> web.Stre
 
 async def task_view(request: web.Request, trust: TrustService) -> web.StreamResponse:
     task = request.match_info["task"]
-    trajectory = await trust.trajectory(task)
+    trajectory = await trust.trajectory(await _caller(request), task)
     if trajectory is None:
         raise NotFound(f"no model calls are recorded for task {task!r}")
     return web.json_response(trajectory.as_dict())
@@ -111,7 +111,9 @@ async def task_view(request: web.Request, trust: TrustService) -> web.StreamResp
 
 async def verify(request: web.Request, trust: TrustService) -> web.StreamResponse:
     body = await _json(request, optional=True)
-    result = await trust.verify(request.match_info["task"], request.match_info["step"], body)
+    result = await trust.verify(
+        await _caller(request), request.match_info["task"], request.match_info["step"], body
+    )
     return web.json_response(result)
 
 
@@ -120,7 +122,9 @@ async def approve(request: web.Request, trust: TrustService) -> web.StreamRespon
     by = body.get("by", "api")
     if not isinstance(by, str) or not by.strip():
         raise BadRequest('"by" must name who approves, e.g. {"by": "alice"}')
-    result = await trust.approve(request.match_info["task"], request.match_info["step"], by[:200])
+    result = await trust.approve(
+        await _caller(request), request.match_info["task"], request.match_info["step"], by[:200]
+    )
     return web.json_response(result)
 
 
@@ -148,13 +152,16 @@ async def metrics(request: web.Request, trust: TrustService) -> web.StreamRespon
     return web.json_response(found)
 
 
-async def _project(request: web.Request) -> str:
+async def _caller(request: web.Request) -> Attribution:
     attributor = request.app[ATTRIBUTOR]
     auth = request.headers.get("Authorization", "")
     key = auth[7:].strip() or None if auth[:7].lower() == "bearer " else None
+    # Whose task: as for a model call, the project header, then the project's key
+    # (any dialect's header), then the calling process.
+    key = key or request.headers.get("x-api-key") or request.headers.get("x-goog-api-key")
     pending = attributor.begin(request.headers, key, request.transport)
     found = await attributor.finish(pending)
-    return found.project or UNATTRIBUTED
+    return found if found.project else Attribution(UNATTRIBUTED, UNATTRIBUTED)
 
 
 async def _json(request: web.Request, *, optional: bool = False) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tollhouse.attribution.chain import UNATTRIBUTED, Attribution
 from tollhouse.errors import BadRequest, BudgetExceeded, GatewayError
 from tollhouse.ledger.store import connect
 from tollhouse.ledger.writer import LedgerWriter
@@ -49,7 +50,15 @@ from tollhouse.trust.idempotency import IN_FLIGHT, OUTCOMES, ActionRecord, Claim
 from tollhouse.trust.replay import KeptRequest, PrimaryRunner, keep
 from tollhouse.trust.store import LedgerTrustStore, TrustStore
 from tollhouse.trust.text import answer_text
-from tollhouse.trust.trajectory import APPROVED, VERIFIED, Step, Trajectory, parse_inputs
+from tollhouse.trust.trajectory import (
+    APPROVED,
+    VERIFIED,
+    Step,
+    Trajectory,
+    parse_inputs,
+    task_key,
+    task_of,
+)
 
 log = logging.getLogger("tollhouse.trust")
 
@@ -59,6 +68,7 @@ INPUTS_HEADER = "X-Tollhouse-Inputs"
 CACHE_HEADER = "X-Tollhouse-Cache"
 ASSUMES_HEADER = "X-Tollhouse-Assumes"
 LABEL = re.compile(r"^[A-Za-z0-9._:~@+=-]{1,200}$")
+EXPLICIT = frozenset({"header", "key"})  # attributions a caller chose, not inferred
 MAX_KEPT = 4096  # requests kept in memory for verify, at most
 MAX_REPLAYS = 16  # divergence replays waiting at once; more samples are dropped
 
@@ -257,13 +267,15 @@ class TrustService:
 
     async def _record_step(self, ex: Any, w: Watch, why: str | None, data: bytes) -> None:
         assert w.task is not None
+        project = getattr(ex.attribution, "project", None) or UNATTRIBUTED  # settled by now
+        key = task_key(project, w.task)
         step = await self.store.record_step(
-            w.task, w.step, degraded_because=why, inputs=w.inputs, request_id=ex.request_id
+            key, w.step, degraded_because=why, inputs=w.inputs, request_id=ex.request_id
         )
         mode = self.settings.keep_requests
-        self.kept.pop((w.task, step.id), None)
+        self.kept.pop((key, step.id), None)
         if w.kept is not None and (mode == "all" or why is not None):
-            self.kept[(w.task, step.id)] = _with_answer(w.kept, ex, data)
+            self.kept[(key, step.id)] = _with_answer(w.kept, ex, data)
             while len(self.kept) > MAX_KEPT:  # the oldest go first; approve still works
                 del self.kept[next(iter(self.kept))]
 
@@ -309,14 +321,40 @@ class TrustService:
             await asyncio.gather(*self._replays, return_exceptions=True)
 
     # -- the gate and actions
-    async def trajectory(self, task: str) -> Trajectory | None:
+    async def trajectory(self, caller: Attribution, task: str) -> Trajectory | None:
+        """The caller's trajectory for ``task`` (see :meth:`scope`)."""
+        return await self._trajectory(await self.scope(caller, task))
+
+    async def scope(self, caller: Attribution, task: str) -> str:
+        """The key of the caller's ``task``: two projects' task ids never meet.
+
+        A caller that names its project (the project header, or the project's key)
+        gets that project's task. One known only by its process, or not at all
+        (a local tool, ``tollhouse approve``), gets its process's project's task,
+        else the one project that has the task; several are a 409 saying how to pick.
+        """
+        project = caller.project
+        if caller.how in EXPLICIT:
+            return task_key(project, task)
         await self.caught_up()
-        return await self.store.trajectory(task)
+        if await self.store.trajectory(task_key(project, task)) is not None:
+            return task_key(project, task)
+        owners = await self.store.projects_of(task)
+        if len(owners) > 1:
+            raise Conflict(
+                f"task {task!r} exists in projects {', '.join(owners)}; say whose with "
+                "X-Tollhouse-Project, the project's API key, or `tollhouse approve --project`"
+            )
+        return task_key(owners[0] if owners else project, task)
+
+    async def _trajectory(self, key: str) -> Trajectory | None:
+        await self.caught_up()
+        return await self.store.trajectory(key)
 
     async def gate(
-        self, project: str, task: str, action: str, irreversible: bool, inputs: Any
+        self, caller: Attribution, task: str, action: str, irreversible: bool, inputs: Any
     ) -> GateDecision:
-        trajectory = await self.trajectory(task)
+        trajectory = await self.trajectory(caller, task)
         _check_inputs(trajectory, task, inputs)
         decision = decide(
             trajectory,
@@ -332,7 +370,7 @@ class TrustService:
                     "tainted_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
                         now_iso(),
-                        project,
+                        caller.project,
                         task,
                         action,
                         int(irreversible),
@@ -344,13 +382,15 @@ class TrustService:
         )
         return decision
 
-    async def begin_action(self, project: str, key: str, body: dict[str, Any]) -> tuple[int, Any]:
+    async def begin_action(
+        self, caller: Attribution, key: str, body: dict[str, Any]
+    ) -> tuple[int, Any]:
         """Gate, then claim ``key``: (201, claim) or (200, replayed record); raises otherwise."""
-        fp = fingerprint(body)
+        project, fp = caller.project, fingerprint(body)
         found = await self.store.find_action(project, key)
         if found is None:
             decision = await self.gate(
-                project, body["task"], body["name"], body["irreversible"], body.get("inputs")
+                caller, body["task"], body["name"], body["irreversible"], body.get("inputs")
             )
             if decision.held:
                 raise Held(
@@ -385,10 +425,13 @@ class TrustService:
             raise Conflict(str(exc)) from None
 
     # -- clearing taint
-    async def verify(self, task: str, step_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def verify(
+        self, caller: Attribution, task: str, step_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         accepts = _acceptance(body, self.settings.verify_min_similarity)  # before re-running
-        step = await self._step(task, step_id)
-        kept = self.kept.get((task, step_id))
+        key = await self.scope(caller, task)
+        step = await self._step(key, step_id)
+        kept = self.kept.get((key, step_id))
         if kept is None or self.runner is None:
             raise Conflict(
                 f"step {step_id} of task {task!r} has no kept request to re-run "
@@ -402,9 +445,9 @@ class TrustService:
         self._divergence_row(kept, "verify", rerun.served_by, score, task, step_id)
         accepted = accepts(score)
         if accepted:
-            step = await self.store.clear_step(task, step_id, VERIFIED, rerun.served_by, score)
-            self.kept.pop((task, step_id), None)
-        trajectory = await self.trajectory(task)
+            step = await self.store.clear_step(key, step_id, VERIFIED, rerun.served_by, score)
+            self.kept.pop((key, step_id), None)
+        trajectory = await self._trajectory(key)
         return {
             "task": task,
             "step": step_id,
@@ -417,11 +460,14 @@ class TrustService:
             "step_cleared": step.cleared,
         }
 
-    async def approve(self, task: str, step_id: str, by: str) -> dict[str, Any]:
-        await self._step(task, step_id)
-        step = await self.store.clear_step(task, step_id, APPROVED, by, None)
-        self.kept.pop((task, step_id), None)
-        trajectory = await self.trajectory(task)
+    async def approve(
+        self, caller: Attribution, task: str, step_id: str, by: str
+    ) -> dict[str, Any]:
+        key = await self.scope(caller, task)
+        await self._step(key, step_id)
+        step = await self.store.clear_step(key, step_id, APPROVED, by, None)
+        self.kept.pop((key, step_id), None)
+        trajectory = await self._trajectory(key)
         return {
             "task": task,
             "step": step_id,
@@ -431,8 +477,9 @@ class TrustService:
             "task_trust": decide(trajectory, irreversible=True, task=task).trust,
         }
 
-    async def _step(self, task: str, step_id: str) -> Step:
-        trajectory = await self.trajectory(task)
+    async def _step(self, key: str, step_id: str) -> Step:
+        trajectory = await self._trajectory(key)
+        task = task_of(key)[1]
         if trajectory is None:
             raise NotFound(f"no model calls are recorded for task {task!r}")
         step = trajectory.steps.get(step_id)

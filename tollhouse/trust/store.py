@@ -25,7 +25,7 @@ from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.trust.audit import action_row, clearance_row, completion_row, now_iso, step_row
 from tollhouse.trust.cache import AnswerCache, CacheEntry
 from tollhouse.trust.idempotency import ActionRecord, Claim, IdempotencyTable
-from tollhouse.trust.trajectory import Step, Trajectory
+from tollhouse.trust.trajectory import Step, Trajectory, task_key, task_of
 
 
 class TrustStore(Protocol):
@@ -40,6 +40,10 @@ class TrustStore(Protocol):
     ) -> Step: ...
 
     async def trajectory(self, task: str) -> Trajectory | None: ...
+
+    async def projects_of(self, task: str) -> list[str]:
+        """The projects with a trajectory for the (unscoped) ``task``."""
+        ...
 
     async def clear_step(
         self, task: str, step_id: str, how: str, by: str | None, similarity: float | None
@@ -72,6 +76,7 @@ class LedgerTrustStore:
         self.writer = writer
         self.retention_s = retention_s
         self.tasks: dict[str, Trajectory] = {}
+        self.owners: dict[str, set[str]] = {}  # unscoped task -> projects having it
         self.claims = IdempotencyTable(key_retention_s)
         self.cache = AnswerCache(cache_entries)
 
@@ -99,9 +104,13 @@ class LedgerTrustStore:
     async def trajectory(self, task: str) -> Trajectory | None:
         found = self.tasks.get(task)
         if found is not None and time.time() - found.updated > self.retention_s:
-            del self.tasks[task]
+            self._forget(task)
             return None
         return found
+
+    async def projects_of(self, task: str) -> list[str]:
+        owners = sorted(self.owners.get(task, ()))
+        return [p for p in owners if await self.trajectory(task_key(p, task)) is not None]
 
     async def clear_step(
         self, task: str, step_id: str, how: str, by: str | None, similarity: float | None
@@ -114,14 +123,25 @@ class LedgerTrustStore:
     def prune(self, now: float) -> None:
         """Forget trajectories and keys past their retention (the ledger keeps them)."""
         for task in [t for t, v in self.tasks.items() if now - v.updated > self.retention_s]:
-            del self.tasks[task]
+            self._forget(task)
         self.claims.expire(now)
 
     def _trajectory(self, task: str) -> Trajectory:
         found = self.tasks.get(task)
         if found is None:
             found = self.tasks[task] = Trajectory(task)
+            project, plain = task_of(task)
+            self.owners.setdefault(plain, set()).add(project)
         return found
+
+    def _forget(self, task: str) -> None:
+        del self.tasks[task]
+        project, plain = task_of(task)
+        owners = self.owners.get(plain)
+        if owners is not None:
+            owners.discard(project)
+            if not owners:
+                del self.owners[plain]
 
     # -- idempotency
     async def claim(self, record: ActionRecord) -> tuple[Claim, ActionRecord | None]:

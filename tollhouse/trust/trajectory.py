@@ -13,7 +13,11 @@ the steps it read, so inherited taint still flows through it. ``approve``
 (a person vouched for the step's output) endorses the step: it is clean and
 stops taint flowing through it.
 
->>> t = Trajectory("t1")
+A trajectory belongs to a project: the project of its model calls (header,
+key or process, as for the ledger). Two projects' task ``t1`` are two
+trajectories, kept under :func:`task_key`.
+
+>>> t = Trajectory(task_key("acme", "t1"))
 >>> for n in "123": _ = t.record(n, degraded_because="fallback" if n == "2" else None)
 >>> sorted(t.tainted_by("3"))
 ['2']
@@ -26,6 +30,18 @@ from dataclasses import dataclass, field
 
 VERIFIED = "verified"
 APPROVED = "approved"
+_SCOPE = "\x1f"  # no header value or config name carries it
+
+
+def task_key(project: str, task: str) -> str:
+    """Where ``project``'s task ``task`` is kept (stores and audit rows use it)."""
+    return f"{project}{_SCOPE}{task}"
+
+
+def task_of(key: str) -> tuple[str, str]:
+    """``(project, task)`` of a :func:`task_key` (``("", key)`` for an unscoped one)."""
+    project, sep, task = key.partition(_SCOPE)
+    return (project, task) if sep else ("", key)
 
 
 @dataclass(slots=True)
@@ -124,8 +140,10 @@ class Trajectory:
 
     def as_dict(self) -> dict[str, object]:
         taint = self.taint()
+        project, task = task_of(self.task)
         return {
-            "task": self.task,
+            "task": task,
+            "project": project,
             "trust": "degraded" if any(taint.values()) else "full",
             "steps": [
                 {
