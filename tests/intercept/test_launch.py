@@ -40,3 +40,13 @@ def test_listening_proxy_passes() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         check_listening("127.0.0.1", s.getsockname()[1])
+
+
+def test_a_no_proxy_already_set_is_kept_with_loopback_added() -> None:
+    base = {"NO_PROXY": "intranet.example, 10.0.0.0/8", "no_proxy": "git.example,localhost"}
+    env = proxy_environment(base, "127.0.0.1", 8090, Path("b.pem"))
+    assert (
+        env["NO_PROXY"]
+        == env["no_proxy"]
+        == ("localhost,127.0.0.1,::1,intranet.example,10.0.0.0/8,git.example")
+    )

@@ -10,6 +10,9 @@ don't say why.
 >>> env = proxy_environment({"PATH": "/usr/bin"}, "127.0.0.1", 8090, Path("bundle.pem"))
 >>> env["HTTPS_PROXY"], env["NO_PROXY"]
 ('http://127.0.0.1:8090', 'localhost,127.0.0.1,::1')
+
+A ``NO_PROXY`` already set (internal hosts the tool must reach directly) is
+kept, with loopback added to it.
 """
 
 from __future__ import annotations
@@ -39,11 +42,17 @@ def proxy_environment(
     url = f"http://{_url_host(host)}:{port}"
     for name in PROXY_VARIABLES:
         env[name] = url
-    env["NO_PROXY"] = env["no_proxy"] = NO_PROXY
+    env["NO_PROXY"] = env["no_proxy"] = _no_proxy(base)
     env["NODE_USE_ENV_PROXY"] = "1"  # Node's own fetch/https honour HTTPS_PROXY only with this
     for name in CA_VARIABLES:
         env[name] = str(bundle)
     return env
+
+
+def _no_proxy(base: Mapping[str, str]) -> str:
+    given = f"{base.get('NO_PROXY', '')},{base.get('no_proxy', '')}"
+    hosts = [h.strip() for h in f"{NO_PROXY},{given}".split(",") if h.strip()]
+    return ",".join(dict.fromkeys(hosts))
 
 
 def check_listening(host: str, port: int, *, timeout: float = 2.0) -> None:
