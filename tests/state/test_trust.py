@@ -152,3 +152,29 @@ async def _settled(gateway: Harness) -> None:
 
     assert gateway.server.app is not None
     await gateway.server.app[trust_http.TRUST].settle()
+
+
+def test_a_project_whose_trajectory_expired_is_not_an_owner_any_more(
+    gw: Harness,
+    faults: Simulator,  # noqa: F811  (the trust suite's fixture)
+    prefix: str,
+) -> None:
+    """The set of a task's projects outlives one project's trajectory: it must not count."""
+    import redis
+
+    from tests.state.conftest import REDIS_URL
+    from tollhouse.trust.trajectory import task_key
+
+    for project in ("acme", "beta"):
+        with Task("both", base_url=gw.url, project=project) as task, task.step("1"):
+            client(gw, task).chat.completions.create(
+                model="smart", messages=[{"role": "user", "content": project}]
+            )
+    assert api(gw, "GET", "/tasks/both").status_code == 409  # whose?
+    r = redis.Redis.from_url(REDIS_URL)
+    try:
+        assert r.delete(f"{prefix}traj:{task_key('acme', 'both')}") == 1  # as if it expired
+    finally:
+        r.close()
+    view = api(gw, "GET", "/tasks/both")
+    assert view.status_code == 200 and view.json()["project"] == "beta"

@@ -36,7 +36,7 @@ from tollhouse.state.client import RedisState, StateDown, decode
 from tollhouse.trust.audit import action_row, clearance_row, completion_row, step_row
 from tollhouse.trust.cache import HIT, MISS, VALIDITY_MISS, CacheEntry
 from tollhouse.trust.idempotency import IN_FLIGHT, ActionRecord, Claim
-from tollhouse.trust.trajectory import Step, Trajectory, task_of
+from tollhouse.trust.trajectory import Step, Trajectory, task_key, task_of
 
 T = TypeVar("T")
 
@@ -184,7 +184,17 @@ class RedisTrustStore:
         await self._flush()
         owners = self.state.key("trajp", task)
         found = await self._run("trust", lambda r: r.smembers(owners))
-        return sorted(p.decode() if isinstance(p, bytes) else str(p) for p in found)
+        projects = sorted(p.decode() if isinstance(p, bytes) else str(p) for p in found)
+        keys = [self.state.key("traj", task_key(p, task)) for p in projects]
+
+        async def alive(r: Any) -> Any:  # the set outlives a project's expired trajectory
+            pipe = r.pipeline(transaction=False)
+            for key in keys:
+                pipe.exists(key)
+            return await pipe.execute()
+
+        live = await self._run("trust", alive) if keys else []
+        return [p for p, n in zip(projects, live, strict=True) if n]
 
     async def clear_step(
         self, task: str, step_id: str, how: str, by: str | None, similarity: float | None
