@@ -48,6 +48,9 @@ REPLAY = INSERT + " ON CONFLICT (request_id) DO NOTHING"
 REPLAY_ATTEMPT = INSERT_ATTEMPT
 
 _STOP = object()
+# One encoder each, not one per row (json.dumps with options builds a new one).
+_TAGS_JSON = json.JSONEncoder(sort_keys=True).encode
+_USAGE_JSON = json.JSONEncoder(default=str).encode
 
 
 class Sealed:
@@ -153,8 +156,8 @@ class LedgerWriter:
 
     def _rows(self, e: LedgerEntry) -> tuple[Cost, tuple[Any, ...], list[tuple[Any, ...]]]:
         """The entry priced, as its request row and its attempt rows."""
-        cost = self._cost(e)
-        return cost, self._row(e, cost), self._attempt_rows(e)
+        cost, ts = self._cost(e), e.ts.isoformat(timespec="microseconds")
+        return cost, self._row(e, cost, ts), self._attempt_rows(e, ts)
 
     def execute(self, items: list[tuple[str, tuple[Any, ...]]], done: Any = None) -> None:
         """Queue statements for the writer thread; ``done(ok: bool)`` is called from
@@ -247,10 +250,9 @@ class LedgerWriter:
             if statements.done is not None:
                 statements.done(ok)
 
-    def _attempt_rows(self, e: LedgerEntry) -> list[tuple[Any, ...]]:
+    def _attempt_rows(self, e: LedgerEntry, ts: str) -> list[tuple[Any, ...]]:
         if not e.attempts:
             return []
-        ts = e.ts.isoformat(timespec="microseconds")
         return [
             (
                 e.request_id,
@@ -268,15 +270,15 @@ class LedgerWriter:
             for a in e.attempts
         ]
 
-    def _row(self, e: LedgerEntry, cost: Cost) -> tuple[Any, ...]:
+    def _row(self, e: LedgerEntry, cost: Cost, ts: str) -> tuple[Any, ...]:
         u = e.usage
         return (
-            e.ts.isoformat(timespec="microseconds"),
+            ts,
             e.request_id,
             e.project,
             e.attribution,
             e.process_name,
-            json.dumps(e.tags, sort_keys=True) if e.tags else "{}",
+            _TAGS_JSON(e.tags) if e.tags else "{}",
             e.dialect,
             e.provider,
             e.model_requested,
@@ -284,7 +286,7 @@ class LedgerWriter:
             e.status,
             int(e.stream),
             int(e.incomplete),
-            None if u is None else json.dumps(u.raw, default=str),
+            None if u is None else _USAGE_JSON(u.raw),
             *(_tokens(u)),
             None if cost.usd is None else _plain(cost.usd),
             cost.source,
