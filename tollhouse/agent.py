@@ -191,8 +191,14 @@ class Task:
         """Re-run a step on the primary; ``accept=True`` or ``min_similarity=0.8``."""
         return self._call("POST", f"/tasks/{self.id}/steps/{step_id}/verify", options)
 
-    def approve(self, step_id: str, by: str = "agent") -> dict[str, Any]:
-        return self._call("POST", f"/tasks/{self.id}/steps/{step_id}/approve", {"by": by})
+    def approve(
+        self, step_id: str, by: str = "agent", *, operator_token: str | None = None
+    ) -> dict[str, Any]:
+        """A person's approval: it takes the operator token (``tollhouse approve`` has it);
+        an agent should :meth:`verify` instead."""
+        headers = {"X-Tollhouse-Operator": operator_token} if operator_token else None
+        path = f"/tasks/{self.id}/steps/{step_id}/approve"
+        return self._call("POST", path, {"by": by}, headers=headers)
 
     def trajectory(self) -> dict[str, Any]:
         return self._call("GET", f"/tasks/{self.id}", None)
@@ -202,8 +208,10 @@ class Task:
         canonical = json.dumps([self.id, name, payload], sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
-    def _call(self, method: str, path: str, body: Any) -> dict[str, Any]:
-        return self._json(self._api.request(method, path, json=body))
+    def _call(
+        self, method: str, path: str, body: Any, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        return self._json(self._api.request(method, path, json=body, headers=headers))
 
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:

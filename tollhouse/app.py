@@ -42,6 +42,7 @@ from tollhouse.routing import Router
 from tollhouse.settings import LimitSettings, Settings
 from tollhouse.state import RedisTrustStore, SharedState
 from tollhouse.tasks import cancel_all
+from tollhouse.tokens import ensure_token
 from tollhouse.trust import http as trust_http
 from tollhouse.trust.service import build_trust
 from tollhouse.upstream import Upstreams
@@ -91,6 +92,11 @@ def create_app(
         settings.trust, writer, _shared_trust(shared, settings, writer) if shared else None
     )
     app[trust_http.LEDGER_PATH] = writer.path
+    app[trust_http.OPERATOR_TOKEN] = (
+        ensure_token(settings.trust.resolved_operator_token_file())
+        if settings.trust.approval == "token"
+        else None
+    )
 
     async def startup(app: web.Application) -> None:
         writer.start()

@@ -21,11 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity
 from tollhouse.dashboard.server import Dashboard, Sources
-from tollhouse.dashboard.token import ensure_token
 from tollhouse.ledger.store import Location, connect
 from tollhouse.metrics import GatewayMetrics
 from tollhouse.metrics.gateway import budget_gauges, capacity_gauges, trust_gauges
 from tollhouse.settings import Settings
+from tollhouse.tokens import ensure_token
 from tollhouse.trust.metrics import trust_metrics
 
 log = logging.getLogger("tollhouse")

@@ -192,6 +192,22 @@ class TrustSettings:
         "An irreversible action of a task with no recorded model calls (often a mistyped "
         "task id): hold | allow.",
     )
+    approval: str = _opt(
+        "token",
+        "Who may approve a step: token (a person: the operator token, which "
+        "`tollhouse approve` sends and agents aren't given) | open (anyone who "
+        "reaches the gateway, agents included).",
+    )
+    operator_token_file: str = _opt(
+        "",
+        "File holding the operator token (0600). Empty: $TOLLHOUSE_HOME/operator.token. "
+        "Several instances: point them all at one file.",
+    )
+
+    def resolved_operator_token_file(self) -> Path:
+        if self.operator_token_file:
+            return Path(self.operator_token_file).expanduser()
+        return tollhouse_home() / "operator.token"
 
 
 @dataclass(frozen=True)
@@ -403,6 +419,8 @@ def _check_trust(t: TrustSettings) -> None:
         raise ConfigError(f"trust.keep_requests: use one of {', '.join(KEEP_REQUESTS)}")
     if t.unknown_task not in ("hold", "allow"):
         raise ConfigError("trust.unknown_task: use hold or allow")
+    if t.approval not in ("token", "open"):
+        raise ConfigError("trust.approval: use token or open")
     for name in ("verify_min_similarity", "divergence_sample"):
         if not 0.0 <= getattr(t, name) <= 1.0:
             raise ConfigError(f"trust.{name}: expected a number from 0 to 1")

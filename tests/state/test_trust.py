@@ -21,6 +21,7 @@ from tests.trust.test_trust_e2e import (  # noqa: F401  (re-run against Redis)
     cached,
     client,
     faults,
+    operator,
     six_steps,
     table,
     test_a_cache_hit_taints_the_step_it_answers,
@@ -98,7 +99,9 @@ def test_taint_recorded_on_one_instance_holds_the_gate_on_another(
     a.server.call(_settled(a))
     gate = api(b, "POST", "/gate", json={"task": "spread", "action": "pay", "irreversible": True})
     assert (gate.json()["allow"], gate.json()["tainted_by"]) == (False, ["3"])
-    approved = api(c, "POST", "/tasks/spread/steps/3/approve", json={"by": "ops"})
+    approved = api(
+        c, "POST", "/tasks/spread/steps/3/approve", json={"by": "ops"}, headers=operator(c)
+    )
     assert approved.status_code == 200, approved.text
     again = api(a, "POST", "/gate", json={"task": "spread", "action": "pay", "irreversible": True})
     assert again.json()["allow"] is True

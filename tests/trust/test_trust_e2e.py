@@ -18,8 +18,9 @@ import openai
 import pytest
 
 from tests.conftest import ACME_KEY, GatewayFactory, Harness, base_config
-from tollhouse.agent import ActionFailed, Held, Task
+from tollhouse.agent import ActionFailed, Held, Task, TrustError
 from tollhouse.simulator import Simulator
+from tollhouse.trust import http as trust_http
 
 PRIMARY, FALLBACK = "gpt-4o-mini", "grok-3-mini"
 
@@ -68,6 +69,21 @@ def six_steps(gateway: Harness, sim: Simulator, task: Task, inputs: dict[str, li
         with task.step(n, inputs.get(n)):
             raw = ask(c, f"step {n}")
         assert raw.headers["x-tollhouse-trust"] == ("degraded" if n == "3" else "full")
+
+
+def token(gateway: Harness) -> str:
+    """The operator token the gateway made (what `tollhouse approve` reads from its file)."""
+    assert gateway.server.app is not None
+    found = gateway.server.app[trust_http.OPERATOR_TOKEN]
+    assert found is not None
+    return found
+
+
+OPERATOR = trust_http.OPERATOR_HEADER
+
+
+def operator(gateway: Harness) -> dict[str, str]:
+    return {OPERATOR: token(gateway)}
 
 
 def api(gateway: Harness, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -162,7 +178,8 @@ def test_a_fresh_step_has_no_request_to_verify(gw: Harness, faults: Simulator) -
         assert response.status_code == 409
         assert "tollhouse approve fresh 2" in response.json()["error"]["message"]
         assert api(gw, "POST", "/tasks/fresh/steps/9/verify").status_code == 404
-        assert api(gw, "POST", "/tasks/nope/steps/1/approve").status_code == 404
+        nope = api(gw, "POST", "/tasks/nope/steps/1/approve", headers=operator(gw))
+        assert nope.status_code == 404
 
 
 def test_the_cli_approval_clears_the_taint(gw: Harness, faults: Simulator) -> None:
@@ -265,7 +282,7 @@ def test_a_held_action_is_not_claimed_until_cleared(gw: Harness, faults: Simulat
             task.action("deploy", {"v": 2}, irreversible=True)
         assert info.value.status == 423 and info.value.decision["tainted_by"] == ["3"]
         assert task.action("notify", {"v": 2}, irreversible=False).status == "in_flight"
-        task.approve("3", by="ops")
+        task.approve("3", by="ops", operator_token=token(gw))
         calls: list[int] = []
         result = task.run_once(
             "deploy", {"v": 2}, lambda: calls.append(1) or "deployed", irreversible=True
@@ -523,7 +540,7 @@ def test_state_survives_a_restart(simulator: Simulator, tmp_path: Any, monkeypat
         with Task("durable", base_url=server.url) as task:
             decision = task.gate("deploy", irreversible=True)
             assert (decision["allow"], decision["tainted_by"]) == (False, ["3"])
-            task.approve("3", by="after-restart")
+            task.approve("3", by="after-restart", operator_token=token(harness))
             assert task.gate("deploy", irreversible=True)["allow"] is True
         assert action(harness, "once").status_code == 409  # still in flight across the restart
         assert cached(harness, "snap-1", "remember me").headers["x-tollhouse-cache"] == "hit"
@@ -687,7 +704,8 @@ def test_two_projects_task_ids_never_meet(gw: Harness, faults: Simulator) -> Non
             assert [s["step"] for s in beta.trajectory()["steps"]] == ["2"]
             assert beta.trajectory()["project"] == "beta"
             for op in ("verify", "approve"):  # beta can't clear (or see) acme's step
-                response = api(gw, "POST", f"/tasks/shared/steps/1/{op}", headers=beta._api.headers)
+                headers = {**beta._api.headers, **operator(gw)}
+                response = api(gw, "POST", f"/tasks/shared/steps/1/{op}", headers=headers)
                 assert response.status_code == 404, op
         # A caller that names no project (a local tool) can't tell whose "shared" it means.
         unnamed = api(gw, "GET", "/tasks/shared")
@@ -714,3 +732,39 @@ def test_a_caller_with_no_project_sees_the_one_project_that_has_the_task(
             ask(client(gw, task), "one step")
         view = api(gw, "GET", "/tasks/solo").json()  # no key, no project header
     assert (view["project"], view["task"], view["trust"]) == ("acme", "solo", "degraded")
+
+
+def test_approving_takes_the_operator_token_so_an_agent_cannot_clear_its_own_taint(
+    gw: Harness, faults: Simulator, make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    import stat
+
+    with Task("self-serve", base_url=gw.url) as task:
+        six_steps(gw, faults, task, {})
+        with pytest.raises(TrustError) as refused:
+            task.approve("3")  # the agent, without the token
+        assert refused.value.status == 401 and "tollhouse approve" in str(refused.value)
+        wrong = api(gw, "POST", "/tasks/self-serve/steps/3/approve", headers={OPERATOR: "guess"})
+        assert wrong.status_code == 401
+        assert wrong.json()["error"]["type"] == "operator_token_required"
+        assert task.gate("deploy", irreversible=True)["allow"] is False  # still held
+        assert task.approve("3", operator_token=token(gw))["task_trust"] == "full"
+    where = gw.settings.trust.resolved_operator_token_file()
+    assert stat.S_IMODE(where.stat().st_mode) == 0o600 and where.read_text().strip() == token(gw)
+    open_gw = make_gateway(trust_config(simulator.url, approval="open"))
+    with Task("open", base_url=open_gw.url) as task:
+        six_steps(open_gw, simulator, task, {})
+        assert task.approve("3")["task_trust"] == "full"  # as configured: anyone may
+
+
+def test_the_cli_says_where_the_operator_token_should_be(gw: Harness, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from tollhouse.cli.main import cli
+
+    config = tmp_path / "elsewhere.toml"
+    config.write_text(f'[trust]\noperator_token_file = "{tmp_path / "missing.token"}"\n')
+    args = ["approve", "t", "1", "--url", gw.url, "--config", str(config)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1
+    assert "missing.token" in result.output and "gateway's user" in result.output

@@ -254,6 +254,24 @@ def _trust_report(conn: Any, since: Any, until: Any, project: str | None, fmt: s
     return json.dumps(found, indent=2) if fmt == "json" else render_metrics(found)
 
 
+def _operator_token(settings: Settings) -> str:
+    """The token the gateway created for people who approve (agents aren't given it)."""
+    where = settings.trust.resolved_operator_token_file()
+    try:
+        token = where.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise click.ClickException(
+            f"can't read the operator token at {where} ({exc.strerror or exc}); the gateway "
+            "creates it when it starts: run this as the gateway's user, with its config "
+            "(--config) or its TOLLHOUSE_HOME"
+        ) from None
+    if not token:
+        raise click.ClickException(
+            f"the operator token file {where} is empty; delete it and restart the gateway"
+        )
+    return token
+
+
 @cli.command()
 @click.argument("task")
 @click.argument("step")
@@ -279,11 +297,14 @@ def approve(
     import urllib.parse
     import urllib.request
 
-    url = url or _gateway_url(_settings(path))
+    settings = _settings(path)
+    url = url or _gateway_url(settings)
     quoted = "/".join(urllib.parse.quote(p, safe="") for p in (task, "steps", step))
     headers = {"Content-Type": "application/json"}
     if project:
         headers["X-Tollhouse-Project"] = project
+    if settings.trust.approval == "token":
+        headers["X-Tollhouse-Operator"] = _operator_token(settings)
     request = urllib.request.Request(
         f"{url.rstrip('/')}/tollhouse/v1/tasks/{quoted}/approve",
         data=json.dumps({"by": by}).encode(),
@@ -340,7 +361,7 @@ def dashboard(path: Path | None, open_browser: bool) -> None:
     """
     import webbrowser
 
-    from tollhouse.dashboard.token import ensure_token
+    from tollhouse.tokens import ensure_token
 
     conf = _settings(path).dashboard
     if not conf.enabled:

@@ -28,12 +28,12 @@ from tollhouse.budgets import BudgetGate
 from tollhouse.budgets.commitments import commitment_status
 from tollhouse.capacity import Capacity
 from tollhouse.dashboard import queries
-from tollhouse.dashboard.token import same
 from tollhouse.errors import TollhouseError
 from tollhouse.hostguard import host_allowed
 from tollhouse.ledger.report import capacity_summary, parse_time
 from tollhouse.ledger.store import Location, connect
 from tollhouse.settings import CommitmentSettings
+from tollhouse.tokens import same
 from tollhouse.trust.metrics import trust_metrics
 
 BASE = "/tollhouse/ui"

@@ -26,6 +26,13 @@ class Unprocessable(GatewayError):
     kind = "invalid_request"
 
 
+class NotAnOperator(GatewayError):
+    """401: approving a step is a person's call, and this caller has no operator token."""
+
+    status = 401
+    kind = "operator_token_required"
+
+
 class Held(GatewayError):
     """423: the gate holds an irreversible action on a tainted trajectory."""
 

@@ -23,13 +23,17 @@ from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
 from tollhouse.ingress.base import parse_json_body
 from tollhouse.ledger.store import Location, connect
-from tollhouse.trust.errors import Held, NotFound
+from tollhouse.tokens import same
+from tollhouse.trust.errors import Held, NotAnOperator, NotFound
 from tollhouse.trust.idempotency import parse_key
 from tollhouse.trust.service import TrustService, label
 
 TRUST = web.AppKey("trust", TrustService)
 ATTRIBUTOR = web.AppKey("trust_attributor", Attributor)
 LEDGER_PATH: web.AppKey[Location] = web.AppKey("trust_ledger_path")
+OPERATOR_TOKEN: web.AppKey[str | None] = web.AppKey("trust_operator_token")
+"""Approving a step takes it (header OPERATOR_HEADER); None: trust.approval = "open"."""
+OPERATOR_HEADER = "X-Tollhouse-Operator"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Guard = Callable[[web.Request], web.Response | None]
 PREFIX = "/tollhouse/v1"
@@ -118,6 +122,7 @@ async def verify(request: web.Request, trust: TrustService) -> web.StreamRespons
 
 
 async def approve(request: web.Request, trust: TrustService) -> web.StreamResponse:
+    _check_operator(request)
     body = await _json(request, optional=True)
     by = body.get("by", "api")
     if not isinstance(by, str) or not by.strip():
@@ -126,6 +131,17 @@ async def approve(request: web.Request, trust: TrustService) -> web.StreamRespon
         await _caller(request), request.match_info["task"], request.match_info["step"], by[:200]
     )
     return web.json_response(result)
+
+
+def _check_operator(request: web.Request) -> None:
+    """An approval stops taint: if the agent could give it, the gate would hold nothing."""
+    token = request.app.get(OPERATOR_TOKEN)
+    if token is not None and not same(request.headers.get(OPERATOR_HEADER), token):
+        raise NotAnOperator(
+            f"approving a step is a person's call: use `tollhouse approve TASK STEP`, or send "
+            f"{OPERATOR_HEADER} with the operator token (trust.operator_token_file, by "
+            "default $TOLLHOUSE_HOME/operator.token); agents should verify instead"
+        )
 
 
 async def metrics(request: web.Request, trust: TrustService) -> web.StreamResponse:

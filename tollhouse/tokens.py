@@ -1,4 +1,4 @@
-"""The dashboard's access token: random, kept in a 0600 file under $TOLLHOUSE_HOME."""
+"""Access tokens (the dashboard's, the operator's): random, in 0600 files under $TOLLHOUSE_HOME."""
 
 from __future__ import annotations
 
