@@ -73,7 +73,7 @@ def to_facts(e: LedgerEntry) -> tuple[Any, ...]:
     the response (or at replay), so the request path only copies values.
     """
     u = e.usage
-    usage = None if u is None else (*_counts(u), u.raw)
+    usage = None if u is None else (*u.counts(), u.raw)
     return (
         (e.ts - _EPOCH) // _MICROSECOND,
         e.request_id,
@@ -176,14 +176,3 @@ def _plain(value: Any) -> Any:
         if isinstance(value, kind):
             return kind(value)
     return str(value)
-
-
-def _counts(u: Usage) -> tuple[int, ...]:
-    return (
-        u.input_tokens,
-        u.cached_input_tokens,
-        u.cache_write_tokens,
-        u.cache_write_1h_tokens,
-        u.output_tokens,
-        u.reasoning_tokens,
-    )

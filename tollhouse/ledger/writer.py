@@ -48,6 +48,7 @@ REPLAY = INSERT + " ON CONFLICT (request_id) DO NOTHING"
 REPLAY_ATTEMPT = INSERT_ATTEMPT
 
 _STOP = object()
+_NO_TOKENS = (None,) * 6
 # One encoder each, not one per row (json.dumps with options builds a new one).
 _TAGS_JSON = json.JSONEncoder(sort_keys=True).encode
 _USAGE_JSON = json.JSONEncoder(default=str).encode
@@ -287,7 +288,7 @@ class LedgerWriter:
             int(e.stream),
             int(e.incomplete),
             None if u is None else _USAGE_JSON(u.raw),
-            *(_tokens(u)),
+            *(_NO_TOKENS if u is None else u.counts()),
             None if cost.usd is None else _plain(cost.usd),
             cost.source,
             round(e.latency_ms, 3),
@@ -313,19 +314,6 @@ class LedgerWriter:
         except Exception:  # a pricing bug must not cost the row
             log.exception("pricing failed for %s", e.request_id)
             return Cost(None, "unpriced")
-
-
-def _tokens(u: Any) -> tuple[int | None, ...]:
-    if u is None:
-        return (None,) * 6
-    return (
-        u.input_tokens,
-        u.cached_input_tokens,
-        u.cache_write_tokens,
-        u.cache_write_1h_tokens,
-        u.output_tokens,
-        u.reasoning_tokens,
-    )
 
 
 def _plain(d: Decimal) -> str:

@@ -35,6 +35,17 @@ class Usage:
     reasoning_tokens: int = 0
     raw: dict[str, Any] = field(default_factory=dict)
 
+    def counts(self) -> tuple[int, int, int, int, int, int]:
+        """The six counts, in field order (the ledger's token columns)."""
+        return (
+            self.input_tokens,
+            self.cached_input_tokens,
+            self.cache_write_tokens,
+            self.cache_write_1h_tokens,
+            self.output_tokens,
+            self.reasoning_tokens,
+        )
+
 
 @dataclass(slots=True)
 class Metered:
