@@ -140,36 +140,29 @@ class RedisTrustStore:
     async def _push(self, task: str, event: str) -> tuple[list[Any], int]:
         await self._flush()
         key = self.state.key("traj", task)
-        project, plain = task_of(task)
-        owners = self.state.key("trajp", plain)
 
         async def push(r: Any) -> Any:
-            pipe = r.pipeline(transaction=True)
-            pipe.rpush(key, event).pexpire(key, self.retention_ms).lrange(key, 0, -1)
-            pipe.sadd(owners, project).pexpire(owners, self.retention_ms)
-            return await pipe.execute()
+            return await self._appending(r, task, event).lrange(key, 0, -1).execute()
 
-        n, _, events, *_ = await self._run("trust", push)
+        n, *_, events = await self._run("trust", push)
         return events, int(n)
+
+    def _appending(self, r: Any, task: str, event: str) -> Any:
+        """A transaction that appends ``event`` to ``task`` and notes the task's project."""
+        key = self.state.key("traj", task)
+        project, plain = task_of(task)
+        owners = self.state.key("trajp", plain)
+        pipe = r.pipeline(transaction=True)
+        pipe.rpush(key, event).pexpire(key, self.retention_ms)
+        return pipe.sadd(owners, project).pexpire(owners, self.retention_ms)
 
     async def _flush(self) -> None:
         """Push the events answered while Redis was down, oldest first."""
         while self.backlog:
             task, event = self.backlog[0]
-            key = self.state.key("traj", task)
-            project, plain = task_of(task)
-            owners = self.state.key("trajp", plain)
 
-            async def push(
-                r: Any,
-                key: str = key,
-                event: str = event,
-                owners: str = owners,
-                project: str = project,
-            ) -> Any:
-                pipe = r.pipeline(transaction=True)
-                pipe.rpush(key, event).pexpire(key, self.retention_ms)
-                return await pipe.sadd(owners, project).pexpire(owners, self.retention_ms).execute()
+            async def push(r: Any, task: str = task, event: str = event) -> Any:
+                return await self._appending(r, task, event).execute()
 
             await self._run("trust", push)
             self.backlog.pop(0)
