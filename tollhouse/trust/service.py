@@ -445,9 +445,7 @@ class TrustService:
         self._divergence_row(kept, "verify", rerun.served_by, score, task, step_id)
         accepted = accepts(score)
         if accepted:
-            step = await self.store.clear_step(key, step_id, VERIFIED, rerun.served_by, score)
-            self.kept.pop((key, step_id), None)
-        trajectory = await self._trajectory(key)
+            step = await self._clear(key, step_id, VERIFIED, rerun.served_by, score)
         return {
             "task": task,
             "step": step_id,
@@ -456,7 +454,7 @@ class TrustService:
             "answer": rerun.text,
             "served_by": rerun.served_by,
             "request_id": rerun.request_id,
-            "task_trust": decide(trajectory, irreversible=True, task=task).trust,
+            "task_trust": await self._task_trust(key),
             "step_cleared": step.cleared,
         }
 
@@ -465,17 +463,27 @@ class TrustService:
     ) -> dict[str, Any]:
         key = await self.scope(caller, task)
         await self._step(key, step_id)
-        step = await self.store.clear_step(key, step_id, APPROVED, by, None)
-        self.kept.pop((key, step_id), None)
-        trajectory = await self._trajectory(key)
+        step = await self._clear(key, step_id, APPROVED, by, None)
         return {
             "task": task,
             "step": step_id,
             "approved": True,
             "by": by,
             "step_cleared": step.cleared,
-            "task_trust": decide(trajectory, irreversible=True, task=task).trust,
+            "task_trust": await self._task_trust(key),
         }
+
+    async def _clear(
+        self, key: str, step_id: str, how: str, by: str | None, similarity: float | None
+    ) -> Step:
+        step = await self.store.clear_step(key, step_id, how, by, similarity)
+        self.kept.pop((key, step_id), None)  # cleared: nothing left to re-run
+        return step
+
+    async def _task_trust(self, key: str) -> str:
+        """What the gate would say of an irreversible action of the task now."""
+        trajectory = await self._trajectory(key)
+        return decide(trajectory, irreversible=True, task=task_of(key)[1]).trust
 
     async def _step(self, key: str, step_id: str) -> Step:
         trajectory = await self._trajectory(key)
