@@ -27,8 +27,6 @@ from mitmproxy import connection, http, tls
 from mitmproxy.proxy import server_hooks
 
 from tollhouse.attribution.chain import (
-    MAX_TAG_LEN,
-    PROJECT_HEADER,
     UNATTRIBUTED,
     Attribution,
     Attributor,
@@ -159,9 +157,9 @@ class MeterAddon:
             m.asked_usage = True
 
     def _begin_attribution(self, flow: http.HTTPFlow, headers: Any) -> Pending:
-        project = headers.get(PROJECT_HEADER)
-        if project:
-            return Attribution(project.strip()[:MAX_TAG_LEN], "header")
+        named = self.attributor.begin(headers, None, None)  # the project header, if any
+        if isinstance(named, Attribution) and named.how != UNATTRIBUTED:
+            return named
         lookup = self._lookups.get(flow.client_conn.id)
         return lookup if lookup is not None else Attribution(UNATTRIBUTED, UNATTRIBUTED)
 

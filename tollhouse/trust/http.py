@@ -21,6 +21,7 @@ from aiohttp import web
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
+from tollhouse.ingress import DIALECTS
 from tollhouse.ingress.base import parse_json_body
 from tollhouse.ledger.store import Location, connect
 from tollhouse.tokens import same
@@ -168,13 +169,16 @@ async def metrics(request: web.Request, trust: TrustService) -> web.StreamRespon
     return web.json_response(found)
 
 
+# Where a caller's key is looked for, in this order: Bearer, x-api-key, x-goog-api-key.
+_KEY_DIALECTS = tuple(DIALECTS[name] for name in ("openai-chat", "anthropic", "gemini"))
+
+
 async def _caller(request: web.Request) -> Attribution:
     attributor = request.app[ATTRIBUTOR]
-    auth = request.headers.get("Authorization", "")
-    key = auth[7:].strip() or None if auth[:7].lower() == "bearer " else None
     # Whose task: as for a model call, the project header, then the project's key
-    # (any dialect's header), then the calling process.
-    key = key or request.headers.get("x-api-key") or request.headers.get("x-goog-api-key")
+    # (in any dialect's header), then the calling process.
+    h = request.headers
+    key = next((k for d in _KEY_DIALECTS if (k := d.client_key(h, {})) is not None), None)
     pending = attributor.begin(request.headers, key, request.transport)
     found = await attributor.finish(pending)
     return found if found.project else Attribution(UNATTRIBUTED, UNATTRIBUTED)
