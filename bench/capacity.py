@@ -45,11 +45,12 @@ from overhead import (
     BenchError,
     Fleet,
     find_tollhouse,
-    free_port,
     md_table,
     run_cli,
     verdict,
 )
+
+from tollhouse.testing import free_port
 
 BENCH_DIR = Path(__file__).resolve().parent
 PRIMARY_MODEL = "gpt-4o-mini"

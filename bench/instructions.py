@@ -26,19 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from tollhouse.testing import free_port
+
 BENCH_DIR = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}
 BODY = json.dumps({**CHAT, "max_tokens": 16})
 HEADERS = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(port: int, seconds: float = 120) -> None:

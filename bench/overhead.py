@@ -42,6 +42,8 @@ import psutil
 import uvloop
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
+from tollhouse.testing import free_port
+
 BENCH_DIR = Path(__file__).resolve().parent
 CHAT_LUA = BENCH_DIR / "wrk" / "chat.lua"
 BARE_PASSTHROUGH = BENCH_DIR / "bare_passthrough.py"
@@ -211,12 +213,6 @@ class Fleet:
             self.stop(name, grace=3.0)
         for log in self._logs:
             log.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def find_tollhouse(explicit: str | None) -> str:

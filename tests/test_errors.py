@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 import sqlite3
 from typing import Any
 
@@ -18,6 +17,7 @@ from google.genai import types
 from tests.conftest import ACME_KEY, PROVIDER_KEY, Harness, base_config
 from tests.test_metering_e2e import an, oa
 from tollhouse.simulator import Simulator
+from tollhouse.testing import free_port
 
 
 def raw_post(
@@ -117,18 +117,12 @@ def test_wrong_host_header_is_refused(gateway: Harness) -> None:
     still_serving(gateway)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("dialect", ["openai-chat", "anthropic", "gemini"])
 def test_upstream_refusing_connections(
     make_gateway: Any, simulator: Simulator, dialect: str
 ) -> None:
     config = base_config(simulator.url)
-    dead = f"http://127.0.0.1:{_closed_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens on that port
     for p in config["providers"]:
         p["base_url"] = dead + ("/v1" if p["kind"] not in ("anthropic", "gemini") else "")
     gateway = make_gateway(config)
