@@ -349,22 +349,21 @@ class Gateway:
 
     def _submit(self, ex: Exchange, who: Attribution) -> None:
         cost = Cost(None, "unpriced")
-        sealed, entry = ex.sealed, None
+        sealed = ex.sealed
+        entry: LedgerEntry
         try:
-            if sealed is None:
+            if sealed is not None and ex.sealed_as and ex.sealed_as == self._seal_state(ex):
+                entry = sealed.entry  # as journaled: nothing changed since (a client gone...)
+            else:
                 entry = self._entry(ex, who)
+            if sealed is None:
                 cost = self.writer.submit(entry)
-            else:  # the journaled row, unless something changed since (a client gone...)
-                same = ex.sealed_as and ex.sealed_as == self._seal_state(ex)
-                entry = None if same else self._entry(ex, who)
+            else:
                 cost = self.writer.submit_sealed(sealed, entry)
         finally:  # a reservation must never outlive its request
             if ex.budget is not None and self.budgets is not None:
                 self.budgets.settle(ex.budget, cost.usd)
         if self.metrics is not None:
-            if entry is None:  # the sealed row went as it was: so did its entry
-                assert sealed is not None
-                entry = sealed.entry
             self.metrics.observe(entry, cost, ex.upstream_s * 1000)
 
     def _entry(self, ex: Exchange, who: Attribution) -> LedgerEntry:
