@@ -92,14 +92,14 @@ def create_app(
         settings.trust, writer, _shared_trust(shared, settings, writer) if shared else None
     )
     app[trust_http.LEDGER_PATH] = writer.path
-    app[trust_http.OPERATOR_TOKEN] = (
-        ensure_token(settings.trust.resolved_operator_token_file())
-        if settings.trust.approval == "token"
-        else None
-    )
+    operator_file = None  # trust.approval = "open": approving takes no token
+    if settings.trust.approval == "token":
+        operator_file = settings.trust.resolved_operator_token_file()
 
     async def startup(app: web.Application) -> None:
         writer.start()
+        # Made as the gateway starts, not when an app is built (tollhouse approve reads it).
+        app[trust_http.OPERATOR_TOKEN] = ensure_token(operator_file) if operator_file else None
         budgets = app.get(BUDGETS)
         if budgets is not None:
             load_budgets(budgets, ledger_path)  # this day's and month's spend so far
