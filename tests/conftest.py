@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,14 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     bill = tmp_path_factory.mktemp("simulator") / "bill.jsonl"
     with Simulator(SimulatorSettings(bill_path=bill)) as sim:
         yield sim
+
+
+@pytest.fixture
+def faults(simulator: Simulator) -> Iterator[Simulator]:
+    """The shared simulator, for a test that programs faults: they are cleared after it."""
+    yield simulator
+    request = urllib.request.Request(simulator.url + "/_sim/faults", method="DELETE")
+    urllib.request.urlopen(request, timeout=10).close()
 
 
 def base_config(sim_url: str) -> dict[str, Any]:

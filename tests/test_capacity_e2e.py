@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -21,13 +20,6 @@ from tests.test_metering_e2e import oa
 from tollhouse.simulator import Simulator
 
 PRIMARY, FALLBACK = "gpt-4o-mini", "grok-3-mini"
-
-
-@pytest.fixture
-def faults(simulator: Simulator) -> Iterator[Simulator]:
-    yield simulator
-    request = urllib.request.Request(simulator.url + "/_sim/faults", method="DELETE")
-    urllib.request.urlopen(request, timeout=10).close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -16,13 +15,6 @@ from tests.conftest import ACME_KEY, PROVIDER_KEY, GatewayFactory, Harness, base
 from tollhouse.simulator import Simulator
 
 MODEL = "gpt-4o-mini"
-
-
-@pytest.fixture
-def faults(simulator: Simulator) -> Iterator[Simulator]:
-    yield simulator
-    request = urllib.request.Request(simulator.url + "/_sim/faults", method="DELETE")
-    urllib.request.urlopen(request, timeout=10).close()
 
 
 def scrape(gateway: Harness) -> tuple[str, dict[tuple[str, frozenset[Any]], float]]:

@@ -20,7 +20,6 @@ from tests.trust.test_trust_e2e import (  # noqa: F401  (re-run against Redis)
     api,
     cached,
     client,
-    faults,
     operator,
     six_steps,
     table,
@@ -91,7 +90,7 @@ def test_an_abandoned_action_frees_its_key_everywhere(three: list[Harness]) -> N
 
 def test_taint_recorded_on_one_instance_holds_the_gate_on_another(
     three: list[Harness],
-    faults: Simulator,  # noqa: F811  (the trust suite's fixture)
+    faults: Simulator,
 ) -> None:
     a, b, c = three
     with Task("spread", base_url=a.url) as task:
@@ -111,7 +110,7 @@ def test_taint_recorded_on_one_instance_holds_the_gate_on_another(
 
 def test_a_degraded_answer_is_on_record_everywhere_before_the_client_has_it(
     three: list[Harness],
-    faults: Simulator,  # noqa: F811  (the trust suite's fixture)
+    faults: Simulator,
 ) -> None:
     """No settling in between: the step reaches Redis before its answer's last byte, so the
     agent's very next call, its gate on another instance, already sees the taint. A's store
@@ -159,7 +158,7 @@ async def _settled(gateway: Harness) -> None:
 
 def test_a_project_whose_trajectory_expired_is_not_an_owner_any_more(
     gw: Harness,
-    faults: Simulator,  # noqa: F811  (the trust suite's fixture)
+    faults: Simulator,
     prefix: str,
 ) -> None:
     """The set of a task's projects outlives one project's trajectory: it must not count."""

@@ -7,8 +7,6 @@ xai/grok-3-mini when the simulator is programmed to fail the primary.
 from __future__ import annotations
 
 import sqlite3
-import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,13 +21,6 @@ from tollhouse.simulator import Simulator
 from tollhouse.trust import http as trust_http
 
 PRIMARY, FALLBACK = "gpt-4o-mini", "grok-3-mini"
-
-
-@pytest.fixture
-def faults(simulator: Simulator) -> Iterator[Simulator]:
-    yield simulator
-    request = urllib.request.Request(simulator.url + "/_sim/faults", method="DELETE")
-    urllib.request.urlopen(request, timeout=10).close()
 
 
 def trust_config(sim_url: str, **trust: Any) -> dict[str, Any]:
