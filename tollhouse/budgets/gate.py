@@ -98,11 +98,7 @@ class BudgetGate:
         if project not in self.book.budgets:
             return None
         now = self.clock()
-        worst = max((self.estimate(route, payload, now) for route in routes), default=ZERO)
-        hold = self.book.reserve(project, worst, now)
-        if hold is not None and hold.warning and self.book.first_warning(hold):
-            log.warning("%s", hold.warning)
-        return hold
+        return self._warned(self.book.reserve(project, self._worst(routes, payload, now), now))
 
     async def reserve(
         self, project: str, routes: Sequence[Any], payload: dict[str, Any]
@@ -112,11 +108,18 @@ class BudgetGate:
         if shared is None or project not in self.book.budgets:
             return self.hold(project, routes, payload)
         now = self.clock()
-        amount = max((self.estimate(route, payload, now) for route in routes), default=ZERO)
+        amount = self._worst(routes, payload, now)
         loop = asyncio.get_running_loop()
         hold: Hold | None = await loop.run_in_executor(
             shared.executor, shared.reserve, project, amount, now
         )
+        return self._warned(hold)
+
+    def _worst(self, routes: Sequence[Any], payload: dict[str, Any], now: datetime) -> Decimal:
+        return max((self.estimate(route, payload, now) for route in routes), default=ZERO)
+
+    def _warned(self, hold: Hold | None) -> Hold | None:
+        """A soft budget's first warning of the day goes to the log (the header, every time)."""
         if hold is not None and hold.warning and self.book.first_warning(hold):
             log.warning("%s", hold.warning)
         return hold
