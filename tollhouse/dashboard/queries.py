@@ -28,7 +28,14 @@ def overview(
 ) -> dict[str, Any]:
     """Totals and the top projects, models and providers of a period."""
     tops = {g: summarize(conn, [g], since, until) for g in GROUPS}
-    rows = tops["project"]
+    return {
+        **_totals(tops["project"]),
+        "top": {g: [_brief(r, g) for r in found[:TOP]] for g, found in tops.items()},
+    }
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Requests, cost, tokens and unpriced calls over a period's summary rows."""
     total = sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
     return {
         "requests": sum(r["requests"] for r in rows),
@@ -36,7 +43,6 @@ def overview(
         "input_tokens": sum(r["input_tokens"] for r in rows),
         "output_tokens": sum(r["output_tokens"] for r in rows),
         "unpriced_requests": sum(r["unpriced_requests"] for r in rows),
-        "top": {g: [_brief(r, g) for r in found[:TOP]] for g, found in tops.items()},
     }
 
 
@@ -92,8 +98,15 @@ def _every(first: str, last: str, *, hourly: bool) -> list[str]:
     return [(begin + timedelta(hours=i)).strftime("%Y-%m-%dT%H") for i in range(hours)]
 
 
-def tag_keys(conn: sqlite3.Connection, since: datetime | None, until: datetime | None) -> list[str]:
+def tag_keys(
+    conn: sqlite3.Connection,
+    since: datetime | None,
+    until: datetime | None,
+    project: str | None = None,
+) -> list[str]:
     where, params = time_window(since, until)
+    if project is not None:
+        where, params = f"{where} AND project = ?", [*params, project]
     keys: set[str] = set()
     for (tags,) in conn.execute(f"SELECT DISTINCT tags FROM requests WHERE {where}", params):
         keys.update(json.loads(tags or "{}"))
@@ -178,25 +191,12 @@ def project_report(
 ) -> dict[str, Any]:
     """Everything a client report for one project needs."""
     by_model = summarize(conn, ["model", "provider"], since, until, name)
-    total = sum((Decimal(r["cost_usd"]) for r in by_model), Decimal(0))
-    keys = sorted(
-        {
-            k
-            for (t,) in conn.execute(
-                "SELECT DISTINCT tags FROM requests WHERE project = ?", (name,)
-            )
-            for k in json.loads(t or "{}")
-        }
-    )
+    keys = tag_keys(conn, None, None, name)  # every tag the project ever used
     return {
         "project": name,
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
-        "requests": sum(r["requests"] for r in by_model),
-        "cost_usd": format(total, "f"),
-        "input_tokens": sum(r["input_tokens"] for r in by_model),
-        "output_tokens": sum(r["output_tokens"] for r in by_model),
-        "unpriced_requests": sum(r["unpriced_requests"] for r in by_model),
+        **_totals(by_model),
         "by_model": by_model,
         "daily": timeseries(conn, "model", since, until, name),
         "tags": {k: tags(conn, k, since, until, name)["values"] for k in keys},
