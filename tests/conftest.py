@@ -15,11 +15,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tollhouse.app import GATEWAY, create_app
 from tollhouse.settings import Settings, parse_settings
 from tollhouse.simulator import Simulator, SimulatorSettings
 from tollhouse.testing import BackgroundServer
+
+# One fixed hypothesis profile everywhere (CI and local alike): derandomised, so a run
+# finds the same things every time, and bounded, so the whole suite stays within minutes.
+# A test that wants more examples says so with its own @settings(max_examples=...).
+settings.register_profile(
+    "tollhouse",
+    derandomize=True,
+    max_examples=60,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile("tollhouse")
 
 KEY_ENV = "TOLLHOUSE_TEST_PROVIDER_KEY"
 PROVIDER_KEY = "sk-test-provider-key-7f3a9c"
