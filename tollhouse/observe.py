@@ -23,7 +23,12 @@ from tollhouse.capacity import Capacity
 from tollhouse.dashboard.server import Dashboard, Sources
 from tollhouse.ledger.store import Location, connect
 from tollhouse.metrics import GatewayMetrics
-from tollhouse.metrics.gateway import budget_gauges, capacity_gauges, trust_gauges
+from tollhouse.metrics.gateway import (
+    budget_gauges,
+    capacity_gauges,
+    ledger_counters,
+    trust_gauges,
+)
 from tollhouse.settings import Settings
 from tollhouse.tokens import ensure_token
 from tollhouse.trust.metrics import trust_metrics
@@ -54,6 +59,8 @@ def observe_gateway(
     read there.
     """
     metrics.in_flight(lambda: float(gateway.in_flight))
+    writer = gateway.writer
+    metrics.scraped(lambda: ledger_counters(writer.written, writer.quarantined))
     capacity_stats = _on_loop(lambda: capacity.stats())
     metrics.scraped(lambda: capacity_gauges(capacity_stats()))
     if budgets is not None:

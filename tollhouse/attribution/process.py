@@ -36,6 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
+from tollhouse import sane
 from tollhouse.attribution.projectfile import PROJECT_FILE_NAME, read_project_file
 
 logger = logging.getLogger(__name__)
@@ -309,15 +310,17 @@ def _holds(fd_dir: str, target: str) -> bool:
 def attribute_pid(pid: int, *, proc: Path = PROC) -> ProcessAttribution | None:
     """The project process ``pid`` belongs to, by the first rule that matches; None if none."""
     base = proc / str(pid)
-    name = process_name(pid, proc=proc)
+    # A process's name, environment and directory are anyone's bytes: made valid text here.
+    name = sane.maybe_text(process_name(pid, proc=proc))
     project = env_project(_read_bytes(base / "environ"))
     if project is not None:
-        return ProcessAttribution(project, "process:env", pid, name)
+        return ProcessAttribution(sane.text(project), "process:env", pid, name)
     cwd = _readlink(base / "cwd")
     found = project_for_directory(Path(cwd)) if cwd and os.path.isabs(cwd) else None
     if found is None:
         return None
-    return ProcessAttribution(found.project, found.how, pid, name, found.tags)
+    tags = {sane.text(k): sane.text(v) for k, v in found.tags.items()}
+    return ProcessAttribution(sane.text(found.project), found.how, pid, name, tags)
 
 
 def parse_environ(data: bytes) -> dict[str, str]:

@@ -172,6 +172,9 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
     "--commitments", is_flag=True, help="Spend against provider commitments, and the run-rate."
 )
 @click.option(
+    "--quarantine", is_flag=True, help="Rows the ledger refused, kept aside with the reason."
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -190,6 +193,7 @@ def report(
     trust: bool,
     budgets: bool,
     commitments: bool,
+    quarantine: bool,
     output: Path | None,
 ) -> None:
     """Show spend from the ledger.
@@ -203,14 +207,17 @@ def report(
       tollhouse report --capacity --since 1h
       tollhouse report --trust --since 7d
       tollhouse report --budgets --commitments
+      tollhouse report --quarantine                      # rows the ledger refused, and why
     """
     from tollhouse.ledger.postgres import is_postgres
     from tollhouse.ledger.report import (
         capacity_summary,
         parse_by,
         parse_time,
+        quarantined,
         render,
         render_capacity,
+        render_quarantine,
         summarize,
     )
     from tollhouse.ledger.store import Location, connect
@@ -233,6 +240,10 @@ def report(
         if budgets or commitments:
             reporting.deals(conn, _settings(path), out, budgets=budgets, commitments=commitments)
             return
+        if quarantine:
+            kept = quarantined(conn, parse_time(since), parse_time(until))
+            out.show(render_quarantine(kept, fmt), lambda: render_quarantine(kept, "table"))
+            return
         if capacity:
             found = capacity_summary(conn, parse_time(since), parse_time(until))
             out.show(render_capacity(found, fmt), lambda: reporting.capacity(found))
@@ -241,6 +252,13 @@ def report(
         with out.progress(conn, window) as progress:
             rows = summarize(conn, keys, *window, progress=progress)
         out.show(render(rows, keys, fmt), lambda: reporting.spend(rows, keys, project, window))
+        refused = len(quarantined(conn, *window[:2]))
+        if refused:  # on stderr: a csv or json export on stdout stays clean
+            click.echo(
+                f"{refused} row(s) in this window were quarantined (the ledger refused them): "
+                "tollhouse report --quarantine",
+                err=True,
+            )
         if project and fmt == "table":
             reporting.project_budget(conn, _settings(path), project, out)
 

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tollhouse.ledger.report import parse_time, summarize, time_window
+from tollhouse.ledger.report import parse_time, quarantined, summarize, time_window
 
 GROUPS = ("project", "model", "provider")
 TOP = 10
@@ -30,6 +30,7 @@ def overview(
     tops = {g: summarize(conn, [g], since, until) for g in GROUPS}
     return {
         **_totals(tops["project"]),
+        "quarantined": len(quarantined(conn, since, until)),
         "top": {g: [_brief(r, g) for r in found[:TOP]] for g, found in tops.items()},
     }
 
@@ -146,7 +147,7 @@ def unpriced(
         "SELECT provider, COALESCE(model_served, model_requested) AS model, count(*) AS requests, "
         "COALESCE(sum(input_tokens), 0) AS input_tokens, "
         "COALESCE(sum(output_tokens), 0) AS output_tokens, min(ts) AS first, max(ts) AS last "
-        f"FROM requests WHERE price_source = 'unpriced' AND {where} "
+        f"FROM requests WHERE price_source IN ('unpriced', 'odd-usage') AND {where} "
         "GROUP BY 1, 2 ORDER BY requests DESC",
         params,
     )

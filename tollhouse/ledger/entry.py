@@ -9,6 +9,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, NamedTuple
 
+from tollhouse import sane
 from tollhouse.metering import exactjson
 from tollhouse.metering.usage import Usage
 
@@ -46,6 +47,78 @@ class LedgerEntry:
     attempt_count: int = 0
     queue_wait_ms: float = 0.0
     error_class: str | None = None  # of the last attempt
+
+
+# The names on a row: each is outside text somewhere (a header, a process, a provider).
+_NAMES = (
+    "project",
+    "attribution",
+    "process_name",
+    "dialect",
+    "provider",
+    "pricing_provider",
+    "model_requested",
+    "model_served",
+    "upstream_id",
+    "trust",
+    "error_class",
+)
+_USAGE_COUNTS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+# A provider that reports more than this for one call has a bug, not a bill.
+MAX_REPORTED_USD = Decimal(1_000_000)
+
+
+def normalise(e: LedgerEntry) -> LedgerEntry:
+    """Make ``e`` safe to write, journal and count, in place (see :mod:`tollhouse.sane`).
+
+    Text becomes valid, bounded, control-free; usage counts that aren't sane
+    are kept in ``usage.raw``, read as 0 and flag the usage ``odd`` (the writer
+    doesn't price it); a reported cost that isn't a finite, non-negative,
+    plausible amount is dropped. Cheap when everything is already fine.
+    """
+    for name in _NAMES:
+        value = getattr(e, name)
+        if value is not None:
+            setattr(e, name, sane.maybe_text(value))
+    e.request_id = sane.text(str(e.request_id))
+    if e.error is not None:
+        e.error = sane.text(str(e.error), sane.LONG_TEXT_LIMIT)
+    if e.tags:
+        e.tags = {sane.text(str(k)): sane.text(str(v)) for k, v in e.tags.items()}
+    e.status = e.status if isinstance(e.status, int) and 0 <= e.status <= 999 else 0
+    e.latency_ms = sane.number(e.latency_ms) or 0.0
+    e.ttfb_ms = sane.number(e.ttfb_ms)
+    e.queue_wait_ms = sane.number(e.queue_wait_ms) or 0.0
+    if e.usage is not None:
+        _check_usage(e.usage)
+    r = e.reported_cost
+    if r is not None and not (r.is_finite() and 0 <= r <= MAX_REPORTED_USD):
+        e.reported_cost = None
+        if e.usage is not None:
+            e.usage.odd = _join(e.usage.odd, f"reported cost {r}")
+    return e
+
+
+def _check_usage(u: Usage) -> None:
+    odd = []
+    for name in _USAGE_COUNTS:
+        value = getattr(u, name)
+        if not isinstance(value, int) or sane.count(value) is None:
+            odd.append(f"{name}={value}")
+            setattr(u, name, 0)
+    if odd:
+        u.odd = _join(u.odd, ", ".join(odd))
+
+
+def _join(first: str | None, more: str) -> str:
+    return more if first is None else f"{first}; {more}"
 
 
 class JournaledAttempt(NamedTuple):

@@ -226,13 +226,18 @@ def read_rows(path: Path) -> dict[str, tuple[list[Any], list[list[Any]]]]:
 Rows = tuple[Any, list[Any]]  # a request row and its attempt rows
 
 
-def _rows(rows_of: Callable[[tuple[Any, ...]], Rows], found: Any) -> list[Rows]:
+Quarantine = Callable[[str, Any, BaseException], None]  # the writer's: kind, content, why
+
+
+def _rows(
+    rows_of: Callable[[tuple[Any, ...]], Rows], found: Any, quarantine: Quarantine
+) -> list[Rows]:
     rows = []
     for facts in found:
         try:
             rows.append(rows_of(facts))
-        except Exception:  # one unreadable record must not stop the gateway from starting
-            log.exception("ledger journal: can't replay the record of %r", facts[1])
+        except Exception as exc:  # one unreadable record must not stop the gateway starting
+            quarantine("journal", facts, exc)
     return rows
 
 
@@ -242,27 +247,53 @@ def replay(
     rows_of: Callable[[tuple[Any, ...]], Rows],
     insert: str,
     insert_attempt: str,
+    quarantine: Quarantine,
 ) -> int:
     """Put the rows of dead processes' segments into the ledger; return how many were new.
 
-    ``rows_of`` prices and formats one entry's facts, as the writer does.
+    ``rows_of`` prices and formats one entry's facts, as the writer does. A row the
+    ledger refuses is quarantined (``quarantine``) and the rest still go in: one bad
+    row must never stop a restart.
     """
     added = 0
     for path, fd in orphans(directory):
         try:
-            if path.suffix == LEGACY_SUFFIX:
-                rows: list[Rows] = list(read_rows(path).values())
-            else:
-                rows = _rows(rows_of, read_facts(path).values())
-            with transaction(conn):
-                for row, attempts in rows:
-                    if conn.execute(insert, row).rowcount == 1:
-                        added += 1
-                        for attempt in attempts:
-                            conn.execute(insert_attempt, attempt)
+            try:
+                if path.suffix == LEGACY_SUFFIX:
+                    rows: list[Rows] = list(read_rows(path).values())
+                else:
+                    rows = _rows(rows_of, read_facts(path).values(), quarantine)
+            except Exception as exc:  # unreadable: keep the file for a person to look at
+                log.error("ledger journal: can't read %s (%s); left in place", path, exc)
+                continue
+            added += _insert(conn, rows, insert, insert_attempt, quarantine)
             path.unlink()
         finally:
             os.close(fd)
     if added:
         log.warning("ledger: replayed %d rows from the journal of a process that died", added)
+    return added
+
+
+def _insert(
+    conn: Any, rows: list[Rows], insert: str, insert_attempt: str, quarantine: Quarantine
+) -> int:
+    """Insert ``rows`` in one transaction; if that fails, one by one, quarantining refusals."""
+    try:
+        return _insert_together(conn, rows, insert, insert_attempt)
+    except Exception as exc:
+        if len(rows) == 1:
+            quarantine("request", rows[0], exc)
+            return 0
+    return sum(_insert(conn, [row], insert, insert_attempt, quarantine) for row in rows)
+
+
+def _insert_together(conn: Any, rows: list[Rows], insert: str, insert_attempt: str) -> int:
+    added = 0
+    with transaction(conn):
+        for row, attempts in rows:
+            if conn.execute(insert, row).rowcount == 1:
+                added += 1
+                for attempt in attempts:
+                    conn.execute(insert_attempt, attempt)
     return added

@@ -187,6 +187,20 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX budget_holds_project ON budget_holds (project, month);
         """,
     ),
+    (
+        5,
+        "quarantine: rows that could not be written, kept with the reason",
+        """
+        CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,                 -- when it was quarantined, UTC ISO 8601
+            request_id TEXT,                  -- the request, when it could be read
+            kind TEXT NOT NULL,               -- request | statements | journal
+            reason TEXT NOT NULL,             -- the error that refused it
+            content TEXT NOT NULL             -- the row, as escaped ASCII (repr)
+        );
+        """,
+    ),
 ]
 
 

@@ -47,6 +47,10 @@ class ReportError(TollhouseError):
     """A report option is wrong; the message says how to fix it."""
 
 
+# Usage without a price: no price known, or usage too odd to price (kept raw in the row).
+UNPRICED = ("unpriced", "odd-usage")
+
+
 @dataclass
 class Group:
     keys: tuple[str, ...]
@@ -62,7 +66,7 @@ class Group:
             self.tokens[name] += row[name] or 0
         if row["cost_usd"] is not None:
             self.cost += Decimal(row["cost_usd"])
-        elif row["price_source"] == "unpriced":
+        elif row["price_source"] in UNPRICED:
             self.unpriced += 1
         else:
             self.unmetered += 1
@@ -367,3 +371,30 @@ def _plain_cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def quarantined(
+    conn: sqlite3.Connection, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Rows the ledger refused and kept aside, with why (oldest first)."""
+    where, params = time_window(since, until)
+    sql = f"SELECT ts, request_id, kind, reason, content FROM quarantine WHERE {where} ORDER BY id"
+    try:
+        found = conn.execute(sql, params).fetchall()
+    except Exception:  # a ledger from before the quarantine table (opened read-only)
+        return []
+    keys = ("ts", "request_id", "kind", "reason", "content")
+    return [dict(zip(keys, tuple(row), strict=True)) for row in found]
+
+
+def render_quarantine(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
+        return _csv(rows, ["ts", "request_id", "kind", "reason", "content"])
+    if not rows:
+        return "No quarantined rows: every row reached the ledger."
+    lines = [f"{len(rows)} quarantined row(s): the ledger refused them; kept here with why."]
+    for r in rows:
+        lines.append(f"{r['ts']}  {r['request_id'] or '-'}  {r['kind']}  {r['reason']}")
+    return "\n".join(lines)

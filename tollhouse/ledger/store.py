@@ -6,6 +6,8 @@ and the one writer open it through :func:`connect`, migrations applied.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +39,8 @@ def connect(location: Location, *, readonly: bool = False) -> Any:
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private(path)
         conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -46,6 +49,19 @@ def connect(location: Location, *, readonly: bool = False) -> Any:
         migrate(conn)
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
+
+
+def private(path: Path) -> None:
+    """Make the ledger file (and its WAL and shared-memory files) readable by us alone.
+
+    Created 0600 when new; an older ledger made under a looser umask is tightened.
+    SQLite gives the ``-wal`` and ``-shm`` files the database file's permissions.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_mode & 0o077:
+                part.chmod(0o600)
 
 
 def describe(location: Location) -> str:

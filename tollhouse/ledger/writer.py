@@ -18,12 +18,13 @@ import logging
 import os
 import queue
 import threading
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tollhouse.ledger import journal as journaling
-from tollhouse.ledger.entry import LedgerEntry, from_facts, to_facts
+from tollhouse.ledger.entry import LedgerEntry, from_facts, normalise, to_facts
 from tollhouse.ledger.journal import Journal, Segment
 from tollhouse.ledger.store import Location, connect, transaction
 from tollhouse.pricing import Cost, PriceQuery, Pricer
@@ -43,6 +44,7 @@ ATTEMPT_COLUMNS = (
     "retry_after_s, skipped"
 )
 INSERT_ATTEMPT = f"INSERT INTO attempts ({ATTEMPT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+QUARANTINE = "INSERT INTO quarantine (ts, request_id, kind, reason, content) VALUES (?, ?, ?, ?, ?)"
 # Replaying the journal: a row the writer did commit before the crash stays single.
 REPLAY = INSERT + " ON CONFLICT (request_id) DO NOTHING"
 REPLAY_ATTEMPT = INSERT_ATTEMPT
@@ -104,12 +106,18 @@ class LedgerWriter:
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tollhouse-ledger", daemon=True)
         self.written = 0
+        self.quarantined = 0  # rows and statement groups that could not be written
 
     def start(self) -> LedgerWriter:
         self._conn = connect(self.path)
         if self.journal is not None:
             journaling.replay(
-                self.journal.directory, self._conn, self._replayed, REPLAY, REPLAY_ATTEMPT
+                self.journal.directory,
+                self._conn,
+                self._replayed,
+                REPLAY,
+                REPLAY_ATTEMPT,
+                self._quarantine,
             )
             self.journal.open(forget=self.forget)
         self._thread.start()
@@ -146,13 +154,17 @@ class LedgerWriter:
         self._queue.put(_Forget(path, fd))
 
     def submit(self, entry: LedgerEntry) -> Cost:
-        """Price ``entry`` and queue its row; never blocks on I/O. Returns the cost."""
-        cost, row, attempts = self._rows(entry)
+        """Price ``entry`` and queue its row; never blocks on I/O. Returns the cost.
+
+        The entry is normalised first (:func:`~tollhouse.ledger.entry.normalise`), in
+        place, so whatever else reads it afterwards (metrics) sees the same safe values.
+        """
+        cost, row, attempts = self._rows(normalise(entry))
         self._queue.put((row, attempts))
         return cost
 
     def _replayed(self, facts: tuple[Any, ...]) -> tuple[Any, list[Any]]:
-        _, row, attempts = self._rows(from_facts(facts))
+        _, row, attempts = self._rows(normalise(from_facts(facts)))
         return row, attempts
 
     def _rows(self, e: LedgerEntry) -> tuple[Cost, tuple[Any, ...], list[tuple[Any, ...]]]:
@@ -214,42 +226,59 @@ class LedgerWriter:
         return _STOP not in batch
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> None:
-        if self._try_commit(rows) or len(rows) == 1:
-            return
-        # One bad row must not cost the rest of its batch: commit them one by one.
-        for row in rows:
-            self._try_commit([row])
-
-    def _try_commit(self, rows: list[tuple[Any, ...]]) -> bool:
         try:
-            with transaction(self._conn):
-                self._conn.executemany(INSERT, [request for request, _ in rows])
-                attempts = [a for _, per_request in rows for a in per_request]
-                if attempts:
-                    self._conn.executemany(INSERT_ATTEMPT, attempts)
-        except Exception:
-            self._failed = True  # the journal is kept for the next start: it may hold them
-            if len(rows) == 1:
-                log.exception("ledger write of request %s failed", rows[0][0][1])
+            self._insert(rows)
+        except Exception as exc:
+            if len(rows) > 1:
+                log.warning("ledger write of %d rows failed; writing them one by one", len(rows))
+                for row in rows:  # one bad row must not cost the rest of its batch
+                    self._commit([row])
             else:
-                log.warning("ledger write of %d rows failed; retrying them one by one", len(rows))
-            return False
+                self._quarantine("request", rows[0], exc)
+            return
         self.written += len(rows)
-        return True
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        with transaction(self._conn):
+            self._conn.executemany(INSERT, [request for request, _ in rows])
+            attempts = [a for _, per_request in rows for a in per_request]
+            if attempts:
+                self._conn.executemany(INSERT_ATTEMPT, attempts)
 
     def _execute(self, batch: list[Statements]) -> None:
-        ok = True
         try:
             with transaction(self._conn):
                 for statements in batch:
                     for sql, params in statements.items:
                         self._conn.execute(sql, params)
-        except Exception:
-            ok = False
-            log.exception("ledger write of %d statement groups failed", len(batch))
+        except Exception as exc:
+            if len(batch) > 1:  # one group's bad value must not fail the other groups
+                for statements in batch:
+                    self._execute([statements])
+                return
+            self._quarantine("statements", batch[0].items, exc)
+            _done(batch[0], False)
+            return
         for statements in batch:
-            if statements.done is not None:
-                statements.done(ok)
+            _done(statements, True)
+
+    def _quarantine(self, kind: str, content: Any, exc: BaseException) -> None:
+        """Keep what couldn't be written, with why, where the report can show it.
+
+        Its content is stored as escaped ASCII, which any ledger accepts. If even
+        that fails (the disk is full, the database is gone), the journal is kept
+        for the next start, which replays it.
+        """
+        self.quarantined += 1
+        request_id = _request_id(kind, content)
+        log.error("ledger: %s %s quarantined: %s", kind, request_id or "", ascii(exc))
+        row = (_now(), request_id, kind, ascii(exc)[:1024], ascii(content))
+        try:
+            with transaction(self._conn):
+                self._conn.execute(QUARANTINE, row)
+        except Exception:
+            self._failed = True
+            log.exception("ledger: can't even quarantine %s; the journal keeps it", request_id)
 
     def _attempt_rows(self, e: LedgerEntry, ts: str) -> list[tuple[Any, ...]]:
         if not e.attempts:
@@ -304,6 +333,9 @@ class LedgerWriter:
     def _cost(self, e: LedgerEntry) -> Cost:
         if e.usage is None:
             return Cost(None, "no-usage") if e.status < 400 else Cost(Decimal(0), "error")
+        if e.usage.odd is not None:  # kept raw, not priced as if it were true
+            log.warning("odd usage from %s for %s: %s", e.provider, e.request_id, e.usage.odd)
+            return Cost(None, "odd-usage")
         models = tuple(m for m in (e.model_served, e.model_requested) if m)
         try:
             return self.pricer.cost(
@@ -314,6 +346,29 @@ class LedgerWriter:
         except Exception:  # a pricing bug must not cost the row
             log.exception("pricing failed for %s", e.request_id)
             return Cost(None, "unpriced")
+
+
+def _done(statements: Statements, ok: bool) -> None:
+    if statements.done is not None:
+        statements.done(ok)
+
+
+def _request_id(kind: str, content: Any) -> str | None:
+    """The request id of a quarantined row, when it has one that can be stored."""
+    try:
+        if kind == "request":  # (row, attempts)
+            found = content[0][1]
+        elif kind == "journal":  # an entry's facts
+            found = content[1]
+        else:
+            return None
+        return None if found is None else ascii(str(found))[1:-1][:128]
+    except Exception:
+        return None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _plain(d: Decimal) -> str:

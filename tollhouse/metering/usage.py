@@ -34,6 +34,10 @@ class Usage:
     output_tokens: int = 0
     reasoning_tokens: int = 0
     raw: dict[str, Any] = field(default_factory=dict)
+    # Set by tollhouse.ledger.entry.normalise when the provider's counts weren't sane
+    # (negative, or past tollhouse.sane.MAX_TOKENS): what was wrong. Such usage is kept
+    # raw and not priced, and its odd counts read as 0.
+    odd: str | None = None
 
     def counts(self) -> tuple[int, int, int, int, int, int]:
         """The six counts, in field order (the ledger's token columns)."""

@@ -307,3 +307,16 @@ def trust_gauges(found: dict[str, Any]) -> list[Metric]:
         gauge.add_metric([], float(value))
         out.append(gauge)
     return out
+
+
+def ledger_counters(written: int, quarantined: int) -> list[Metric]:
+    """The writer's own counts since start: rows committed, and rows it had to quarantine."""
+    rows = CounterMetricFamily("tollhouse_ledger_rows_written", "Ledger rows committed.")
+    rows.add_metric([], float(written))
+    bad = CounterMetricFamily(
+        "tollhouse_ledger_quarantined",
+        "Rows or statement groups the ledger refused, kept in its quarantine table "
+        "(tollhouse report --quarantine).",
+    )
+    bad.add_metric([], float(quarantined))
+    return [rows, bad]

@@ -63,9 +63,12 @@ function table(id, columns, rows, empty) {
 function cards(totals) {
   const node = document.getElementById("totals");
   node.replaceChildren();
-  for (const [label, value] of [["Spend", money(totals.cost_usd)], ["Requests", count(totals.requests)],
+  const shown = [["Spend", money(totals.cost_usd)], ["Requests", count(totals.requests)],
     ["Input tokens", count(totals.input_tokens)], ["Output tokens", count(totals.output_tokens)],
-    ["Unpriced calls", count(totals.unpriced_requests)]]) {
+    ["Unpriced calls", count(totals.unpriced_requests)]];
+  // Rows the ledger refused (kept aside with why): shown only when there are some.
+  if (totals.quarantined) shown.push(["Quarantined rows", count(totals.quarantined)]);
+  for (const [label, value] of shown) {
     const card = el("div", null, { class: "card" });
     card.append(el("span", label, { class: "label" }), el("span", value, { class: "value" }));
     node.append(card);
