@@ -144,3 +144,37 @@ def test_sigterm_drains_in_flight_streams(
     finally:
         conn.close()
     assert [tuple(r) for r in rows] == [(200, 0, 2)] * STREAMS
+
+
+def test_sigterm_drops_waiting_divergence_replays(tmp_path: Path) -> None:
+    """A fallback answer sampled for divergence waits for its primary to recover (up to
+    an hour here); SIGTERM must not wait for that: the replay is dropped, the row kept."""
+    from tollhouse.simulator import Simulator, SimulatorSettings
+    from tollhouse.testing import free_port
+
+    ledger = tmp_path / "ledger.db"
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: the primary is down
+    with Simulator(SimulatorSettings(bill_path=tmp_path / "bill.jsonl")) as sim:
+        config = tmp_path / "tollhouse.toml"
+        config.write_text(
+            f'[ledger]\npath = "{ledger}"\n[server]\ndrain_s = 1\n'
+            "[trust]\ndivergence_sample = 1.0\ndivergence_max_wait_s = 3600\n"
+            '[models.smart]\nchain = ["down/gpt-4o-mini", "openai/gpt-4o-mini"]\n'
+            f'[[providers]]\nname = "down"\nkind = "openai"\nbase_url = "{dead}"\n'
+            f'api_key_env = "{KEY_ENV}"\n'
+            f'[[providers]]\nname = "openai"\nkind = "openai"\n'
+            f'base_url = "{sim.url}/openai/v1"\napi_key_env = "{KEY_ENV}"\n'
+        )
+        with GatewayProcess(config, env={KEY_ENV: PROVIDER_KEY}) as gw:
+            client = openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-client", max_retries=0)
+            answer = client.chat.completions.with_raw_response.create(
+                model="smart", messages=[{"role": "user", "content": "hi"}]
+            )
+            assert answer.headers["x-tollhouse-trust"] == "degraded"
+            assert gw.stop() == 0
+            assert "1 fallback divergence replays dropped" in gw.stderr()
+    conn = connect(ledger, readonly=True)
+    try:
+        assert conn.execute("SELECT trust FROM requests").fetchall() == [("degraded",)]
+    finally:
+        conn.close()

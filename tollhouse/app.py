@@ -39,7 +39,7 @@ from tollhouse.pricing.discount import discounts
 from tollhouse.providers import build_providers
 from tollhouse.proxy import REQUEST_ID_HEADER, Gateway, error_response
 from tollhouse.routing import Router
-from tollhouse.settings import LimitSettings, Settings
+from tollhouse.settings import LimitSettings, Settings, tollhouse_home
 from tollhouse.state import RedisTrustStore, SharedState
 from tollhouse.tasks import cancel_all
 from tollhouse.tokens import ensure_token
@@ -97,6 +97,7 @@ def create_app(
         operator_file = settings.trust.resolved_operator_token_file()
 
     async def startup(app: web.Application) -> None:
+        _private_home()
         writer.start()
         # Made as the gateway starts, not when an app is built (tollhouse approve reads it).
         app[trust_http.OPERATOR_TOKEN] = ensure_token(operator_file) if operator_file else None
@@ -146,6 +147,9 @@ def create_app(
 
     async def draining(app: web.Application) -> None:
         log.info("draining: %d requests in flight", app[GATEWAY].in_flight)
+        dropped = trust.stop_replays()  # sampled checks, not records: never worth a late stop
+        if dropped:
+            log.info("draining: %d fallback divergence replays dropped", dropped)
 
     async def cleanup(app: web.Application) -> None:
         gateway = app[GATEWAY]
@@ -170,6 +174,16 @@ def create_app(
     app.on_cleanup.append(cleanup)
     _add_routes(app, allowed)
     return app
+
+
+def _private_home() -> None:
+    """$TOLLHOUSE_HOME holds keys' tokens, the ledger and the CA: ours alone (0700),
+    also when an older version or a loose umask made it readable by others."""
+    home = tollhouse_home()
+    with contextlib.suppress(OSError):
+        if home.is_dir() and home.stat().st_mode & 0o077:
+            home.chmod(0o700)
+            log.info("made %s private (0700)", home)
 
 
 def _shared_trust(shared: SharedState, settings: Settings, writer: LedgerWriter) -> RedisTrustStore:

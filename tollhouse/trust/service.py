@@ -314,6 +314,16 @@ class TrustService:
         while self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
+    def stop_replays(self) -> int:
+        """Shutdown: drop the divergence replays still waiting (samples, not records).
+
+        A replay may wait minutes for its primary to recover; a SIGTERM must not.
+        Returns how many were dropped.
+        """
+        for task in self._replays:
+            task.cancel()
+        return len(self._replays)
+
     async def settle(self) -> None:
         """For tests and shutdown: every background recording and replay done."""
         await self.caught_up()
