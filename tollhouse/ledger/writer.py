@@ -23,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tollhouse import sane
 from tollhouse.ledger import journal as journaling
 from tollhouse.ledger.entry import LedgerEntry, from_facts, normalise, to_facts
 from tollhouse.ledger.journal import Journal, Segment
@@ -288,14 +289,14 @@ class LedgerWriter:
                 e.request_id,
                 a.n,
                 ts,
-                a.provider,
-                a.model,
+                sane.maybe_text(a.provider),
+                sane.maybe_text(a.model),  # the name a client asked for
                 a.status,
                 a.error_class,
                 None if a.latency_ms is None else round(a.latency_ms, 3),
                 round(a.queue_wait_ms, 3),
-                a.retry_after_s,
-                a.skipped,
+                sane.number(a.retry_after_s),  # a provider's header
+                sane.maybe_text(a.skipped, sane.LONG_TEXT_LIMIT),
             )
             for a in e.attempts
         ]
