@@ -192,3 +192,32 @@ def test_the_ledger_is_private(tmp_path: Path) -> None:
     path.chmod(0o644)  # a ledger made by an older version, under a loose umask
     LedgerWriter(path, Pricer({})).start().close()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_lost_postgres_connection_is_waited_out_not_quarantined(postgres_url: str) -> None:
+    """Postgres restarting looks like this to the writer: its connection is cut. The rows
+    aren't bad, so none is quarantined; the writer reconnects and writes them all."""
+    import psycopg
+
+    writer = LedgerWriter(postgres_url, Pricer({})).start()
+    writer.submit(entry(1))
+    assert writer.flush()
+    database = postgres_url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        cut = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        ).fetchall()
+    assert cut  # the writer's connection was there, and is gone
+    for n in range(2, 12):
+        writer.submit(entry(n))
+    assert writer.flush()
+    assert writer.outages >= 1 and writer.quarantined == 0
+    conn = connect(postgres_url, readonly=True)
+    try:
+        assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 11
+        assert conn.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
+    finally:
+        conn.close()
+    writer.close()

@@ -13,10 +13,12 @@ to every request at one connection, as the loop waited for the GIL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import queue
+import sqlite3
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -108,6 +110,8 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name="tollhouse-ledger", daemon=True)
         self.written = 0
         self.quarantined = 0  # rows and statement groups that could not be written
+        self.outages = 0  # times the ledger was unreachable and the writer waited for it
+        self._closing = threading.Event()
 
     def start(self) -> LedgerWriter:
         self._conn = connect(self.path)
@@ -187,6 +191,7 @@ class LedgerWriter:
         return done.wait(timeout)
 
     def close(self) -> None:
+        self._closing.set()  # a writer waiting out an outage stops waiting: the journal keeps it
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._wake.set()
@@ -227,17 +232,22 @@ class LedgerWriter:
         return _STOP not in batch
 
     def _commit(self, rows: list[tuple[Any, ...]]) -> None:
-        try:
-            self._insert(rows)
-        except Exception as exc:
-            if len(rows) > 1:
-                log.warning("ledger write of %d rows failed; writing them one by one", len(rows))
-                for row in rows:  # one bad row must not cost the rest of its batch
-                    self._commit([row])
-            else:
-                self._quarantine("request", rows[0], exc)
+        while True:
+            try:
+                self._insert(rows)
+            except Exception as exc:
+                if _outage(exc):  # the ledger, not the rows: wait for it, then try again
+                    if self._wait_for_ledger(exc):
+                        continue
+                elif len(rows) > 1:
+                    log.warning("ledger write of %d rows failed; one by one now", len(rows))
+                    for row in rows:  # one bad row must not cost the rest of its batch
+                        self._commit([row])
+                else:
+                    self._quarantine("request", rows[0], exc)
+                return
+            self.written += len(rows)
             return
-        self.written += len(rows)
 
     def _insert(self, rows: list[tuple[Any, ...]]) -> None:
         with transaction(self._conn):
@@ -247,21 +257,56 @@ class LedgerWriter:
                 self._conn.executemany(INSERT_ATTEMPT, attempts)
 
     def _execute(self, batch: list[Statements]) -> None:
-        try:
-            with transaction(self._conn):
-                for statements in batch:
-                    for sql, params in statements.items:
-                        self._conn.execute(sql, params)
-        except Exception as exc:
-            if len(batch) > 1:  # one group's bad value must not fail the other groups
-                for statements in batch:
-                    self._execute([statements])
+        while True:
+            try:
+                with transaction(self._conn):
+                    for statements in batch:
+                        for sql, params in statements.items:
+                            self._conn.execute(sql, params)
+            except Exception as exc:
+                if _outage(exc):
+                    if self._wait_for_ledger(exc):
+                        continue
+                    for statements in batch:  # closing: not written
+                        _done(statements, False)
+                elif len(batch) > 1:  # one group's bad value must not fail the other groups
+                    for statements in batch:
+                        self._execute([statements])
+                else:
+                    self._quarantine("statements", batch[0].items, exc)
+                    _done(batch[0], False)
                 return
-            self._quarantine("statements", batch[0].items, exc)
-            _done(batch[0], False)
+            for statements in batch:
+                _done(statements, True)
             return
-        for statements in batch:
-            _done(statements, True)
+
+    def _wait_for_ledger(self, exc: BaseException) -> bool:
+        """The ledger is unreachable (Postgres restarting, SQLite locked or full): wait
+        for it with backoff, reconnecting, until it answers (True) or the writer closes
+        (False: what's unwritten stays in the journal for the next start).
+
+        Rows keep queueing meanwhile; the journal holds every answered one.
+        """
+        self.outages += 1
+        log.warning("ledger unreachable (%s); waiting for it", _first_line(exc))
+        pause = 0.05
+        while not self._closing.wait(pause):
+            try:
+                self._reconnect()
+            except Exception as again:
+                log.debug("ledger still unreachable: %s", _first_line(again))
+                pause = min(pause * 2, 5.0)
+                continue
+            log.warning("ledger reachable again")
+            return True
+        self._failed = True
+        return False
+
+    def _reconnect(self) -> None:
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        self._conn = connect(self.path)
+        self._conn.execute("SELECT 1").fetchall()
 
     def _quarantine(self, kind: str, content: Any, exc: BaseException) -> None:
         """Keep what couldn't be written, with why, where the report can show it.
@@ -347,6 +392,28 @@ class LedgerWriter:
         except Exception:  # a pricing bug must not cost the row
             log.exception("pricing failed for %s", e.request_id)
             return Cost(None, "unpriced")
+
+
+def _outage(exc: BaseException) -> bool:
+    """Whether ``exc`` says the ledger is unreachable, rather than that a row is bad.
+
+    SQLite: locked or busy past the timeout, disk I/O errors, a full disk. Postgres:
+    psycopg's OperationalError (connection lost, server shutting down) and
+    InterfaceError (the connection is closed).
+    """
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(word in text for word in ("locked", "busy", "disk", "unable to open"))
+    kind = type(exc)
+    names = {k.__name__ for k in kind.__mro__}
+    return kind.__module__.startswith("psycopg") and bool(
+        names & {"OperationalError", "InterfaceError"}
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _done(statements: Statements, ok: bool) -> None:
