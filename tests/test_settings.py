@@ -50,7 +50,7 @@ def test_prices_and_projects() -> None:
         ({"providers": [{"name": "x", "kind": "openai", "base_url": "ftp://a"}]}, "base_url"),
         ({"providers": [{"name": "a/b", "kind": "openai", "base_url": "http://a"}]}, "name"),
         ({"prices": {"m": {"input": -1}}}, "negative"),
-        ({"prices": {"m": {"input": "cheap"}}}, "prices.'m'.input"),
+        ({"prices": {"m": {"input": "cheap"}}}, "prices.m.input"),
         ({"projects": {"a": {"keys": ["k"]}, "b": {"keys": ["k"]}}}, "projects.b.keys"),
         ({"provider": []}, "provider"),
         ({"server": {"port": 99999}}, "server.port: a port number"),
