@@ -253,7 +253,7 @@ class Gateway:
         if out.call.stream and answer.response.status < 300:
             wants_usage = ex.dialect.asked_for_usage(out.payload)
             return await relay_stream(request, ex, ex.dialect, answer, headers, wants_usage)
-        return await relay_body(ex, ex.dialect, answer, headers)
+        return await relay_body(request, ex, ex.dialect, answer, headers)
 
     def _settle_lease(self, ex: Exchange, answer: Answer) -> None:
         usage = ex.metered.usage if ex.metered else None
