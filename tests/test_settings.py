@@ -121,7 +121,9 @@ def test_trust_settings_are_validated() -> None:
     good = parse_settings({"trust": {"cache_models": ["gpt-4o-mini"], "divergence_sample": 0.25}})
     assert good.trust.cache_models == ("gpt-4o-mini",) and good.trust.divergence_sample == 0.25
     assert parse_settings({}).trust.idempotency_retention_s == 86_400
-    with pytest.raises(ConfigError, match=r"trust\.keep_requests: use one of degraded, all, none"):
+    with pytest.raises(
+        ConfigError, match=r"trust\.keep_requests: 'some' unknown; use one of degraded, all, none"
+    ):
         parse_settings({"trust": {"keep_requests": "some"}})
     with pytest.raises(ConfigError, match=r"trust\.divergence_sample: expected a number from 0"):
         parse_settings({"trust": {"divergence_sample": 2}})

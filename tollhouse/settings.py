@@ -68,7 +68,7 @@ RATIO = {"lo": 0, "hi": 1, "hint": "expected a number from 0 to 1"}
 HOST = {"shape": r"[A-Za-z0-9._:%-]{1,253}", "hint": "an IP address or host name"}
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 LIMIT = {"lo": 1, "hi": 10**12, "hint": "a whole number >= 1 (leave it out for no limit)"}
-USD = {"hi": 10**12, "hint": "USD, 0 or more"}
+USD = {"hi": 10**12, "hint": "USD, from 0 to 1e12"}
 
 
 def _seconds(default: float, help: str, *, hi: float, zero: bool = False) -> Any:
@@ -386,7 +386,7 @@ class InterceptSettings:
         return Path(self.ca_dir).expanduser() if self.ca_dir else tollhouse_home() / "ca"
 
 
-PRICE = {"hi": 1_000_000, "hint": "USD per million tokens, 0 or more"}
+PRICE = {"hi": 10**9, "hint": "USD per million tokens, from 0 to 1e9"}
 
 
 @dataclass(frozen=True)
@@ -712,7 +712,8 @@ def _check_text(text: str, rule: Rule, where: str) -> None:
             f"{where}: at most {TEXT_MAX} characters, without control characters or newlines"
         )
     if rule.choices and text not in rule.choices:
-        raise ConfigError(f"{where}: use one of {', '.join(rule.choices)}")
+        shown = f"{text!r} unknown; " if len(text) <= 40 and not _looks_like_a_key(text) else ""
+        raise ConfigError(f"{where}: {shown}use one of {', '.join(rule.choices)}")
     if rule.not_a_key and _looks_like_a_key(text):
         raise ConfigError(
             f"{where}: this looks like a key itself; put the key in an environment "
