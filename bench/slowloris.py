@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/slowloris.py             # ~1 minute
     .venv/bin/python bench/slowloris.py --slow 3000 --seconds 20 --clients 4
+    .venv/bin/python bench/slowloris.py --header-timeout 5   # cut and reopened all along
 
 Starts ``tollhouse simulate`` and ``tollhouse serve`` (its defaults: 60 s header
 timeout, 4,096 connections) on loopback, then measures normal chat requests
@@ -139,6 +140,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each phase")
     parser.add_argument("--clients", type=int, default=4, help="normal keep-alive clients")
     parser.add_argument("--trickle", type=float, default=10.0, help="seconds between lines")
+    parser.add_argument(
+        "--header-timeout", type=float, help="server.client_header_timeout_s (default: 60)"
+    )
     parser.add_argument("--hold", type=int, help=argparse.SUPPRESS)  # child mode: the port
     args = parser.parse_args()
     if args.hold:
@@ -148,8 +152,9 @@ def main() -> None:
     sim_port, gw_port = free_port(), free_port()
     with tempfile.TemporaryDirectory() as home:
         config = Path(home) / "tollhouse.toml"
+        server = f"client_header_timeout_s = {args.header_timeout}\n" if args.header_timeout else ""
         config.write_text(
-            "[dashboard]\nenabled = false\n[[providers]]\n"
+            f"[server]\n{server}[dashboard]\nenabled = false\n[[providers]]\n"
             'name = "openai"\nkind = "openai"\n'
             f'base_url = "http://{HOST}:{sim_port}/openai/v1"\napi_key_env = "BENCH_KEY"\n'
         )
