@@ -4,8 +4,9 @@ A peer that sends half its headers, or a body one byte a minute, holds a
 socket and a task; thousands of them starve everyone (slowloris). The limits,
 all from ``[server]``:
 
-- ``client_header_timeout_s``: from a connection's first byte (or the first
-  byte of its next request) to the end of the headers; then it is closed.
+- ``client_header_timeout_s``: from the accept (or, on a kept-alive connection,
+  the next request's first byte) to the end of the headers; then it is closed.
+  A deadline, not an idle timer: trickling a byte at a time does not extend it.
 - ``client_body_timeout_s``: the longest pause between two reads of a body;
   then 408 (:func:`read_body`).
 - ``keepalive_timeout_s``: an idle keep-alive connection is closed.
@@ -14,7 +15,10 @@ all from ``[server]``:
 
 aiohttp has the keep-alive timer but no header timer and no cap, so
 :class:`GatewayRunner` serves the app with a :class:`GuardedServer`, whose
-connections are :class:`GuardedRequestHandler` s.
+connections are :class:`GuardedRequestHandler` s. They read a few of aiohttp's
+private attributes (``_waiter``, ``_messages``, ``_request_count``,
+``_request_in_progress``, ``Server._kwargs``): aiohttp is pinned, and
+tests/test_connections.py fails if an upgrade moves them.
 
 >>> runner = GatewayRunner(app, settings.server, handle_signals=True)
 """

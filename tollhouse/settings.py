@@ -38,9 +38,10 @@ class Rule:
 
     Checked in one place (:func:`_check_rule`) for every key, so no setting is
     left unbounded. Numbers: ``lo``/``hi`` (``above``/``below``: that bound itself excluded).
-    Text: ``choices`` or a regex ``shape`` the whole value must match.
+    Text: ``choices`` or a regex ``shape`` the whole value must match. In a
+    settings class::
 
-    >>> _opt(30.0, "Seconds.", lo=0, above=True, hi=3600)
+        timeout_s: float = _opt(30.0, "Seconds.", lo=0, above=True, hi=3600)
     """
 
     lo: float | None = None
