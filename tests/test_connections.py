@@ -12,11 +12,14 @@ import select
 import socket
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
 
-from tests.conftest import ACME_KEY, GatewayFactory, Harness
+from tests.conftest import ACME_KEY, KEY_ENV, PROVIDER_KEY, GatewayFactory, Harness
+from tollhouse.simulator import Simulator
+from tollhouse.testing import GatewayProcess
 
 SHORT = 0.5
 PATIENCE = 30.0  # a socket timeout only, so a regression fails instead of hanging
@@ -182,3 +185,20 @@ def test_at_the_cap_with_no_slow_peer_the_newcomer_is_refused(capped: Harness) -
     finally:
         for sock in served:
             sock.close()
+
+
+def test_tollhouse_serve_applies_the_limits(tmp_path: Path, simulator: Simulator) -> None:
+    """The process path (server.run) serves through the same guarded runner."""
+    config = tmp_path / "tollhouse.toml"
+    config.write_text(
+        "[server]\nclient_header_timeout_s = 0.5\nkeepalive_timeout_s = 3600\n"
+        f'[ledger]\npath = "{tmp_path / "ledger.db"}"\n[dashboard]\nenabled = false\n'
+        '[[providers]]\nname = "openai"\nkind = "openai"\n'
+        f'base_url = "{simulator.url}/openai/v1"\napi_key_env = "{KEY_ENV}"\n'
+    )
+    with (
+        GatewayProcess(config, env={KEY_ENV: PROVIDER_KEY}) as gw,
+        socket.create_connection(("127.0.0.1", gw.port), timeout=PATIENCE) as sock,
+    ):
+        sock.sendall(b"GET /tollhouse/health HTTP/1.1\r\n")
+        assert _closed_by_peer(sock)  # aiohttp alone would hold it for its keep-alive time
