@@ -19,6 +19,7 @@ from tollhouse.attribution.chain import Attributor
 from tollhouse.attribution.process import ProcessAttributor
 from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
+from tollhouse.connections import CONNECTIONS
 from tollhouse.dispatch import Dispatcher
 from tollhouse.errors import ConfigError, Forbidden, GatewayError, MethodNotAllowed, NoSuchEndpoint
 from tollhouse.hostguard import LOCAL_NAMES, host_allowed
@@ -68,6 +69,7 @@ def create_app(
     """
     max_body = int(settings.server.max_body_mb * 1024 * 1024)
     app = web.Application(client_max_size=max_body, middlewares=[_routing_errors])
+    app[CONNECTIONS] = settings.server  # header/body timeouts, the connection cap
     ledger_path = ledger_path or settings.ledger.location()
     pricer = Pricer(settings.prices, discounts(settings.commitments))
     writer = LedgerWriter(

@@ -62,6 +62,13 @@ class BodyTooLarge(GatewayError):
     kind = "request_too_large"
 
 
+class RequestTimeout(GatewayError):
+    """The client stopped sending its request body (server.client_body_timeout_s)."""
+
+    status = 408
+    kind = "invalid_request"
+
+
 class CapacityExhausted(GatewayError):
     """No capacity within the request's deadline, and no fallback left."""
 

@@ -21,8 +21,9 @@ from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor, h
 from tollhouse.backlog import Backlog
 from tollhouse.budgets import BudgetGate, Hold
 from tollhouse.budgets.gate import BUDGET_HEADER
+from tollhouse.connections import read_body
 from tollhouse.dispatch import Answer, Attempt, Dispatch, Dispatcher, Outgoing
-from tollhouse.errors import BadRequest, BodyTooLarge, GatewayError, UnknownModel
+from tollhouse.errors import BadRequest, GatewayError, UnknownModel
 from tollhouse.ids import RequestIds
 from tollhouse.ingress import Call, Dialect, parse_json_body, render_error
 from tollhouse.ledger.entry import LedgerEntry
@@ -222,12 +223,13 @@ class Gateway:
         return True
 
     async def _outgoing(self, request: web.Request, ex: Exchange) -> Outgoing:
+        client_key = ex.dialect.client_key(request.headers, request.query)
+        ex.tags = header_tags(request.headers)
+        # Before the body: a request whose body never comes still has its project.
+        ex.attribution = self.attributor.begin(request.headers, client_key, request.transport)
         body = await self._read_body(request)
         payload = parse_json_body(body)
         call = ex.call = ex.dialect.call(request.path, request.match_info, payload)
-        client_key = ex.dialect.client_key(request.headers, request.query)
-        ex.tags = header_tags(request.headers)
-        ex.attribution = self.attributor.begin(request.headers, client_key, request.transport)
         project = ex.attribution.project if isinstance(ex.attribution, Attribution) else ""
         return Outgoing(
             ex.dialect,
@@ -251,7 +253,7 @@ class Gateway:
         if out.call.stream and answer.response.status < 300:
             wants_usage = ex.dialect.asked_for_usage(out.payload)
             return await relay_stream(request, ex, ex.dialect, answer, headers, wants_usage)
-        return await relay_body(ex, ex.dialect, answer, headers)
+        return await relay_body(request, ex, ex.dialect, answer, headers)
 
     def _settle_lease(self, ex: Exchange, answer: Answer) -> None:
         usage = ex.metered.usage if ex.metered else None
@@ -269,12 +271,7 @@ class Gateway:
             raise BadRequest(f"{DEADLINE_HEADER} must be a number of milliseconds") from None
 
     async def _read_body(self, request: web.Request) -> bytes:
-        if request.content_length is not None and request.content_length > self.max_body:
-            raise BodyTooLarge(_too_large(self.max_body))
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise BodyTooLarge(_too_large(self.max_body)) from None
+        return await read_body(request)  # bounded in size and in time (tollhouse.connections)
 
     async def passthrough(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
         """Unmetered endpoints (model lists, token counting): forwarded as they are."""
@@ -425,13 +422,6 @@ def _settled(pending: Any) -> Attribution:
     if found is None:
         return Attribution(UNATTRIBUTED, UNATTRIBUTED)
     return Attribution(found.project, found.how, found.process_name, dict(found.tags))
-
-
-def _too_large(limit: int) -> str:
-    return (
-        f"the request body is larger than {limit // (1024 * 1024)} MiB; "
-        "raise server.max_body_mb in the config if that is intended"
-    )
 
 
 def error_response(

@@ -17,11 +17,14 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from tollhouse.connections import CONNECTIONS
 from tollhouse.dispatch import Answer
 from tollhouse.errors import UpstreamUnavailable
 from tollhouse.ingress import Dialect
 from tollhouse.metering import meter_body, stream_meter
 from tollhouse.metering.usage import Metered
+from tollhouse.metering.window import BodyWindow
+from tollhouse.settings import ServerSettings
 from tollhouse.translate import error_translate, stream_translator, translate_response
 from tollhouse.upstream import downstream_headers, refuse_redirect, upstream_error_kind
 
@@ -41,19 +44,23 @@ class Relayed(Protocol):
 
 
 async def relay_body(
-    ex: Relayed, dialect: Dialect, answer: Answer, headers: dict[str, str]
-) -> web.Response:
+    request: web.Request, ex: Relayed, dialect: Dialect, answer: Answer, headers: dict[str, str]
+) -> web.StreamResponse:
     upstream, route = answer.response, answer.route
+    translated = route.dialect != dialect.name
     data = answer.body
     if data is None:
+        # A translated answer must be parsed whole, so it is read whole whatever its size.
+        limit = None if translated or upstream.status >= 300 else _buffer_limit(request)
         try:
-            data = await upstream.read()
+            data, whole = await _read_up_to(upstream, limit)
         except (TimeoutError, aiohttp.ClientError):
             ex.incomplete = True
             raise UpstreamUnavailable("the provider broke off its answer; try again") from None
+        if not whole:
+            return await _relay_large(request, ex, answer, headers, data)
     ex.ttfb = time.perf_counter() - ex.started
     refuse_redirect(upstream)
-    translated = route.dialect != dialect.name
     if upstream.status < 300:
         ex.metered = meter_body(route.dialect, data)
         if translated:
@@ -66,6 +73,68 @@ async def relay_body(
     if ex.capture is not None:
         ex.capture.append(data)
     return web.Response(body=data, status=upstream.status, headers=out)
+
+
+def _buffer_limit(request: web.Request) -> int:
+    limits = request.app.get(CONNECTIONS) or ServerSettings()
+    return int(limits.max_buffered_answer_mb * 1024 * 1024)
+
+
+async def _read_up_to(upstream: aiohttp.ClientResponse, limit: int | None) -> tuple[bytes, bool]:
+    """The whole body (True), or its first bytes past ``limit`` (False): too large to hold."""
+    length = upstream.content_length
+    plain = "Content-Encoding" not in upstream.headers  # else the length is the compressed one
+    if limit is None or (plain and length is not None and length <= limit):
+        return await upstream.read(), True  # the common case: as fast as before
+    held = bytearray()
+    async for chunk in upstream.content.iter_any():
+        held += chunk
+        if len(held) > limit:
+            return bytes(held), False
+    return bytes(held), True
+
+
+async def _relay_large(
+    request: web.Request, ex: Relayed, answer: Answer, headers: dict[str, str], first: bytes
+) -> web.StreamResponse:
+    """Relay a huge answer as it arrives, metered from a window of its ends (window.py).
+
+    Not captured for the trust layer: too large to cache or compare. The last
+    chunk is held back until the row is sealed, as for streams.
+    """
+    upstream = answer.response
+    refuse_redirect(upstream)
+    ex.capture = None
+    out = _headers(upstream.headers, headers, False, "application/json")
+    response = web.StreamResponse(status=upstream.status, headers=out)
+    if upstream.content_length is not None and "Content-Encoding" not in upstream.headers:
+        response.content_length = upstream.content_length  # else chunked: it was decoded
+    window = BodyWindow()
+    window.feed(first)
+    await response.prepare(request)
+    ex.ttfb = time.perf_counter() - ex.started
+    try:
+        held = first
+        async for chunk in upstream.content.iter_any():
+            await response.write(held)
+            window.feed(chunk)
+            held = chunk
+        ex.metered = window.metered(answer.route.dialect)
+        if ex.seal is not None:
+            ex.seal(ex)
+        await response.write(held)
+        await response.write_eof()
+        ex.delivered = True
+    except (ConnectionError, aiohttp.ClientError, TimeoutError) as exc:
+        gone = _client_gone(request, exc)
+        ex.error, ex.incomplete = "client_disconnected" if gone else "upstream_broke", True
+        ex.metered = window.metered(answer.route.dialect)
+        if request.transport is not None:
+            request.transport.close()  # a body cut short must not look whole
+    except asyncio.CancelledError:  # the client left (handler cancellation)
+        ex.metered = window.metered(answer.route.dialect)
+        raise
+    return response
 
 
 def _translated_body(client: str, target: str, data: bytes, model: str) -> bytes:

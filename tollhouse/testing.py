@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from tollhouse.connections import make_runner
+
 T = TypeVar("T")
 
 AppFactory = Callable[[], web.Application | Awaitable[web.Application]]
@@ -57,7 +59,7 @@ class BackgroundServer:
     async def _start(self) -> None:
         made = self._factory()
         self.app = made if isinstance(made, web.Application) else await made
-        self._runner = web.AppRunner(
+        self._runner = make_runner(
             self.app,
             handle_signals=False,
             access_log=None,

@@ -4,7 +4,7 @@ Grammar (whitespace around items is ignored)::
 
     spec  := item ("," item)*
     item  := ERROR | "retry_after=" SECONDS | "latency=" MS
-           | "cut=" N | "stream_error=" N | "hold=" N | "linger=" MS
+           | "cut=" N | "stream_error=" N | "hold=" N | "linger=" MS | "pad=" MIB
     ERROR := "rate_limit" | "insufficient_quota" | "server_error"
            | "overloaded" | "not_found"
 
@@ -22,6 +22,8 @@ to go away: a deterministic "client disconnected mid-stream".
 ``linger=MS`` keeps the connection open for MS after a stream's last frame before
 ending it, as a provider whose end of stream lags its end marker: a client that
 leaves at the marker (the openai SDK closes at ``[DONE]``) leaves before the end.
+``pad=MIB`` makes a non-streamed answer's text MIB mebibytes longer (filler the bill
+doesn't count), sent as it is made: a huge answer the simulator never holds whole.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Fault:
     stream_error: int | None = None
     hold: int | None = None
     linger_ms: float = 0.0
+    pad_mb: float = 0.0
 
     def over(self, base: Fault) -> Fault:
         """This fault's explicit items layered over ``base``."""
@@ -64,6 +67,7 @@ def _explicit(fault: Fault) -> dict[str, Any]:
         "stream_error": fault.stream_error,
         "hold": fault.hold,
         "linger_ms": fault.linger_ms or None,
+        "pad_mb": fault.pad_mb or None,
     }
 
 
@@ -84,6 +88,7 @@ _VALUED: dict[str, tuple[str, Callable[[str], Any]]] = {
     "stream_error": ("stream_error", int),
     "hold": ("hold", int),
     "linger": ("linger_ms", float),
+    "pad": ("pad_mb", float),
 }
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -241,6 +241,8 @@ async def serve_generation(
     )
     if req.stream:
         return await _stream(call, reply, fault)
+    if fault.pad_mb:
+        return await _padded(call, reply, fault.pad_mb)
     return _respond(call, reply, fault)
 
 
@@ -269,6 +271,29 @@ def _respond(call: Call, reply: Reply, fault: Fault) -> web.Response:
     if fault.cut is not None:
         _drop(call.request)
     return web.Response(text=body, content_type="application/json", headers=headers)
+
+
+PAD_MARK = "\x00pad\x00"
+PAD_CHUNK = b"x" * 65536
+
+
+async def _padded(call: Call, reply: Reply, mib: float) -> web.StreamResponse:
+    """The answer with ``mib`` MiB of filler in its text, made and sent a chunk at a time."""
+    body = dumps(call.dialect.body(replace(reply, pieces=(PAD_MARK, *reply.pieces)))).encode()
+    head, _, tail = body.partition(json.dumps(PAD_MARK).strip('"').encode())
+    pad = int(mib * 1024 * 1024)
+    call.bill_reply(reply)  # the filler is not billed: usage stays the plan's
+    headers = call.style.ok_headers(call.request_id, call.when, call.quota)
+    response = web.StreamResponse(headers=headers)
+    response.content_type = "application/json"
+    response.content_length = len(head) + pad + len(tail)
+    await response.prepare(call.request)
+    await response.write(head)
+    for start in range(0, pad, len(PAD_CHUNK)):
+        await response.write(PAD_CHUNK[: pad - start])
+    await response.write(tail)
+    await response.write_eof()
+    return response
 
 
 def _drop(request: web.Request) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor
+from tollhouse.connections import read_body
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
 from tollhouse.ingress import DIALECTS
 from tollhouse.ingress.base import parse_json_body
@@ -185,7 +186,7 @@ async def _caller(request: web.Request) -> Attribution:
 
 
 async def _json(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
-    raw = await request.read()
+    raw = await read_body(request)  # bounded in size and time, as every body
     return {} if not raw and optional else parse_json_body(raw)
 
 

@@ -242,9 +242,15 @@ class TrustService:
         if w.task is not None and not w.recorded:
             self._track(self._record_step(ex, w, why, data))
         fresh = why is None
-        if w.cache_key is not None and w.hit is None and storable(ex.status, complete, fresh):
+        whole = ex.capture is not None  # None: too large to keep (relay.py), so never cached
+        if (
+            w.cache_key is not None
+            and w.hit is None
+            and whole
+            and storable(ex.status, complete, fresh)
+        ):
             self._track(self._cache_put(ex, w, data))
-        if w.sampled and w.kept is not None and not ex.primary:
+        if w.sampled and w.kept is not None and not ex.primary and whole:
             kept = _with_answer(w.kept, ex, data)
             task = spawn(self._diverge(kept, w), name="tollhouse-divergence")
             self._replays.add(task)
