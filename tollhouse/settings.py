@@ -46,6 +46,11 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = _opt(
         (), "Extra Host header names to accept besides localhost, 127.0.0.1 and [::1]."
     )
+    allowed_origins: tuple[str, ...] = _opt(
+        (),
+        'Web page origins (scheme://host[:port], or "null") that may call the gateway '
+        "and dashboard from a browser, with CORS. Empty: every other origin is refused (403).",
+    )
     max_body_mb: float = _opt(32.0, "Largest request body accepted, in MiB (413 above).")
     connect_timeout_s: float = _opt(10.0, "Seconds to wait for an upstream connection.")
     read_timeout_s: float = _opt(600.0, "Seconds to wait between upstream bytes.")
