@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from tollhouse.providers.base import Provider, register
+import re
+
+from tollhouse.providers.base import Provider, model_error, register
+
+# The model is a path segment of the upstream URL (/v1beta/models/MODEL:generateContent),
+# after an optional "models/": no '/', ':' or anything else with a meaning in a URL.
+GEMINI_OUTSIDE = re.compile(r"[^A-Za-z0-9._-]")
+GEMINI_FORM = (
+    "a Gemini model name is letters, digits and . _ - (e.g. gemini-2.5-flash), "
+    "optionally after models/"
+)
+
+
+def gemini_model_error(model: str) -> str | None:
+    """What is wrong with a Gemini model name (None: nothing)."""
+    return model_error(model.removeprefix("models/"), GEMINI_OUTSIDE, GEMINI_FORM)
 
 
 @register("gemini")
 class GeminiProvider(Provider):
     dialects = frozenset({"gemini"})
     pricing_id = "google"
+
+    def model_problem(self, model: str) -> str | None:
+        return gemini_model_error(model)
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"x-goog-api-key": key}
