@@ -239,7 +239,8 @@ async def _send_all(cases: list[Case]) -> list[Answer]:
             if content_type is not None:
                 sent["Content-Type"] = content_type
             data = body if method not in ("GET", "HEAD") else None
-            async with session.request(method, url, data=data, headers=sent) as response:
+            request = session.request(method, url, data=data, headers=sent, allow_redirects=False)
+            async with request as response:
                 out.append((response.status, dict(response.headers), await response.read()))
     return out
 
