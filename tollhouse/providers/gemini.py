@@ -17,7 +17,11 @@ GEMINI_FORM = (
 
 def gemini_model_error(model: str) -> str | None:
     """What is wrong with a Gemini model name (None: nothing)."""
-    return model_error(model.removeprefix("models/"), GEMINI_OUTSIDE, GEMINI_FORM)
+    name = model.removeprefix("models/")
+    problem = model_error(name, GEMINI_OUTSIDE, GEMINI_FORM)
+    if problem is None and not name[0].isalnum():
+        return f"model {name[:80]!r}: it must start with a letter or digit; {GEMINI_FORM}"
+    return problem
 
 
 @register("gemini")
