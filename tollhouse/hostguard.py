@@ -155,7 +155,7 @@ def body_refusal(method: str, headers: Mapping[str, str]) -> str | None:
     if method not in _BODY_METHODS:
         return None
     content_type = headers.get("Content-Type")
-    if content_type is not None and is_json(content_type):
+    if content_type == "application/json" or (content_type is not None and is_json(content_type)):
         return None
     if headers.get("Content-Length") == "0" and "Transfer-Encoding" not in headers:
         return None
