@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 
 import aiohttp
@@ -18,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import ACME_KEY, GatewayFactory, Harness
+from tollhouse.app import RAW_BODY_ROUTES
 from tollhouse.errors import ConfigError
 from tollhouse.hostguard import (
     LOCAL_NAMES,
@@ -220,6 +222,7 @@ PATHS = {
     "gemini": "/v1beta/models/gemini-2.5-flash:generateContent",
     "trust": "/tollhouse/v1/gate",
     "trust-put": "/tollhouse/v1/actions/a1",
+    "count-tokens": "/v1/messages/count_tokens",
     "unknown": "/v1/nope",
     "health": "/tollhouse/health",
 }
@@ -305,7 +308,9 @@ def test_cross_origin_is_refused_for_every_path_method_and_body(
     nothing_spent(gateway, simulator, before)
 
 
-@pytest.mark.parametrize("path", ["metered", "anthropic", "gemini", "trust", "trust-put"])
+@pytest.mark.parametrize(
+    "path", ["metered", "anthropic", "gemini", "trust", "trust-put", "count-tokens"]
+)
 @pytest.mark.parametrize("kind", ["text/plain", "form", "multipart", "none"])
 def test_json_endpoints_refuse_other_content_types(
     gateway: Harness, simulator: Simulator, path: str, kind: str
@@ -372,3 +377,35 @@ def test_host_check_still_covers_every_path(gateway: Harness) -> None:
     for path in PATHS.values():
         status, _, text = send(gateway.url + path, "GET", None, b"", Host="attacker.example")
         assert status == 403 and "allowed_hosts" in dialect_error(path, text)
+
+
+PLACEHOLDERS = {"version": "v1beta", "target": "gemini-2.5-flash:generateContent"}
+
+
+def _fill(canonical: str) -> str:
+    """A concrete path for a route's ``{name}`` placeholders."""
+    return re.sub(r"\{(\w+)\}", lambda m: PLACEHOLDERS.get(m.group(1), "x"), canonical)
+
+
+def test_every_route_of_the_app_is_guarded(gateway: Harness, simulator: Simulator) -> None:
+    """Enumerated from the router: routes added later are covered without a new test."""
+    assert gateway.server.app is not None
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in gateway.server.app.router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+    assert len(routes) >= 12
+    before = len(simulator.bills())
+    foreign = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+    plan = [(method, path, headers) for method, path in sorted(routes) for headers in (foreign, {})]
+    cases: list[Case] = [
+        (gateway.url + _fill(path), method, "text/plain", CHAT.encode(), headers)
+        for method, path, headers in plan
+    ]
+    for (method, path, headers), (status, _, _) in zip(plan, send_all(cases), strict=True):
+        if headers:
+            assert status == 403, (method, path)
+        elif method in ("POST", "PUT", "PATCH") and path not in RAW_BODY_ROUTES:
+            assert status == 415, (method, path)
+    nothing_spent(gateway, simulator, before)
