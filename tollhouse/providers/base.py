@@ -65,6 +65,7 @@ class Provider:
         self.price_provider = settings.pricing_provider or self.pricing_id
         # Read once at start, like the rest of the settings.
         self._env_key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
+        self._good_models: set[str] = set()  # checked once: the request path sees few names
 
     def key_from_env(self) -> str:
         """The gateway's own key for this provider ('' when none is configured)."""
@@ -79,9 +80,14 @@ class Provider:
     def check_model(self, model: str) -> None:
         """BadRequest (naming the character and the allowed form) unless this kind
         takes ``model``: client input never shapes the upstream URL."""
+        if model in self._good_models:
+            return
         problem = self.model_problem(model)
         if problem is not None:
             raise BadRequest(f"provider {self.name!r}: {problem}")
+        if len(self._good_models) >= 4096:  # bounded: model names come from clients
+            self._good_models.clear()
+        self._good_models.add(model)
 
     def model_problem(self, model: str) -> str | None:
         """What is wrong with ``model`` for this kind (None: nothing); a kind whose
