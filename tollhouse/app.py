@@ -10,9 +10,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from tollhouse import __version__
 from tollhouse.attribution.chain import Attributor
@@ -21,8 +23,23 @@ from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.connections import CONNECTIONS
 from tollhouse.dispatch import Dispatcher
-from tollhouse.errors import ConfigError, Forbidden, GatewayError, MethodNotAllowed, NoSuchEndpoint
-from tollhouse.hostguard import LOCAL_NAMES, host_allowed
+from tollhouse.errors import (
+    ConfigError,
+    Forbidden,
+    GatewayError,
+    MethodNotAllowed,
+    NoSuchEndpoint,
+    UnsupportedMediaType,
+)
+from tollhouse.hostguard import (
+    LOCAL_NAMES,
+    PASS,
+    BrowserGuard,
+    body_refusal,
+    decide,
+    parse_origins,
+    preflight_headers,
+)
 from tollhouse.ingress import DIALECTS, Dialect
 from tollhouse.ledger.postgres import is_postgres
 from tollhouse.ledger.store import Location
@@ -58,6 +75,10 @@ BUDGETS = web.AppKey("budgets", BudgetGate)
 STATE = web.AppKey("state", SharedState)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CORS_ORIGIN = web.RequestKey("cors_origin", str)
+# Routes whose body is not JSON (multipart uploads, say): exempt from the 415 check.
+# Every other POST/PUT/PATCH route of the gateway parses a JSON body.
+RAW_BODY_ROUTES: frozenset[str] = frozenset()
 
 
 def create_app(
@@ -68,8 +89,14 @@ def create_app(
     ``dashboard``: also serve the dashboard on its own port (``tollhouse serve`` does).
     """
     max_body = int(settings.server.max_body_mb * 1024 * 1024)
-    app = web.Application(client_max_size=max_body, middlewares=[_routing_errors])
+    allowed = _allowed_hosts(settings)
+    guard = BrowserGuard(allowed, parse_origins(settings.server.allowed_origins))
+    app = web.Application(
+        client_max_size=max_body, middlewares=[browser_guard(guard), _routing_errors]
+    )
     app[CONNECTIONS] = settings.server  # header/body timeouts, the connection cap
+    if guard.origins:  # CORS headers go on before a stream's headers are sent
+        app.on_response_prepare.append(_cors_headers(guard))
     ledger_path = ledger_path or settings.ledger.location()
     pricer = Pricer(settings.prices, discounts(settings.commitments))
     writer = LedgerWriter(
@@ -89,7 +116,6 @@ def create_app(
     if shared is not None:
         app[STATE] = shared
     capacity = app[CAPACITY] = build_capacity(settings, shared)  # config errors surface now
-    allowed = _allowed_hosts(settings)
     trust = app[trust_http.TRUST] = build_trust(
         settings.trust, writer, _shared_trust(shared, settings, writer) if shared else None
     )
@@ -145,7 +171,7 @@ def create_app(
         if shared is not None:
             app[METRICS].scraped(shared.redis.gauges)
         if dashboard:
-            await attach_dashboard(app, settings, ledger_path, capacity, budgets, allowed)
+            await attach_dashboard(app, settings, ledger_path, capacity, budgets, guard)
 
     async def draining(app: web.Application) -> None:
         log.info("draining: %d requests in flight", app[GATEWAY].in_flight)
@@ -174,7 +200,7 @@ def create_app(
     app.on_startup.append(startup)
     app.on_shutdown.append(draining)
     app.on_cleanup.append(cleanup)
-    _add_routes(app, allowed)
+    _add_routes(app)
     return app
 
 
@@ -235,19 +261,63 @@ def _limits(s: LimitSettings) -> Limits:
         raise ConfigError(f"limits: {exc}") from None
 
 
-def _add_routes(app: web.Application, allowed: frozenset[str]) -> None:
+def _add_routes(app: web.Application) -> None:
+    """Every route sits behind :func:`browser_guard` (Host, Origin, JSON bodies)."""
     for dialect in DIALECTS.values():
         for path in dialect.routes:
-            app.router.add_post(path, _metered(dialect, allowed))
-    app.router.add_get("/v1/models", _models(allowed))
-    app.router.add_post("/v1/messages/count_tokens", _passthrough(DIALECTS["anthropic"], allowed))
-    app.router.add_get("/tollhouse/health", _health(allowed))
-    app.router.add_get("/tollhouse/v1/capacity", _capacity(allowed))
-    app.router.add_get("/metrics", _metrics(allowed))
-    trust_http.add_routes(app, lambda r: None if _host_ok(r, allowed) else _bad_host(_OPENAI, r))
+            app.router.add_post(path, _metered(dialect))
+    app.router.add_get("/v1/models", _models())
+    app.router.add_post("/v1/messages/count_tokens", _passthrough(DIALECTS["anthropic"]))
+    app.router.add_get("/tollhouse/health", _health)
+    app.router.add_get("/tollhouse/v1/capacity", _capacity)
+    app.router.add_get("/metrics", _metrics)
+    trust_http.add_routes(app, lambda r: None)  # the middleware guards them
 
 
 _OPENAI = DIALECTS["openai-chat"]
+
+
+def browser_guard(guard: BrowserGuard) -> Middleware:
+    """One middleware for every method and path, unknown ones included: the Host
+    check, the browser check (CORS for allowed origins), and JSON-only bodies."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        decision = decide(request.method, request.headers, guard)
+        if decision is not PASS:
+            if decision.action == "refuse":
+                return _refused(request, Forbidden(decision.reason))
+            if decision.action == "preflight":
+                asked = request.headers.get("Access-Control-Request-Headers", "")
+                return web.Response(status=204, headers=preflight_headers(decision.origin, asked))
+            request[CORS_ORIGIN] = decision.origin
+        why = body_refusal(request.method, request.headers)
+        if why is not None and _takes_json(request):
+            return _refused(request, UnsupportedMediaType(why))
+        return await handler(request)
+
+    return middleware
+
+
+def _takes_json(request: web.Request) -> bool:
+    """A known route that parses a JSON body (unknown paths and methods: 404/405 instead)."""
+    match = request.match_info
+    if match.http_exception is not None:
+        return False
+    return match.route.resource is None or match.route.resource.canonical not in RAW_BODY_ROUTES
+
+
+def _cors_headers(guard: BrowserGuard) -> Callable[[web.Request, web.StreamResponse], Any]:
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.get(CORS_ORIGIN)
+        if origin is not None:
+            response.headers.update(guard.cors_headers(origin))
+
+    return add
+
+
+def _refused(request: web.Request, err: GatewayError) -> web.Response:
+    return error_response(_dialect_of(request.path), err, {REQUEST_ID_HEADER: "-"})
 
 
 @web.middleware
@@ -282,42 +352,23 @@ def _dialect_of(path: str) -> Dialect:
     return _OPENAI
 
 
-def _host_ok(request: web.Request, allowed: frozenset[str]) -> bool:
-    """DNS-rebinding guard: only local names (and configured ones) may reach us."""
-    return host_allowed(request.headers.get("Host", ""), allowed)
-
-
-def _bad_host(dialect: Dialect, request: web.Request) -> web.Response:
-    err = Forbidden(
-        f"Host {request.headers.get('Host', '')!r} is not allowed; call tollhouse as "
-        "127.0.0.1 or localhost, or add the name to server.allowed_hosts"
-    )
-    return error_response(dialect, err, {REQUEST_ID_HEADER: "-"})
-
-
-def _metered(dialect: Dialect, allowed: frozenset[str]) -> Handler:
+def _metered(dialect: Dialect) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        if not _host_ok(request, allowed):
-            return _bad_host(dialect, request)
         return await request.app[GATEWAY].handle(request, dialect)
 
     return handler
 
 
-def _passthrough(dialect: Dialect, allowed: frozenset[str]) -> Handler:
+def _passthrough(dialect: Dialect) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
-        if not _host_ok(request, allowed):
-            return _bad_host(dialect, request)
         return await request.app[GATEWAY].passthrough(request, dialect)
 
     return handler
 
 
-def _models(allowed: frozenset[str]) -> Handler:
+def _models() -> Handler:
     """``GET /v1/models``: Anthropic's list when the client speaks Anthropic, else OpenAI's."""
-    by_dialect = {
-        name: _passthrough(DIALECTS[name], allowed) for name in ("openai-chat", "anthropic")
-    }
+    by_dialect = {name: _passthrough(DIALECTS[name]) for name in ("openai-chat", "anthropic")}
 
     async def handler(request: web.Request) -> web.StreamResponse:
         name = "anthropic" if "anthropic-version" in request.headers else "openai-chat"
@@ -326,36 +377,19 @@ def _models(allowed: frozenset[str]) -> Handler:
     return handler
 
 
-def _health(allowed: frozenset[str]) -> Handler:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        if not _host_ok(request, allowed):
-            return _bad_host(DIALECTS["openai-chat"], request)
-        return web.json_response({"status": "ok", "version": __version__})
-
-    return handler
+async def _health(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok", "version": __version__})
 
 
-def _capacity(allowed: frozenset[str]) -> Handler:
+async def _capacity(request: web.Request) -> web.StreamResponse:
     """Live capacity per upstream: in flight, queue depth, waits, 429s, breaker, cooldowns."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        if not _host_ok(request, allowed):
-            return _bad_host(DIALECTS["openai-chat"], request)
-        return web.json_response(request.app[CAPACITY].stats())
-
-    return handler
+    return web.json_response(request.app[CAPACITY].stats())
 
 
-def _metrics(allowed: frozenset[str]) -> Handler:
+async def _metrics(request: web.Request) -> web.StreamResponse:
     """Prometheus exposition; scrape-time gauges read the ledger, so off the loop."""
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        if not _host_ok(request, allowed):
-            return _bad_host(DIALECTS["openai-chat"], request)
-        request.app[GATEWAY].recorded()  # the requests just answered count, too
-        return await metrics_handler(request.app[METRICS])
-
-    return handler
+    request.app[GATEWAY].recorded()  # the requests just answered count, too
+    return await metrics_handler(request.app[METRICS])
 
 
 def _allowed_hosts(settings: Settings) -> frozenset[str]:

@@ -57,6 +57,13 @@ class Forbidden(GatewayError):
     kind = "permission"
 
 
+class UnsupportedMediaType(GatewayError):
+    """A JSON endpoint got another content type (a form or text/plain post, say)."""
+
+    status = 415
+    kind = "invalid_request"
+
+
 class BodyTooLarge(GatewayError):
     status = 413
     kind = "request_too_large"

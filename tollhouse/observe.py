@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity
 from tollhouse.dashboard.server import Dashboard, Sources
+from tollhouse.hostguard import BrowserGuard
 from tollhouse.ledger.store import Location, connect
 from tollhouse.metrics import GatewayMetrics
 from tollhouse.metrics.gateway import (
@@ -111,13 +112,16 @@ async def attach_dashboard(
     ledger_path: Location,
     capacity: Capacity,
     budgets: BudgetGate | None,
-    allowed: frozenset[str],
+    guard: BrowserGuard,
 ) -> None:
     """Start the dashboard on its own port; its token file is created on first use."""
     conf = settings.dashboard
     token = ensure_token(conf.resolved_token_file())
     sources = Sources(ledger_path, capacity, budgets, settings.commitments)
-    dashboard = Dashboard(sources, token, allowed | {conf.host.lower()})
+    # The gateway's hosts and origins, its own address too; a link from another site may
+    # open its pages (read-only; the SameSite=Strict cookie doesn't go along).
+    hosts = guard.hosts | {conf.host.lower()}
+    dashboard = Dashboard(sources, token, BrowserGuard(hosts, guard.origins, navigations=True))
     try:
         await dashboard.start(conf.host, conf.port)
     except OSError as exc:  # the gateway matters more than its dashboard: keep serving

@@ -41,9 +41,14 @@ class Router:
     def candidates(self, model: str, dialect: str) -> list[Route]:
         """The routes to try for ``model``, in order; one unless it is an alias."""
         chain = self.aliases.get(model)
-        if chain is None:
-            return [self.resolve(model, dialect)]
-        return [self._chain_entry(entry, dialect) for entry in chain]
+        routes = (
+            [self.resolve(model, dialect)]
+            if chain is None
+            else [self._chain_entry(entry, dialect) for entry in chain]
+        )
+        for route in routes:  # before anything is sent: a model never shapes the URL
+            route.provider.check_model(route.model)
+        return routes
 
     def is_alias(self, model: str) -> bool:
         return model in self.aliases

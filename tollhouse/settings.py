@@ -90,6 +90,13 @@ class ServerSettings:
         shape=r"\[?[A-Za-z0-9._:%-]{1,253}\]?",
         hint="host names, e.g. gateway.internal",
     )
+    allowed_origins: tuple[str, ...] = _opt(
+        (),
+        'Web page origins (scheme://host[:port], or "null") that may call the gateway '
+        "and dashboard from a browser, with CORS. Empty: every other origin is refused (403).",
+        shape=r"(?i:null|https?://[A-Za-z0-9.\[\]:_-]{1,300})",
+        hint='origins such as "https://app.example" or "http://127.0.0.1:3000"',
+    )
     max_body_mb: float = _opt(
         32.0, "Largest request body accepted, in MiB (413 above).", lo=0, above=True, hi=1024
     )

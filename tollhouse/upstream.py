@@ -2,18 +2,22 @@
 
 Upstream URLs come only from the config; keys only from the client or the
 environment; redirects are never followed; hop-by-hop headers never cross.
+What the client's request adds to a provider's base URL (the path, a model
+name in it, the query) is percent-encoded part by part, so it can't change the
+host, climb out of the base path or add query keys (see :func:`upstream_url`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from tollhouse.errors import UpstreamTimeout, UpstreamUnavailable
+from tollhouse.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
 from tollhouse.providers import Provider
 
 HOP_BY_HOP = frozenset(
@@ -39,6 +43,9 @@ DROP_UPSTREAM = HOP_BY_HOP | {
     "x-api-key",
     "x-goog-api-key",
 }
+# Kept as they are in a path segment: RFC 3986 pchar. '%' is not among them: the
+# client's own escapes were decoded by the server, so a '%' left is a literal one.
+SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
 DROP_DOWNSTREAM = HOP_BY_HOP | {
     "content-length",
     "content-encoding",
@@ -84,13 +91,31 @@ class Upstreams:
         key = (provider.name, path, query)
         url = self._urls.get(key)
         if url is None:
-            if "key=" in query:  # Gemini's ?key= moves to a header; keys never ride in URLs
-                query = "&".join(p for p in query.split("&") if not p.startswith("key="))
-            text = provider.upstream_url(path) + (f"?{query}" if query else "")
             if len(self._urls) > 4096:  # bounded: paths carry model names
                 self._urls.clear()
-            url = self._urls[key] = URL(text, encoded=True)
+            url = self._urls[key] = URL(upstream_url(provider, path, query), encoded=True)
         return url
+
+
+def upstream_url(provider: Provider, path: str, query: str) -> str:
+    """The provider's base URL, then ``path`` (decoded, as the server saw it) encoded
+    segment by segment, then the client's own query keys re-encoded, but ``key``:
+    Gemini's ``?key=`` moves to a header, keys never ride in URLs.
+
+    BadRequest for a '.' or '..' segment (or a path not starting with '/'): the base
+    path is never left.
+    """
+    segments = path.split("/")
+    if segments[0] or any(s in (".", "..") for s in segments):
+        raise BadRequest(
+            f"the path {path[:120]!r} is not absolute or has a '.' or '..' part; "
+            "tollhouse never sends it on"
+        )
+    text = provider.upstream_url("/".join(quote(s, safe=SEGMENT_SAFE) for s in segments))
+    if not query:
+        return text
+    pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "key"]
+    return f"{text}?{urlencode(pairs, quote_via=quote)}" if pairs else text
 
 
 def upstream_headers(incoming: Mapping[str, str], auth: Mapping[str, str]) -> CIMultiDict[str]:

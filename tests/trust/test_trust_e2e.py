@@ -296,7 +296,8 @@ def test_bad_trust_requests_say_how_to_fix_them(gw: Harness) -> None:
     assert (
         gate.status_code == 400 and '"irreversible" is required' in gate.json()["error"]["message"]
     )
-    junk = api(gw, "POST", "/gate", content=b"{nope")
+    json_type = {"Content-Type": "application/json"}
+    junk = api(gw, "POST", "/gate", content=b"{nope", headers=json_type)
     assert junk.status_code == 400 and "not valid JSON" in junk.json()["error"]["message"]
     outcome = api(gw, "PUT", "/actions/act_x", json={"status": "maybe"})
     assert outcome.status_code == 400

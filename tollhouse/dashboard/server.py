@@ -7,7 +7,7 @@ cleaned. Scripts may send ``Authorization: Bearer <token>`` instead.
 Every response forbids inline script and framing (CSP); pages build their
 DOM with ``textContent`` only, so nothing from the ledger is parsed as HTML.
 
->>> dashboard = Dashboard(sources, token, allowed_hosts)
+>>> dashboard = Dashboard(sources, token, BrowserGuard(allowed_hosts, navigations=True))
 >>> await dashboard.start("127.0.0.1", 4142)
 """
 
@@ -29,7 +29,7 @@ from tollhouse.budgets.commitments import commitment_status
 from tollhouse.capacity import Capacity
 from tollhouse.dashboard import queries
 from tollhouse.errors import TollhouseError
-from tollhouse.hostguard import host_allowed
+from tollhouse.hostguard import BrowserGuard, decide, preflight_headers
 from tollhouse.ledger.report import capacity_summary, parse_time
 from tollhouse.ledger.store import Location, connect
 from tollhouse.settings import CommitmentSettings
@@ -68,10 +68,10 @@ class Sources:
 
 
 class Dashboard:
-    def __init__(self, sources: Sources, token: str, allowed_hosts: frozenset[str]) -> None:
+    def __init__(self, sources: Sources, token: str, guard: BrowserGuard) -> None:
         self.sources = sources
         self.token = token
-        self.allowed = allowed_hosts
+        self.guard = guard  # the gateway's, with the dashboard's own host; links may open it
         self.app = web.Application(middlewares=[self._guard])
         self._routes()
         self._runner: web.AppRunner | None = None
@@ -111,8 +111,20 @@ class Dashboard:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not host_allowed(request.headers.get("Host", ""), self.allowed):
-            return _secure(web.Response(status=403, text="this Host is not allowed\n"))
+        decision = decide(request.method, request.headers, self.guard)
+        if decision.action == "refuse":
+            return _secure(web.Response(status=403, text=decision.reason + "\n"))
+        if decision.action == "preflight":
+            asked = request.headers.get("Access-Control-Request-Headers", "")
+            return _secure(
+                web.Response(status=204, headers=preflight_headers(decision.origin, asked))
+            )
+        response = await self._authorized(request, handler)
+        if decision.action == "cors":
+            response.headers.update(self.guard.cors_headers(decision.origin))
+        return response
+
+    async def _authorized(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.query.get("token")
         if given is not None:
             if not same(given, self.token):

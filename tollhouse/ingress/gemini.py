@@ -7,6 +7,7 @@ from typing import Any
 
 from tollhouse.errors import BadRequest, GatewayError
 from tollhouse.ingress.base import Call, Dialect, register
+from tollhouse.providers.gemini import gemini_model_error
 
 GEMINI_STATUSES = {
     400: "INVALID_ARGUMENT",
@@ -15,6 +16,7 @@ GEMINI_STATUSES = {
     402: "RESOURCE_EXHAUSTED",
     404: "NOT_FOUND",
     413: "INVALID_ARGUMENT",
+    415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     502: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
@@ -36,15 +38,20 @@ class Gemini(Dialect):
             )
         if not model:
             raise BadRequest("the URL needs a model: /v1beta/models/MODEL:generateContent")
+        problem = gemini_model_error(model)  # it goes into the upstream URL
+        if problem is not None:
+            raise BadRequest(problem)
         return Call(model=model.removeprefix("models/"), stream=ACTIONS[action], path=path)
 
     def prepare(self, payload: dict[str, Any], call: Call, upstream_model: str) -> bool:
         return False  # the model lives in the URL; the body goes through untouched
 
     def upstream_path(self, call: Call, upstream_model: str) -> str:
-        head, _, target = call.path.rpartition("/")
-        action = target.partition(":")[2]
-        return f"{head}/{upstream_model}:{action}"
+        # Rebuilt from checked parts, never from the client's path: the version is the
+        # route's (v1beta|v1|v1alpha), the action follows the stream flag.
+        version = call.path.split("/", 2)[1]
+        action = "streamGenerateContent" if call.stream else "generateContent"
+        return f"/{version}/models/{upstream_model.removeprefix('models/')}:{action}"
 
     def client_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
         return headers.get("x-goog-api-key") or query.get("key") or None

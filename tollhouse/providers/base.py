@@ -13,16 +13,28 @@ as a plugin would:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import ClassVar, TypeVar
 
+from tollhouse.errors import BadRequest
 from tollhouse.metering.usage import Usage
 from tollhouse.settings import ProviderSettings
 
 P = TypeVar("P", bound=type["Provider"])
 
 KINDS: dict[str, type[Provider]] = {}
+MAX_MODEL = 256
+# What real model names use, and nothing that means something in a URL or a path:
+# gpt-4o-mini, openai/gpt-4o-mini, accounts/fireworks/models/x, llama3.1:8b,
+# claude-sonnet-4-5@20250929, ft:gpt-4o-mini:org::id. A character outside the class
+# is what :func:`model_error` names.
+MODEL_OUTSIDE = re.compile(r"[^A-Za-z0-9._:@+~/-]")
+MODEL_FORM = (
+    "a model name is letters, digits and . _ : @ + ~ - in parts joined by '/' "
+    "(e.g. gpt-4o-mini, openai/gpt-4o-mini, llama3.1:8b)"
+)
 
 
 def register(kind: str) -> Callable[[P], P]:
@@ -53,6 +65,7 @@ class Provider:
         self.price_provider = settings.pricing_provider or self.pricing_id
         # Read once at start, like the rest of the settings.
         self._env_key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
+        self._good_models: set[str] = set()  # checked once: the request path sees few names
 
     def key_from_env(self) -> str:
         """The gateway's own key for this provider ('' when none is configured)."""
@@ -63,6 +76,23 @@ class Provider:
         if self.base_includes and path.startswith(self.base_includes + "/"):
             path = path[len(self.base_includes) :]
         return self.base_url + path
+
+    def check_model(self, model: str) -> None:
+        """BadRequest (naming the character and the allowed form) unless this kind
+        takes ``model``: client input never shapes the upstream URL."""
+        if model in self._good_models:
+            return
+        problem = self.model_problem(model)
+        if problem is not None:
+            raise BadRequest(f"provider {self.name!r}: {problem}")
+        if len(self._good_models) >= 4096:  # bounded: model names come from clients
+            self._good_models.clear()
+        self._good_models.add(model)
+
+    def model_problem(self, model: str) -> str | None:
+        """What is wrong with ``model`` for this kind (None: nothing); a kind whose
+        model goes into the URL narrows it."""
+        return model_error(model, MODEL_OUTSIDE, MODEL_FORM)
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
@@ -84,6 +114,22 @@ def build_providers(settings: tuple[ProviderSettings, ...]) -> list[Provider]:
     from tollhouse.providers import builtin  # noqa: F401  (registers the built-in kinds)
 
     return [KINDS[p.kind](p) for p in settings]
+
+
+def model_error(model: str, outside: re.Pattern[str], form: str) -> str | None:
+    """What is wrong with ``model`` (None: nothing): its length, a character outside
+    the allowed ones, or an empty, '.' or '..' part between slashes."""
+    if not 0 < len(model) <= MAX_MODEL:
+        return f"the model name must be 1 to {MAX_MODEL} characters long; {form}"
+    bad = outside.search(model)
+    if bad is not None:
+        return (
+            f"model {model[:80]!r}: the character {bad.group()!r} (position {bad.start()}) "
+            f"is not allowed; {form}"
+        )
+    if any(part in ("", ".", "..") for part in model.split("/")):
+        return f"model {model[:80]!r}: empty, '.' or '..' parts between '/' are not allowed; {form}"
+    return None
 
 
 def decimal_of(value: object) -> Decimal | None:

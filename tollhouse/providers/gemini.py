@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-from tollhouse.providers.base import Provider, register
+import re
+
+from tollhouse.providers.base import Provider, model_error, register
+
+# The model is a path segment of the upstream URL (/v1beta/models/MODEL:generateContent),
+# after an optional "models/": no '/', ':' or anything else with a meaning in a URL.
+GEMINI_OUTSIDE = re.compile(r"[^A-Za-z0-9._-]")
+GEMINI_FORM = (
+    "a Gemini model name is letters, digits and . _ - (e.g. gemini-2.5-flash), "
+    "optionally after models/"
+)
+
+
+def gemini_model_error(model: str) -> str | None:
+    """What is wrong with a Gemini model name (None: nothing)."""
+    name = model.removeprefix("models/")
+    problem = model_error(name, GEMINI_OUTSIDE, GEMINI_FORM)
+    if problem is None and not name[0].isalnum():
+        return f"model {name[:80]!r}: it must start with a letter or digit; {GEMINI_FORM}"
+    return problem
 
 
 @register("gemini")
 class GeminiProvider(Provider):
     dialects = frozenset({"gemini"})
     pricing_id = "google"
+
+    def model_problem(self, model: str) -> str | None:
+        return gemini_model_error(model)
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"x-goog-api-key": key}
