@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import ACME_KEY, KEY_ENV, PROVIDER_KEY, GatewayFactory, Harness
 from tollhouse.simulator import Simulator
-from tollhouse.testing import GatewayProcess
+from tollhouse.testing import GatewayProcess, free_port
 
 SHORT = 0.5
 PATIENCE = 30.0  # a socket timeout only, so a regression fails instead of hanging
@@ -202,3 +202,24 @@ def test_tollhouse_serve_applies_the_limits(tmp_path: Path, simulator: Simulator
     ):
         sock.sendall(b"GET /tollhouse/health HTTP/1.1\r\n")
         assert _closed_by_peer(sock)  # aiohttp alone would hold it for its keep-alive time
+
+
+def test_the_dashboard_listener_has_the_same_limits(tmp_path: Path, simulator: Simulator) -> None:
+    """The dashboard's own port is a listener too: a half-sent request there is cut as well."""
+    dash = free_port()
+    config = tmp_path / "tollhouse.toml"
+    config.write_text(
+        "[server]\nclient_header_timeout_s = 0.5\nkeepalive_timeout_s = 3600\n"
+        f'[ledger]\npath = "{tmp_path / "ledger.db"}"\n'
+        f'[dashboard]\nport = {dash}\ntoken_file = "{tmp_path / "dash.token"}"\n'
+        '[[providers]]\nname = "openai"\nkind = "openai"\n'
+        f'base_url = "{simulator.url}/openai/v1"\napi_key_env = "{KEY_ENV}"\n'
+    )
+    with GatewayProcess(config, env={KEY_ENV: PROVIDER_KEY}):
+        with socket.create_connection(("127.0.0.1", dash), timeout=PATIENCE) as sock:
+            sock.sendall(b"GET /tollhouse/ui/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            status, _ = _response(sock)  # a whole request is served (a redirect to log in)
+            assert status < 500
+        with socket.create_connection(("127.0.0.1", dash), timeout=PATIENCE) as sock:
+            sock.sendall(b"GET /tollhouse/ui/ HTTP/1.1\r\n")
+            assert _closed_by_peer(sock)

@@ -123,7 +123,7 @@ async def attach_dashboard(
     hosts = guard.hosts | {conf.host.lower()}
     dashboard = Dashboard(sources, token, BrowserGuard(hosts, guard.origins, navigations=True))
     try:
-        await dashboard.start(conf.host, conf.port)
+        await dashboard.start(conf.host, conf.port, settings.server)
     except OSError as exc:  # the gateway matters more than its dashboard: keep serving
         await dashboard.close()
         log.warning(

@@ -27,12 +27,13 @@ from aiohttp import web
 from tollhouse.budgets import BudgetGate
 from tollhouse.budgets.commitments import commitment_status
 from tollhouse.capacity import Capacity
+from tollhouse.connections import GatewayRunner
 from tollhouse.dashboard import queries
 from tollhouse.errors import TollhouseError
 from tollhouse.hostguard import BrowserGuard, decide, preflight_headers
 from tollhouse.ledger.report import capacity_summary, parse_time
 from tollhouse.ledger.store import Location, connect
-from tollhouse.settings import CommitmentSettings
+from tollhouse.settings import CommitmentSettings, ServerSettings
 from tollhouse.tokens import same
 from tollhouse.trust.metrics import trust_metrics
 
@@ -77,8 +78,12 @@ class Dashboard:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def start(self, host: str, port: int) -> None:
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+    async def start(self, host: str, port: int, limits: ServerSettings | None = None) -> None:
+        """Serve on ``host:port``; with ``limits``, under the gateway's slow-peer limits."""
+        if limits is None:
+            self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        else:
+            self._runner = GatewayRunner(self.app, limits, handle_signals=False, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         self.port = int(self._runner.addresses[0][1])
