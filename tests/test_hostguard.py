@@ -324,6 +324,22 @@ def test_json_endpoints_refuse_other_content_types(
     nothing_spent(gateway, simulator, before)
 
 
+def test_refusals_are_counted_by_check_without_ledger_rows(gateway: Harness) -> None:
+    """No row for a turned-away request (a flood would write one each), but a metric."""
+    url = gateway.url + PATHS["metered"]
+    send(url, "POST", "application/json", CHAT.encode(), Origin="https://evil.example")
+    send(url, "POST", "application/json", CHAT.encode(), **{"Sec-Fetch-Site": "cross-site"})
+    send(url, "POST", "text/plain", CHAT.encode())
+    send(url, "POST", "application/json", CHAT.encode(), Host="evil.example")
+    send(url, "POST", "application/json", CHAT.encode(), Host="evil.example")
+    _, _, scraped = send(gateway.url + "/metrics", "GET", None, b"")
+    counts = dict(
+        re.findall(r'tollhouse_refused_requests_total\{why="([a-z-]+)"\} (\S+)', scraped.decode())
+    )
+    assert counts == {"origin": "1.0", "cross-site": "1.0", "content-type": "1.0", "host": "2.0"}
+    assert gateway.rows() == []
+
+
 def test_unknown_paths_and_methods_keep_their_404_and_405(gateway: Harness) -> None:
     for content_type, body in BODIES.values():
         status, _, text = send(gateway.url + PATHS["unknown"], "POST", content_type, body)

@@ -286,14 +286,14 @@ def browser_guard(guard: BrowserGuard) -> Middleware:
         decision = decide(request.method, request.headers, guard)
         if decision is not PASS:
             if decision.action == "refuse":
-                return _refused(request, Forbidden(decision.reason))
+                return _refused(request, Forbidden(decision.reason), decision.why)
             if decision.action == "preflight":
                 asked = request.headers.get("Access-Control-Request-Headers", "")
                 return web.Response(status=204, headers=preflight_headers(decision.origin, asked))
             request[CORS_ORIGIN] = decision.origin
         why = body_refusal(request.method, request.headers)
         if why is not None and _takes_json(request):
-            return _refused(request, UnsupportedMediaType(why))
+            return _refused(request, UnsupportedMediaType(why), "content-type")
         return await handler(request)
 
     return middleware
@@ -316,7 +316,12 @@ def _cors_headers(guard: BrowserGuard) -> Callable[[web.Request, web.StreamRespo
     return add
 
 
-def _refused(request: web.Request, err: GatewayError) -> web.Response:
+def _refused(request: web.Request, err: GatewayError, why: str) -> web.Response:
+    """A request turned away before routing: no ledger row (a flood of them would
+    write one each), but counted in ``tollhouse_refused_requests_total``."""
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.refused.add((why,))
     return error_response(_dialect_of(request.path), err, {REQUEST_ID_HEADER: "-"})
 
 

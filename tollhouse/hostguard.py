@@ -64,12 +64,14 @@ class Decision:
 
     ``pass``: serve it as usual; ``cors``: serve it and add CORS headers for
     ``origin``; ``preflight``: answer the CORS preflight for ``origin``;
-    ``refuse``: answer 403 with ``reason`` (what was wrong, how to allow it).
+    ``refuse``: answer 403 with ``reason`` (what was wrong, how to allow it);
+    ``why`` names the check that refused it (``host``, ``origin``, ``cross-site``).
     """
 
     action: Literal["pass", "cors", "preflight", "refuse"]
     origin: str = ""
     reason: str = ""
+    why: str = ""
 
 
 PASS = Decision("pass")  # one shared instance: the common path allocates nothing
@@ -112,7 +114,7 @@ def decide(method: str, headers: Mapping[str, str], guard: BrowserGuard) -> Deci
     """Serve, refuse, or answer a preflight: from the method and headers alone."""
     host = headers.get("Host", "")
     if not host_allowed(host, guard.hosts):
-        return Decision("refuse", reason=_bad_host(host))
+        return Decision("refuse", reason=_bad_host(host), why="host")
     origin = headers.get("Origin")
     site = headers.get("Sec-Fetch-Site")
     if origin is None:
@@ -120,14 +122,14 @@ def decide(method: str, headers: Mapping[str, str], guard: BrowserGuard) -> Deci
             return PASS  # not a browser (SDKs, curl), or the page's own origin / the person
         if guard.navigations and method in ("GET", "HEAD") and _navigation(headers):
             return PASS
-        return Decision("refuse", reason=_cross_site(site))
+        return Decision("refuse", reason=_cross_site(site), why="cross-site")
     if origin in guard.origins:
         if method == "OPTIONS" and "Access-Control-Request-Method" in headers:
             return Decision("preflight", origin)
         return Decision("cors", origin)
     if (site is None or site in _SAME_SITE_VALUES) and _same_origin(origin, host):
         return PASS
-    return Decision("refuse", reason=_foreign(origin))
+    return Decision("refuse", reason=_foreign(origin), why="origin")
 
 
 def preflight_headers(origin: str, requested: str) -> dict[str, str]:

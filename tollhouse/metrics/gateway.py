@@ -85,6 +85,12 @@ class GatewayMetrics:
             "Failed requests by error class (upstream's, or the gateway's own kind).",
             ("provider", "error_class"),
         )
+        self.refused = _Counts(
+            "tollhouse_refused_requests",
+            "Requests turned away before routing (no ledger row), by the check: host or "
+            "origin or cross-site (403), content-type (415).",
+            ("why",),
+        )
         self.trust = _Counts(
             "tollhouse_trust_requests",
             "Answered requests: full (the primary answered) or degraded (a fallback did).",
@@ -114,6 +120,7 @@ class GatewayMetrics:
             self.cost,
             self.unpriced,
             self.errors,
+            self.refused,
             self.trust,
             self.latency,
             self.queue_wait,
