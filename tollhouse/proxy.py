@@ -32,6 +32,7 @@ from tollhouse.metering.usage import Metered
 from tollhouse.metrics import GatewayMetrics
 from tollhouse.pricing import Cost
 from tollhouse.relay import relay_body, relay_stream
+from tollhouse.requestlog import log_request
 from tollhouse.routing import Route, Router
 from tollhouse.tasks import spawn
 from tollhouse.upstream import Upstreams, downstream_headers, refuse_redirect
@@ -362,6 +363,7 @@ class Gateway:
                 self.budgets.settle(ex.budget, cost.usd)
         if self.metrics is not None:
             self.metrics.observe(entry, cost, ex.upstream_s * 1000)
+        log_request(entry, cost)
 
     def _entry(self, ex: Exchange, who: Attribution) -> LedgerEntry:
         m, route, call = ex.metered, ex.route, ex.call

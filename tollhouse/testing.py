@@ -105,9 +105,12 @@ class GatewayProcess:
     ...     openai.OpenAI(base_url=gw.url + "/v1", api_key="x")
     """
 
-    def __init__(self, config: Any, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Any, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.config = config
         self.env = env
+        self.args = args  # more `tollhouse serve` options, e.g. ("-v",)
         self.port = free_port()
         self.proc: Any = None
         self.log: Any = None
@@ -128,7 +131,7 @@ class GatewayProcess:
         # A file, not a pipe: a child that logs a lot must never block on a full pipe.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 -- closed in __exit__
         self.proc = subprocess.Popen(
-            [*cmd, "--port", str(self.port)],
+            [*cmd, "--port", str(self.port), *self.args],
             env={**os.environ, **(self.env or {})},
             stdout=subprocess.DEVNULL,
             stderr=self.log,

@@ -112,13 +112,25 @@ def write_starter(path: Path) -> None:
         fh.write(text)
 
 
+LOG_FORMAT = click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per log line, for log collectors.",
+)
+
+
 @cli.command()
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option("--host", help="Bind address (default from config: 127.0.0.1).")
 @click.option("--port", type=PORT, help=f"Port (default from config: {DEFAULT_PORT}).")
-@click.option("-v", "--verbose", is_flag=True, help="Log every request.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request (and debug detail).")
+@LOG_FORMAT
 @friendly
-def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) -> None:
+def serve(
+    path: Path | None, host: str | None, port: int | None, verbose: bool, log_format: str
+) -> None:
     """Run the gateway.
 
     Without --config it reads $TOLLHOUSE_HOME/tollhouse.toml, writing the
@@ -127,6 +139,7 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
     \b
     Example:
       tollhouse serve --port 4141
+      tollhouse serve -v --log-format json     # a JSON line per request
       OPENAI_BASE_URL=http://127.0.0.1:4141/v1 python my_app.py
     """
     from tollhouse.server import run
@@ -137,7 +150,7 @@ def serve(path: Path | None, host: str | None, port: int | None, verbose: bool) 
             write_starter(path)
             click.echo(f"No config yet: wrote the starter config to {path}")
     settings = load_settings(path)
-    _logging(verbose)
+    _logging(verbose, log_format)
     run(settings, host=host, port=port)
 
 
@@ -578,12 +591,17 @@ def demo(keep: bool) -> None:
     run_demo(keep=keep, echo=click.echo)
 
 
-def _logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _logging(verbose: bool, log_format: str = "text") -> None:
+    from tollhouse.requestlog import JSONFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    # A line per request only when asked for (-v): INFO would otherwise turn it on.
+    logging.getLogger("tollhouse.requests").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from tollhouse.metering.registry import meter_body
 from tollhouse.metering.usage import Metered
 from tollhouse.providers import builtin  # noqa: F401  (registers the provider kinds)
 from tollhouse.providers.base import KINDS, Provider
+from tollhouse.requestlog import log_request
 from tollhouse.settings import InterceptSettings, ProviderSettings
 from tollhouse.tasks import spawn
 
@@ -244,7 +245,8 @@ class MeterAddon:
         error: str | None,
     ) -> None:
         who = await self.attributor.finish(m.who or Attribution(UNATTRIBUTED, UNATTRIBUTED))
-        self.writer.submit(self._entry(flow, m, metered, latency, error, who))
+        entry = self._entry(flow, m, metered, latency, error, who)
+        log_request(entry, self.writer.submit(entry))
 
     def _entry(
         self,
