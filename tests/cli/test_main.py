@@ -143,3 +143,23 @@ def test_a_port_out_of_range_is_a_usage_error(command: str, home: Path) -> None:
     args = [command, "--port", "99999"] + (["--", "true"] if command == "run" else [])
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "0<=x<=65535" in result.output, result.output
+
+
+def test_serve_dashboard_port_moves_the_dashboard(
+    home: Path, tmp_path: Path, simulator: Simulator
+) -> None:
+    """Two gateways on one machine: --port and --dashboard-port keep them apart."""
+    from tollhouse.testing import GatewayProcess
+
+    dash = free_port()
+    config = tmp_path / "tollhouse.toml"
+    config.write_text(
+        f'[ledger]\npath = "{tmp_path / "ledger.db"}"\n[dashboard]\ntoken_file = '
+        f'"{tmp_path / "dash.token"}"\n[[providers]]\nname = "openai"\nkind = "openai"\n'
+        f'base_url = "{simulator.url}/openai/v1"\napi_key_env = "X"\n'
+    )
+    with GatewayProcess(config, args=("--dashboard-port", str(dash))):
+        found = CliRunner().invoke(cli, ["dashboard", "--config", str(config), "--port", str(dash)])
+    assert found.exit_code == 0, found.output
+    assert found.output.startswith(f"http://127.0.0.1:{dash}/tollhouse/ui/?token=")
+    assert "Not running" not in found.output and "another" not in found.output  # it answered

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,11 +126,19 @@ LOG_FORMAT = click.option(
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option("--host", help="Bind address (default from config: 127.0.0.1).")
 @click.option("--port", type=PORT, help=f"Port (default from config: {DEFAULT_PORT}).")
+@click.option(
+    "--dashboard-port", type=PORT, help="The dashboard's port (default from config: 4142)."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request (and debug detail).")
 @LOG_FORMAT
 @friendly
 def serve(
-    path: Path | None, host: str | None, port: int | None, verbose: bool, log_format: str
+    path: Path | None,
+    host: str | None,
+    port: int | None,
+    dashboard_port: int | None,
+    verbose: bool,
+    log_format: str,
 ) -> None:
     """Run the gateway.
 
@@ -139,6 +148,7 @@ def serve(
     \b
     Example:
       tollhouse serve --port 4141
+      tollhouse serve --port 5000 --dashboard-port 5001   # a second gateway
       tollhouse serve -v --log-format json     # a JSON line per request
       OPENAI_BASE_URL=http://127.0.0.1:4141/v1 python my_app.py
     """
@@ -150,6 +160,8 @@ def serve(
             write_starter(path)
             click.echo(f"No config yet: wrote the starter config to {path}")
     settings = load_settings(path)
+    if dashboard_port is not None:
+        settings = replace(settings, dashboard=replace(settings.dashboard, port=dashboard_port))
     _logging(verbose, log_format)
     run(settings, host=host, port=port)
 
@@ -378,8 +390,9 @@ def _error_message(body: bytes, fallback: str) -> str:
 @cli.command()
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option("--open", "open_browser", is_flag=True, help="Open it in the default browser.")
+@click.option("--port", type=PORT, help="Its port, when serve ran with --dashboard-port.")
 @friendly
-def dashboard(path: Path | None, open_browser: bool) -> None:
+def dashboard(path: Path | None, open_browser: bool, port: int | None) -> None:
     """Print the dashboard's address, with its access token; --open opens it.
 
     The dashboard runs inside `tollhouse serve`, on its own port ([dashboard]
@@ -397,7 +410,7 @@ def dashboard(path: Path | None, open_browser: bool) -> None:
     conf = _settings(path).dashboard
     if not conf.enabled:
         raise click.ClickException("the dashboard is off: set [dashboard] enabled = true")
-    base = f"{_local_url(conf.host, conf.port)}/tollhouse/ui/"
+    base = f"{_local_url(conf.host, conf.port if port is None else port)}/tollhouse/ui/"
     token = ensure_token(conf.resolved_token_file())
     click.echo(f"{base}?token={token}")
     problem = _dashboard_problem(base, token)
