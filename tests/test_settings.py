@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import fields
 from decimal import Decimal
@@ -361,3 +362,16 @@ def test_a_bad_value_is_one_clean_cli_error(tmp_path: Path) -> None:
         assert result.exit_code == 1, result.output
         assert says in result.output and "Traceback" not in result.output
         assert pasted not in result.output and not isinstance(result.exception, ConfigError)
+
+
+def test_the_starter_config_works_with_every_example_uncommented_in_place() -> None:
+    """A user uncomments an example where it stands: it must land in its own table."""
+    from importlib.resources import files
+
+    text = files("tollhouse").joinpath("starter.toml").read_text(encoding="utf-8")
+    example = re.compile(r"^# ?(\[[^\]]+\]\]?|[A-Za-z_]+ = .*)$")
+    lines = [(m.group(1) if (m := example.match(line)) else line) for line in text.splitlines()]
+    settings = parse_settings(tomllib.loads("\n".join(lines)))
+    acme = settings.projects["acme"]
+    assert acme.keys == ("th-acme-dev",) and acme.budget_daily_usd == 25
+    assert settings.commitments["openai"].annual_usd == 120000

@@ -32,8 +32,12 @@ def test_init_writes_a_private_starter_once(home: Path) -> None:
     assert runner.invoke(cli, ["init"]).exit_code == 0
     config = home / "tollhouse.toml"
     assert config.stat().st_mode & 0o777 == 0o600
-    again = runner.invoke(cli, ["init"])
-    assert again.exit_code == 1 and "--force" in again.output
+    config.write_text("# mine\n")
+    again = runner.invoke(cli, ["init"])  # after `serve` wrote one, say: no error after success
+    assert again.exit_code == 0 and "Kept" in again.output and "--force" in again.output
+    assert "Error" not in again.output and config.read_text() == "# mine\n"
+    forced = runner.invoke(cli, ["init", "--force"])
+    assert forced.exit_code == 0 and config.read_text() != "# mine\n"
 
 
 def test_report_without_a_ledger_says_what_to_do(home: Path) -> None:

@@ -80,8 +80,9 @@ def init(path: Path | None, force: bool) -> None:
     """
     _init_ca(path)
     path = path or default_config()
-    if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+    if path.exists() and not force:  # e.g. `serve` wrote it already: nothing went wrong
+        click.echo(f"Kept {path} (--force replaces it with the starter config)")
+        return
     write_starter(path)
     click.echo(f"Wrote {path}")
 
