@@ -11,6 +11,7 @@ speaks the client's dialect.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -66,7 +67,20 @@ class Router:
                 f"model {model!r}: no configured provider speaks {DIALECTS[dialect].label}; "
                 "add one under [[providers]] in the config"
             )
+        if slash and not provider.slashed_models:
+            self._check_prefix(model, prefix, provider)
         return Route(provider, model, dialect)
+
+    def _check_prefix(self, model: str, prefix: str, provider: Provider) -> None:
+        """``opneai/gpt-4o``: a prefix a letter or two off a provider's name is a typo,
+        when the default provider's own names never hold a slash (else it's theirs)."""
+        near = difflib.get_close_matches(prefix, self.by_name, n=1, cutoff=0.75)
+        if near:
+            fixed = f"{near[0]}/{model.partition('/')[2]}"
+            raise UnknownModel(
+                f"model {model!r}: no provider is called {prefix!r}; did you mean {fixed!r}? "
+                f"(configured providers: {', '.join(self.by_name)})"
+            )
 
     def _chain_entry(self, entry: str, dialect: str) -> Route:
         prefix, slash, rest = entry.partition("/")

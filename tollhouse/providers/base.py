@@ -57,6 +57,9 @@ class Provider:
     # Path prefix of the API root that the base URL already contains ("/v1"
     # for OpenAI-style base URLs such as https://api.openai.com/v1).
     base_includes: ClassVar[str] = ""
+    # Whether this kind's own model names carry a "/" (an aggregator's "vendor/model",
+    # a local server's file path). When not, "opneai/gpt-4o" can only be a typo.
+    slashed_models: ClassVar[bool] = False
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings

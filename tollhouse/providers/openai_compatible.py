@@ -10,6 +10,7 @@ from tollhouse.providers.base import Provider, register
 
 @register("openai-compatible")
 class OpenAICompatibleProvider(Provider):
+    slashed_models = True  # "vendor/model" names are its own
     dialects = frozenset({"openai-chat", "openai-responses"})
     pricing_id = None
     base_includes = "/v1"

@@ -10,6 +10,7 @@ from tollhouse.providers.base import Provider, decimal_of, register
 
 @register("openrouter")
 class OpenRouterProvider(Provider):
+    slashed_models = True  # "vendor/model" names are its own
     dialects = frozenset({"openai-chat", "openai-responses"})
     pricing_id = "openrouter"
     base_includes = "/v1"
