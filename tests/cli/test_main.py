@@ -167,3 +167,42 @@ def test_serve_dashboard_port_moves_the_dashboard(
     assert found.exit_code == 0, found.output
     assert found.output.startswith(f"http://127.0.0.1:{dash}/tollhouse/ui/?token=")
     assert "Not running" not in found.output and "another" not in found.output  # it answered
+
+
+def test_serve_simulate_answers_every_sdk_without_keys(home: Path, tmp_path: Path) -> None:
+    """The first ten minutes: the starter config, no provider keys, the official SDKs."""
+    import anthropic
+    import openai
+    from google import genai
+    from google.genai import types
+
+    from tollhouse.cli.main import write_starter
+    from tollhouse.testing import GatewayProcess
+
+    config = home / "tollhouse.toml"
+    write_starter(config)
+    no_keys = {k: "" for k in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")}
+    no_keys |= {"XAI_API_KEY": "", "OPENROUTER_API_KEY": "", "TOLLHOUSE_HOME": str(home)}
+    args = ("--simulate", "--dashboard-port", str(free_port()))
+    with GatewayProcess(config, env=no_keys, args=args) as gw:
+        oai = openai.OpenAI(base_url=gw.url + "/v1", api_key="any", max_retries=0)
+        oai.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        ant = anthropic.Anthropic(base_url=gw.url, api_key="any", max_retries=0)
+        ant.messages.create(
+            model="claude-haiku-4-5", max_tokens=32, messages=[{"role": "user", "content": "hi"}]
+        )
+        gem = genai.Client(api_key="any", http_options=types.HttpOptions(base_url=gw.url))
+        gem.models.generate_content(model="gemini-2.5-flash", contents="hi")
+        assert gw.stop() == 0
+    assert not (home / "ledger.db").exists()  # simulated spend never mixes with a real bill
+    hint = CliRunner().invoke(cli, ["report", "--config", str(config)])
+    assert "--ledger" in hint.output and "simulated.db" in hint.output
+    found = CliRunner().invoke(
+        cli, ["report", "--ledger", str(home / "simulated.db"), "--by", "model", "--format", "json"]
+    )
+    assert found.exit_code == 0, found.output
+    rows = json.loads(found.output)
+    models = {r["model"] for r in (rows["rows"] if isinstance(rows, dict) else rows)}
+    assert models == {"gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"}

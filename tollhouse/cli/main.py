@@ -130,6 +130,11 @@ LOG_FORMAT = click.option(
 @click.option(
     "--dashboard-port", type=PORT, help="The dashboard's port (default from config: 4142)."
 )
+@click.option(
+    "--simulate",
+    is_flag=True,
+    help="No keys needed: every provider is the built-in simulator (ledger: simulated.db).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request (and debug detail).")
 @LOG_FORMAT
 @friendly
@@ -138,6 +143,7 @@ def serve(
     host: str | None,
     port: int | None,
     dashboard_port: int | None,
+    simulate: bool,
     verbose: bool,
     log_format: str,
 ) -> None:
@@ -148,6 +154,7 @@ def serve(
 
     \b
     Example:
+      tollhouse serve --simulate               # try it without provider keys
       tollhouse serve --port 4141
       tollhouse serve --port 5000 --dashboard-port 5001   # a second gateway
       tollhouse serve -v --log-format json     # a JSON line per request
@@ -164,7 +171,26 @@ def serve(
     if dashboard_port is not None:
         settings = replace(settings, dashboard=replace(settings.dashboard, port=dashboard_port))
     _logging(verbose, log_format)
-    run(settings, host=host, port=port)
+    if simulate:
+        _serve_simulated(settings, host, port)
+    else:
+        run(settings, host=host, port=port)
+
+
+def _serve_simulated(settings: Settings, host: str | None, port: int | None) -> None:
+    from tollhouse.server import run
+    from tollhouse.simulator import Simulator
+    from tollhouse.simulator.standin import simulated, simulated_ledger, stand_in_keys
+
+    with Simulator() as sim:
+        settings = simulated(settings, sim.url)
+        stand_in_keys(settings)
+        click.echo(
+            f"Simulating: every provider is the built-in simulator at {sim.url} "
+            "(any API key works; answers are canned, costs are list prices)\n"
+            f"  Report: tollhouse report --ledger {simulated_ledger()}"
+        )
+        run(settings, host=host, port=port)
 
 
 @cli.command()
@@ -252,9 +278,12 @@ def report(
     if not is_postgres(location):
         location = Path(location)
         if not location.exists():
-            raise click.ClickException(
-                f"no ledger at {location} yet: run `tollhouse serve` and send a request"
-            )
+            from tollhouse.simulator.standin import simulated_ledger
+
+            hint = f"no ledger at {location} yet: run `tollhouse serve` and send a request"
+            if ledger is None and simulated_ledger().exists():
+                hint += f"; a `serve --simulate` run's: --ledger {simulated_ledger()}"
+            raise click.ClickException(hint)
     from tollhouse.cli import reporting
 
     keys = parse_by(by)
