@@ -206,3 +206,53 @@ def test_serve_simulate_answers_every_sdk_without_keys(home: Path, tmp_path: Pat
     rows = json.loads(found.output)
     models = {r["model"] for r in (rows["rows"] if isinstance(rows, dict) else rows)}
     assert models == {"gpt-4o-mini", "claude-haiku-4-5", "gemini-2.5-flash"}
+
+
+BLOCK_EXTRAS = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class NoExtras(MetaPathFinder):  # a plain `pip install tollhouse`: no extras installed
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {
+            "cryptography", "OpenSSL", "mitmproxy", "openai", "anthropic", "google", "psycopg"
+        }:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoExtras())
+import importlib.util
+_find = importlib.util.find_spec
+def find_spec(name, package=None):
+    try:
+        return _find(name, package)
+    except ModuleNotFoundError:
+        return None
+importlib.util.find_spec = find_spec
+from tollhouse.cli.main import cli
+cli()
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "extra"),
+    [(["demo"], "demo"), (["intercept"], "intercept"), (["init"], None)],
+)
+def test_without_extras_every_command_says_what_to_install(
+    home: Path, command: list[str], extra: str | None
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_EXTRAS, *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TOLLHOUSE_HOME": str(home)},
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    if extra is None:  # init still writes the config, and says the CA was skipped
+        assert done.returncode == 0, done.stderr
+        assert (home / "tollhouse.toml").exists() and not (home / "ca").exists()
+        assert "tollhouse[intercept]" in done.stdout
+    else:
+        assert done.returncode == 1
+        assert f"pip install 'tollhouse[{extra}]'" in done.stderr

@@ -40,11 +40,36 @@ def friendly(fn: F) -> F:
             return fn(*args, **kwargs)
         except TollhouseError as exc:
             raise click.ClickException(str(exc)) from None
+        except ModuleNotFoundError as exc:  # a plain `pip install tollhouse` has no extras
+            raise click.ClickException(_missing_extra(exc.name or "")) from None
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+# Optional packages, by the extra that installs them (pyproject.toml).
+EXTRAS = {
+    "cryptography": "intercept",
+    "OpenSSL": "intercept",
+    "mitmproxy": "intercept",
+    "openai": "demo",
+    "anthropic": "demo",
+    "google": "demo",
+    "psycopg": "postgres",
+}
+
+
+def _missing_extra(module: str) -> str:
+    top = module.partition(".")[0]
+    extra = EXTRAS.get(top)
+    if extra is None:
+        return f"a package tollhouse needs is missing ({module}): reinstall tollhouse"
+    fix = f"pip install 'tollhouse[{extra}]'"
+    if extra == "intercept":
+        fix += " (and then pip install --no-deps mitmproxy==11.0.2, or ./scripts/setup)"
+    return f"this needs the optional package {top!r}, from tollhouse's [{extra}] extra: {fix}"
 
 
 def default_config() -> Path:
@@ -88,6 +113,11 @@ def init(path: Path | None, force: bool) -> None:
 
 
 def _init_ca(path: Path | None) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("cryptography") is None:  # the CA is the interceptor's: optional
+        click.echo(f"Skipped the interceptor's CA: {_missing_extra('cryptography')}")
+        return
     from tollhouse.intercept.ca import ensure_ca, trust_instructions
 
     ca = ensure_ca(_settings(path).intercept.resolved_ca_dir())
