@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 from typing import Any
 
 import openai
@@ -67,3 +69,27 @@ def test_the_sdk_gets_a_404_naming_the_fix(gateway: Harness) -> None:
     assert "did you mean 'openai/gpt-4o'" in str(err.value)
     row = gateway.last()
     assert row["status"] == 404 and row["project"] == "acme"
+
+
+def test_every_answer_says_who_was_charged(gateway: Harness) -> None:
+    """Answers and the gateway's own errors both name the project and the rule that chose it."""
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=ACME_KEY, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.headers["X-Tollhouse-Project"] == "acme; by=key"
+    with pytest.raises(openai.NotFoundError) as err:
+        client.chat.completions.create(
+            model="opneai/gpt-4o", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert err.value.response.headers["X-Tollhouse-Project"] == "acme; by=key"
+    # A header in bytes that aren't ASCII (latin-1 'café', as http.client sends it).
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.server.port, timeout=30)
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
+    headers = {"Content-Type": "application/json", "X-Tollhouse-Project": "café"}
+    conn.request("POST", "/v1/chat/completions", body=body, headers=headers)
+    answer = conn.getresponse()
+    charged = answer.getheader("X-Tollhouse-Project") or ""
+    assert answer.status == 200 and charged.isascii() and charged.startswith("caf%")
+    assert charged.endswith("; by=header")
+    conn.close()

@@ -52,7 +52,8 @@ CORS_REQUEST_HEADERS = frozenset(
 )
 CORS_HEADER_PREFIXES = ("x-tollhouse-", "x-stainless-")
 CORS_EXPOSE = (
-    "X-Tollhouse-Request-Id, X-Tollhouse-Served-By, X-Tollhouse-Trust, X-Tollhouse-Attempts, "
+    "X-Tollhouse-Request-Id, X-Tollhouse-Project, X-Tollhouse-Served-By, X-Tollhouse-Trust, "
+    "X-Tollhouse-Attempts, "
     "X-Tollhouse-Cache, X-Tollhouse-Budget, Idempotent-Replayed, Retry-After, x-should-retry"
 )
 CORS_MAX_AGE = "600"

@@ -14,10 +14,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
-from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor, header_tags
+from tollhouse import sane
+from tollhouse.attribution.chain import (
+    PROJECT_HEADER,
+    UNATTRIBUTED,
+    Attribution,
+    Attributor,
+    header_tags,
+)
 from tollhouse.backlog import Backlog
 from tollhouse.budgets import BudgetGate, Hold
 from tollhouse.budgets.gate import BUDGET_HEADER
@@ -84,7 +92,17 @@ class Exchange:
         if self.route is not None:
             headers["X-Tollhouse-Served-By"] = f"{self.route.provider.name}/{self.route.model}"
             headers["X-Tollhouse-Trust"] = "full" if self.primary else "degraded"
+        who = self.attribution
+        if isinstance(who, Attribution):  # known by now (a process lookup may still run)
+            headers[PROJECT_HEADER] = f"{header_safe(who.project)}; by={who.how}"
         return headers
+
+
+def header_safe(text: str) -> str:
+    """``text`` as a header value: printable ASCII, the rest percent-encoded."""
+    if text.isascii() and text.isprintable():
+        return text
+    return quote(sane.text(text), safe=" !#$&'()*+,-./:;<=>?@[]^_`{|}~")
 
 
 class Gateway:
