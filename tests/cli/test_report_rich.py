@@ -118,6 +118,7 @@ def test_names_are_not_rich_markup() -> None:
     row.update(
         dict.fromkeys(
             [
+                "errors",
                 "input_tokens",
                 "cached_input_tokens",
                 "cache_write_tokens",
@@ -132,3 +133,14 @@ def test_names_are_not_rich_markup() -> None:
     console = Console(width=200, record=True)
     console.print(spend([row], ["project"], "t"))
     assert "[/oops][bold]x" in console.export_text()
+
+
+def test_a_cost_is_never_shown_as_a_zero_it_isnt() -> None:
+    from tollhouse.ledger.report import cost_cell
+
+    row = {"cost_usd": "0", "unpriced_requests": 2, "unmetered_requests": 0}
+    assert cost_cell(row, "cost_usd") == "unpriced"
+    row = {"cost_usd": "0.5", "unpriced_requests": 1, "unmetered_requests": 0}
+    assert cost_cell(row, "cost_usd") == "≥0.5000"
+    row = {"cost_usd": "0", "unpriced_requests": 0, "unmetered_requests": 0}
+    assert cost_cell(row, "cost_usd") == "0.000000"  # errors the provider didn't bill

@@ -67,6 +67,7 @@ def test_overview_renders_the_seeded_ledger(dash: Dash, page: Any) -> None:
     totals_text = page.locator("#totals").inner_text()
     assert "$0.1270" in totals_text  # 5 x 0.021 + 11 x 0.002
     assert "Requests\n17" in totals_text and "Unpriced calls\n1" in totals_text
+    assert "Failed calls\n0 (0.0 %)" in totals_text
     no_problems(page)
 
 

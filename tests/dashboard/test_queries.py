@@ -64,3 +64,31 @@ def test_tags_recent_filters_and_project_report(tmp_path: Path) -> None:
         "mystery-1",
         1,
     )
+
+
+def test_failed_calls_are_counted_apart_from_answered_ones(tmp_path: Path) -> None:
+    """A 429 or a gateway 400 is a request, and an error: the overview and report say so."""
+    from dataclasses import replace
+
+    from tollhouse.ledger.report import summarize
+
+    entries = seed_entries(NOW)
+    failed = [
+        replace(entries[0], request_id="f1", status=429, usage=None, error="rate_limit"),
+        replace(entries[0], request_id="f2", status=400, usage=None, error="gateway:bad"),
+        replace(entries[0], request_id="f3", status=499, error="client_disconnected"),
+    ]
+    writer = LedgerWriter(tmp_path / "l.db", Pricer(parse_settings({"prices": PRICES}).prices))
+    writer.start()
+    for entry in [*entries, *failed]:
+        writer.submit(entry)
+    writer.flush()
+    writer.close()
+    conn = connect(tmp_path / "l.db", readonly=True)
+    assert queries.overview(conn, None, None)["errors"] == 3
+    by_status = {r["status"]: r for r in summarize(conn, ["status"])}
+    assert set(by_status) == {"200", "400", "429", "499"}
+    assert by_status["429"]["errors"] == 1 and by_status["200"]["errors"] == 0
+    # A refused call is billed nothing by the provider: a true $0, not an unknown one.
+    assert Decimal(by_status["429"]["cost_usd"]) == 0
+    assert by_status["429"]["unmetered_requests"] == by_status["429"]["unpriced_requests"] == 0

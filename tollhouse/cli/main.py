@@ -228,7 +228,7 @@ def _serve_simulated(settings: Settings, host: str | None, port: int | None) -> 
     "--by",
     default="project,model,day",
     show_default=True,
-    help="Group by any of project, model, provider, day, hour, dialect, attribution, trust, "
+    help="Group by any of project, model, provider, day, hour, dialect, attribution, trust, status, "
     "tag:NAME.",
 )
 @click.option("--since", help="Start: 2026-11-01, an ISO time, or 7d / 12h / 30m ago.")

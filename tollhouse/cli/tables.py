@@ -17,34 +17,37 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from tollhouse.ledger.report import CAPACITY_COLUMNS, SHORT, TOKEN_FIELDS, cell, money
+from tollhouse.ledger.report import (
+    CAPACITY_COLUMNS,
+    SHORT,
+    TOKEN_FIELDS,
+    cost_cell,
+    money,
+    totals,
+)
 
 
 def spend(rows: list[dict[str, Any]], by: Sequence[str], title: str) -> Table | str:
     if not rows:
         return "No requests in the ledger for this period."
     table = Table(title=title, show_footer=True, header_style="bold")
-    totals = _totals(rows)
+    total = totals(rows)
     for i, key in enumerate(by):
         table.add_column(key, footer="total" if i == 0 else "")
-    numeric = ["requests", *TOKEN_FIELDS, "cost_usd", "unpriced_requests", "unmetered_requests"]
+    numeric = [
+        "requests",
+        "errors",
+        *TOKEN_FIELDS,
+        "cost_usd",
+        "unpriced_requests",
+        "unmetered_requests",
+    ]
     for name in numeric:
-        table.add_column(SHORT.get(name, name), footer=cell(totals[name]), justify="right")
+        table.add_column(SHORT.get(name, name), footer=cost_cell(total, name), justify="right")
     for row in rows:
         # Text, not str: a project named "[bold]" is a name, not rich markup.
-        table.add_row(*(Text(str(row[k])) for k in by), *(cell(row[n]) for n in numeric))
+        table.add_row(*(Text(str(row[k])) for k in by), *(cost_cell(row, n) for n in numeric))
     return table
-
-
-def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for row in rows:
-        for name, value in row.items():
-            if name == "cost_usd":
-                out[name] = out.get(name, Decimal(0)) + Decimal(value)
-            elif isinstance(value, int):
-                out[name] = out.get(name, 0) + value
-    return out
 
 
 def capacity(rows: list[dict[str, Any]]) -> Table | str:

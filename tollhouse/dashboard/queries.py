@@ -40,6 +40,7 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     total = sum((Decimal(r["cost_usd"]) for r in rows), Decimal(0))
     return {
         "requests": sum(r["requests"] for r in rows),
+        "errors": sum(r["errors"] for r in rows),
         "cost_usd": format(total, "f"),
         "input_tokens": sum(r["input_tokens"] for r in rows),
         "output_tokens": sum(r["output_tokens"] for r in rows),

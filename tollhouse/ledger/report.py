@@ -31,6 +31,7 @@ GROUP_COLUMNS = {
     "dialect": "dialect",
     "attribution": "attribution",
     "trust": "trust",  # full | degraded (through the gateway) | direct (intercepted)
+    "status": "status",  # the HTTP status the client got (499: it left first)
 }
 TOKEN_FIELDS = (
     "input_tokens",
@@ -55,6 +56,7 @@ UNPRICED = ("unpriced", "odd-usage")
 class Group:
     keys: tuple[str, ...]
     requests: int = 0
+    errors: int = 0  # answered with a status >= 400 (the gateway's, or the provider's)
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_FIELDS, 0))
     cost: Decimal = Decimal(0)
     unpriced: int = 0
@@ -62,6 +64,8 @@ class Group:
 
     def add(self, row: sqlite3.Row) -> None:
         self.requests += 1
+        if (row["row_status"] or 0) >= 400:
+            self.errors += 1
         for name in TOKEN_FIELDS:
             self.tokens[name] += row[name] or 0
         if row["cost_usd"] is not None:
@@ -150,7 +154,7 @@ def _rows(
     project: str | None,
 ) -> Iterable[sqlite3.Row]:
     selects = [f"{GROUP_COLUMNS[k]} AS {k!s}" for k in by if k in GROUP_COLUMNS]
-    selects += ["tags", "cost_usd", "price_source", *TOKEN_FIELDS]
+    selects += ["tags", "status AS row_status", "cost_usd", "price_source", *TOKEN_FIELDS]
     where, params = time_window(since, until)
     if project:
         where += " AND project = ?"
@@ -174,6 +178,7 @@ def _iso(moment: datetime) -> str:
 def _as_dict(g: Group, by: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = dict(zip(by, g.keys, strict=True))
     out["requests"] = g.requests
+    out["errors"] = g.errors
     out.update(g.tokens)
     out["cost_usd"] = format(g.cost, "f")
     out["unpriced_requests"] = g.unpriced
@@ -195,6 +200,7 @@ def _columns(by: Sequence[str]) -> list[str]:
     return [
         *by,
         "requests",
+        "errors",
         *TOKEN_FIELDS,
         "cost_usd",
         "unpriced_requests",
@@ -228,7 +234,7 @@ def _table(rows: list[dict[str, Any]], by: Sequence[str]) -> str:
     columns = _columns(by)
     cells = [[SHORT.get(c, c) for c in columns]]
     cells += [
-        [str(row[k]) for k in by] + [cell(row[c]) for c in columns[len(by) :]] for row in rows
+        [str(row[k]) for k in by] + [cost_cell(row, c) for c in columns[len(by) :]] for row in rows
     ]
     cells.append(_total_row(rows, by, columns))
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
@@ -246,13 +252,36 @@ def _table(rows: list[dict[str, Any]], by: Sequence[str]) -> str:
 
 
 def _total_row(rows: list[dict[str, Any]], by: Sequence[str], columns: list[str]) -> list[str]:
-    total: list[str] = ["total"] + [""] * (len(by) - 1)
-    for c in columns[len(by) :]:
-        if c == "cost_usd":
-            total.append(cell(format(sum((Decimal(r[c]) for r in rows), Decimal(0)), "f")))
-        else:
-            total.append(cell(sum(r[c] for r in rows)))
-    return total
+    total = totals(rows)
+    return ["total"] + [""] * (len(by) - 1) + [cost_cell(total, c) for c in columns[len(by) :]]
+
+
+def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts summed and the cost added up (a decimal string) over summary rows."""
+    out: dict[str, Any] = {}
+    for row in rows:
+        for name, value in row.items():
+            if name == "cost_usd":
+                out[name] = out.get(name, Decimal(0)) + Decimal(value)
+            elif isinstance(value, int):
+                out[name] = out.get(name, 0) + value
+    if "cost_usd" in out:
+        out["cost_usd"] = format(out["cost_usd"], "f")
+    return out
+
+
+def cost_cell(row: dict[str, Any], column: str) -> str:
+    """A cell of a summary row; a cost is never shown as a plain $0 it isn't.
+
+    No priced call: ``unpriced``; some priced and some not: ``≥`` the priced part.
+    """
+    if column != "cost_usd":
+        return cell(row[column])
+    unknown = row.get("unpriced_requests", 0) + row.get("unmetered_requests", 0)
+    cost = Decimal(row[column])
+    if unknown and not cost:
+        return "unpriced"
+    return ("≥" if unknown else "") + money(cost)
 
 
 def cell(value: Any) -> str:

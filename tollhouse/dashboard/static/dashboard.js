@@ -30,6 +30,10 @@ function money(value) {
   if (a < 1) return "$" + n.toFixed(4);  // cents hide what small calls cost
   return "$" + n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
+function failed(t) {  // how many, and their share: what went wrong, at a glance
+  if (t.errors === undefined) return "—";
+  return count(t.errors) + (t.requests ? ` (${(100 * t.errors / t.requests).toFixed(1)} %)` : "");
+}
 function count(n) { return n === null || n === undefined ? "—" : Number(n).toLocaleString("en-US"); }
 function share(x) { return x === null || x === undefined ? "—" : (100 * x).toFixed(1) + " %"; }
 
@@ -65,7 +69,7 @@ function cards(totals) {
   node.replaceChildren();
   const shown = [["Spend", money(totals.cost_usd)], ["Requests", count(totals.requests)],
     ["Input tokens", count(totals.input_tokens)], ["Output tokens", count(totals.output_tokens)],
-    ["Unpriced calls", count(totals.unpriced_requests)]];
+    ["Failed calls", failed(totals)], ["Unpriced calls", count(totals.unpriced_requests)]];
   // Rows the ledger refused (kept aside with why): shown only when there are some.
   if (totals.quarantined) shown.push(["Quarantined rows", count(totals.quarantined)]);
   for (const [label, value] of shown) {
