@@ -51,7 +51,7 @@ def run(*args: str) -> str:
 def test_rich_table_with_totals(seeded: tuple[Path, Path]) -> None:
     config, ledger = seeded
     out = run("--ledger", str(ledger), "--config", str(config), "--by", "project", "--since", "30d")
-    assert "Spend, " in out and "globex" in out and "┃" in out  # a rich table
+    assert "Spend, " in out and "globex" in out and "───" in out  # a rich table
     assert "total" in out and "0.1270" in out  # 5 x 0.021 + 11 x 0.002
 
 
@@ -144,3 +144,33 @@ def test_a_cost_is_never_shown_as_a_zero_it_isnt() -> None:
     assert cost_cell(row, "cost_usd") == "≥0.5000"
     row = {"cost_usd": "0", "unpriced_requests": 0, "unmetered_requests": 0}
     assert cost_cell(row, "cost_usd") == "0.000000"  # errors the provider didn't bill
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_the_table_fits_the_terminal_without_cutting_a_name_or_number(width: int) -> None:
+    """At 80 and 120 columns every cell used to be cut to '0.0…', 'pro…', 'gpt-5-…'."""
+    from rich.console import Console
+
+    from tollhouse.cli.tables import spend
+    from tollhouse.ledger.report import summarize
+    from tollhouse.ledger.store import connect
+
+    tmp = Path(__import__("tempfile").mkdtemp())
+    writer = LedgerWriter(tmp / "l.db", Pricer(parse_settings({"prices": PRICES}).prices))
+    writer.start()
+    for entry in seed_entries(datetime.now(UTC)):
+        writer.submit(entry)
+    writer.flush()
+    writer.close()
+    with connect(tmp / "l.db", readonly=True) as conn:
+        rows = summarize(conn, ["project", "model", "day"])
+    console = Console(width=width, record=True)
+    console.print(spend(rows, ["project", "model", "day"], "Spend", width))
+    shown = console.export_text()
+    assert "…" not in shown
+    assert max(len(line) for line in shown.splitlines()) <= width
+    for row in rows:  # names whole, on one line (the seeded hostile name is long: folded)
+        assert str(row["model"]) in shown and str(row["day"]) in shown
+    assert "cost (USD)" in shown and "requests" in shown
+    if width >= 200:
+        assert "too narrow" not in shown

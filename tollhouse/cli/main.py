@@ -228,8 +228,8 @@ def _serve_simulated(settings: Settings, host: str | None, port: int | None) -> 
     "--by",
     default="project,model,day",
     show_default=True,
-    help="Group by any of project, model, provider, day, hour, dialect, attribution, trust, status, "
-    "tag:NAME.",
+    help="Group by any of project, model, provider, day, hour, dialect, attribution, trust, "
+    "status, tag:NAME.",
 )
 @click.option("--since", help="Start: 2026-11-01, an ISO time, or 7d / 12h / 30m ago.")
 @click.option("--until", help="End (exclusive), same forms as --since.")
@@ -336,7 +336,10 @@ def report(
         window = (parse_time(since), parse_time(until), project)
         with out.progress(conn, window) as progress:
             rows = summarize(conn, keys, *window, progress=progress)
-        out.show(render(rows, keys, fmt), lambda: reporting.spend(rows, keys, project, window))
+        out.show(
+            render(rows, keys, fmt),
+            lambda: reporting.spend(rows, keys, project, window, out.console.width),
+        )
         refused = len(quarantined(conn, *window[:2]))
         if refused:  # on stderr: a csv or json export on stdout stays clean
             click.echo(

@@ -55,11 +55,16 @@ class Output:
 
 
 def spend(
-    rows: list[dict[str, Any]], by: Sequence[str], project: str | None, window: Window
+    rows: list[dict[str, Any]],
+    by: Sequence[str],
+    project: str | None,
+    window: Window,
+    width: int = 200,
 ) -> RenderableType:
     since, until, _ = window
     span = f"{_day(since) or 'start'} to {_day(until) or 'now'}"
-    return tables.spend(rows, by, f"Spend{f' of {project}' if project else ''}, {span}")
+    title = f"Spend{f' of {project}' if project else ''}, {span}"
+    return tables.spend(rows, by, title, width)
 
 
 def _day(moment: datetime | None) -> str | None:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -26,27 +27,76 @@ from tollhouse.ledger.report import (
     totals,
 )
 
+# Columns of the spend table, most wanted first: a narrow terminal drops from the end.
+SPEND_PRIORITY = (
+    "cost_usd",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "errors",
+    "unpriced_requests",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "unmetered_requests",
+)
+GAP = 3  # what rich adds around a column: padding and the separator
+FOLDED = 12  # the width a name column is given when its longest names fold
+SPEND_ORDER = (
+    "requests",
+    "errors",
+    *TOKEN_FIELDS,
+    "cost_usd",
+    "unpriced_requests",
+    "unmetered_requests",
+)
 
-def spend(rows: list[dict[str, Any]], by: Sequence[str], title: str) -> Table | str:
+
+def spend(
+    rows: list[dict[str, Any]], by: Sequence[str], title: str, width: int = 200
+) -> Table | str:
+    """The spend table in ``width`` columns: names and numbers whole, never cut to "…";
+    the least wanted columns go first, and the caption says which."""
     if not rows:
         return "No requests in the ledger for this period."
-    table = Table(title=title, show_footer=True, header_style="bold")
     total = totals(rows)
-    for i, key in enumerate(by):
-        table.add_column(key, footer="total" if i == 0 else "")
-    numeric = [
-        "requests",
-        "errors",
-        *TOKEN_FIELDS,
-        "cost_usd",
-        "unpriced_requests",
-        "unmetered_requests",
-    ]
+    cells = {n: [cost_cell(r, n) for r in rows] + [cost_cell(total, n)] for n in SPEND_ORDER}
+    need = {n: max(len(SHORT.get(n, n)), *map(len, cells[n])) for n in SPEND_ORDER}
+    keys: dict[str, int | None] = {k: max(len(k), 5, *(len(str(r[k])) for r in rows)) for k in by}
+    least = need["cost_usd"] + need["requests"] + 2 * GAP
+    while True:  # the widest names, when they can't all stay whole, fold onto more lines
+        used = sum(w or FOLDED for w in keys.values()) + GAP * len(by)
+        whole = [k for k, w in keys.items() if w is not None]
+        if used + least <= width or not whole:
+            break
+        keys[max(whole, key=lambda k: keys[k] or 0)] = None
+    shown: list[str] = []
+    for name in SPEND_PRIORITY:
+        if used + need[name] + GAP <= width or len(shown) < 2:
+            shown.append(name)
+            used += need[name] + GAP
+    hidden = [SHORT.get(n, n) for n in SPEND_ORDER if n not in shown]
+    caption = f"(too narrow for: {', '.join(hidden)}; --format csv has every column)"
+    table = Table(
+        title=title,
+        caption=caption if hidden else None,
+        show_footer=True,
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for i, key in enumerate(by):  # names whole while they fit; folded, never cut, if not
+        table.add_column(
+            key, footer="total" if i == 0 else "", overflow="fold", min_width=keys[key]
+        )
+    numeric = [n for n in SPEND_ORDER if n in shown]
     for name in numeric:
-        table.add_column(SHORT.get(name, name), footer=cost_cell(total, name), justify="right")
-    for row in rows:
+        table.add_column(
+            SHORT.get(name, name), footer=cells[name][-1], justify="right", no_wrap=True
+        )
+    for i, row in enumerate(rows):
         # Text, not str: a project named "[bold]" is a name, not rich markup.
-        table.add_row(*(Text(str(row[k])) for k in by), *(cost_cell(row, n) for n in numeric))
+        table.add_row(*(Text(str(row[k])) for k in by), *(cells[n][i] for n in numeric))
     return table
 
 
@@ -55,8 +105,9 @@ def capacity(rows: list[dict[str, Any]]) -> Table | str:
         return "No upstream attempts in the ledger for this period."
     table = Table(title="Upstream attempts", header_style="bold")
     columns = CAPACITY_COLUMNS
-    table.add_column("provider")
-    table.add_column("model")
+    for name in ("provider", "model"):  # whole names, never cut to "…"
+        widest = max(len(name), *(len(str(r[name])) for r in rows))
+        table.add_column(name, overflow="fold", min_width=widest)
     for name in columns:
         table.add_column(name.replace("_", " "), justify="right")
     for r in rows:
