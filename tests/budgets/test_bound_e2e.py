@@ -150,3 +150,29 @@ def test_n_answers_across_three_instances_stay_within_the_hard_budget(
     finally:
         conn.close()
     assert sum(Decimal(c) for (c,) in costs) == Decimal("0.8")
+
+
+def test_a_project_header_cannot_move_a_keys_spend_past_its_hard_budget(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    """Was: a project header over a budgeted virtual key spent past the key's hard budget."""
+    gateway = make_gateway(budget_config(simulator, budget_daily_usd=2, budget_mode="hard"))
+    client = openai.OpenAI(
+        base_url=f"{gateway.url}/v1",
+        api_key=ACME_KEY,
+        max_retries=0,
+        default_headers={"X-Tollhouse-Project": "free"},
+    )
+    statuses = []
+    for _ in range(4):
+        try:
+            client.chat.completions.create(
+                model=MODEL, max_tokens=1, messages=[{"role": "user", "content": "x"}]
+            )
+            statuses.append(200)
+        except openai.APIStatusError as exc:
+            statuses.append(exc.status_code)
+    assert statuses == [200, 200, 402, 402]
+    rows = gateway.rows()
+    assert {r["project"] for r in rows} == {"acme"}
+    assert ledger_total(gateway) == Decimal(2)
