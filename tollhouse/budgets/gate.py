@@ -27,7 +27,7 @@ from typing import Any
 
 from tollhouse.budgets.book import ZERO, Budget, BudgetBook, Hold, periods
 from tollhouse.budgets.bound import UNKNOWN_CONTEXT, bound, cap_output, output_tokens
-from tollhouse.errors import BudgetExceeded
+from tollhouse.errors import BudgetExceeded, BudgetStoreUnavailable
 from tollhouse.metering.usage import Usage
 from tollhouse.pricing import PriceQuery, Pricer
 from tollhouse.settings import Settings
@@ -221,7 +221,10 @@ class BudgetGate:
             now = self.clock()
             book = BudgetBook(self.book.budgets)
             for project in self.book.budgets:
-                spent, reserved = self.shared.spent_and_reserved(project, now)
+                try:
+                    spent, reserved = self.shared.spent_and_reserved(project, now)
+                except BudgetStoreUnavailable:  # an outage: no numbers beat wrong ones
+                    return []
                 for period, amount in spent.items():
                     book.seed(project, period, amount)
                     book.reserve_seed(project, period, reserved[period])
