@@ -70,7 +70,7 @@ def _headers(*, length: int | None = None, chunked: bool = False) -> bytes:
         "POST /v1/chat/completions HTTP/1.1",
         "Host: 127.0.0.1",
         "Content-Type: application/json",
-        f"Authorization: Bearer {ACME_KEY}",
+        "Authorization: Bearer sk-client-own-key",  # not a virtual key: the header decides
         "X-Tollhouse-Project: slowpoke",
     ]
     if length is not None:

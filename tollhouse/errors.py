@@ -94,6 +94,14 @@ class BudgetExceeded(GatewayError):
     kind = "budget_exceeded"
 
 
+class BudgetStoreUnavailable(GatewayError):
+    """Shared budgets' store (the Postgres ledger) can't be reached: a budgeted
+    request is refused rather than sent unreserved (a hard budget would not hold)."""
+
+    status = 503
+    kind = "api_error"
+
+
 class UpstreamUnavailable(GatewayError):
     """The upstream could not be reached or broke before answering."""
 

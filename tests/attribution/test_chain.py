@@ -23,13 +23,24 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_header_wins_over_key(gateway: Harness) -> None:
+def test_a_virtual_key_decides_who_pays_and_the_header_only_labels(gateway: Harness) -> None:
     client = oa(gateway, default_headers={"X-Tollhouse-Project": "globex"})
     raw = client.chat.completions.with_raw_response.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
     )
     row = gateway.row(raw.headers["x-tollhouse-request-id"])
-    assert (row["project"], row["attribution"]) == ("globex", "header")
+    assert (row["project"], row["attribution"]) == ("acme", "key")
+    assert json.loads(row["tags"]) == {"project_header": "globex"}
+
+
+def test_without_a_virtual_key_the_header_decides(gateway: Harness) -> None:
+    client = oa(gateway, key="sk-own-provider-key", default_headers={"X-Tollhouse-Project": "g"})
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+    )
+    row = gateway.row(raw.headers["x-tollhouse-request-id"])
+    assert (row["project"], row["attribution"]) == ("g", "header")
+    assert json.loads(row["tags"]) == {}
 
 
 def test_virtual_key(gateway: Harness) -> None:

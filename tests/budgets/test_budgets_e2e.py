@@ -113,8 +113,23 @@ def test_soft_budget_warns_in_a_header_and_serves(
     gateway = make_gateway(budget_config(simulator, budget_daily_usd=2))
     headers = [ask(gateway).headers.get("x-tollhouse-budget") for _ in range(3)]
     assert headers[:2] == [None, None]
-    assert headers[2] is not None and headers[2].startswith("warn; over the soft daily budget")
+    assert headers[2] is not None
+    assert headers[2].startswith("warn; project 'acme' is over its soft daily budget")
     assert ledger_total(gateway) == Decimal(3)
+
+
+def test_a_soft_warning_with_nothing_spent_says_only_the_worst_case_would_cross(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    """Was: "over the budget" when $0 was spent, for a request whose worst case crossed it."""
+    gateway = make_gateway(budget_config(simulator, budget_daily_usd="0.5"))
+    warning = ask(gateway).headers.get("x-tollhouse-budget")  # up to $1, nothing spent
+    assert warning is not None and "over the soft" not in warning and "is over" not in warning
+    assert warning.startswith("warn; this request could take project 'acme' over its soft daily")
+    assert "0.0000 USD spent" in warning
+    assert ledger_total(gateway) == Decimal(1)  # soft: served, and now really over
+    after = ask(gateway).headers.get("x-tollhouse-budget")
+    assert after is not None and after.startswith("warn; project 'acme' is over its soft daily")
 
 
 def test_projects_without_a_budget_are_not_held(

@@ -54,3 +54,12 @@ def test_answer_pieces_split_the_answer_into_deltas() -> None:
     pieces = answer_pieces(10, per_piece=4)
     assert [text_tokens(p) for p in pieces] == [4, 4, 2]
     assert "".join(pieces) == "".join(answer_tokens(10))
+
+
+def test_documents_cost_pages_by_the_size_of_their_data() -> None:
+    from tollhouse.simulator.tokens import PAGE_BYTES, PAGE_TOKENS
+
+    pdf = {"type": "file", "file": {"file_data": "A" * (PAGE_BYTES * 3 + 1)}}
+    by_reference = {"fileData": {"fileUri": "gs://b/a.pdf", "mimeType": "application/pdf"}}
+    assert part_tokens(pdf) == 4 * PAGE_TOKENS
+    assert part_tokens(by_reference) == PAGE_TOKENS

@@ -37,10 +37,10 @@ def gw(make_gateway: GatewayFactory, simulator: Simulator) -> Harness:
     return make_gateway(trust_config(simulator.url))
 
 
-def client(gateway: Harness, task: Task) -> openai.OpenAI:
+def client(gateway: Harness, task: Task, key: str = ACME_KEY) -> openai.OpenAI:
     return openai.OpenAI(
         base_url=f"{gateway.url}/v1",
-        api_key=ACME_KEY,
+        api_key=key,
         max_retries=0,
         http_client=task.http_client(),
     )
@@ -476,7 +476,7 @@ def test_metrics_shape_and_filters(gw: Harness, faults: Simulator) -> None:
     with Task("m1", base_url=gw.url) as task:
         six_steps(gw, faults, task, {})
     with Task("m2", base_url=gw.url, project="other") as task:
-        ask(client(gw, task), "clean")
+        ask(client(gw, task, key="sk-own"), "clean")  # no virtual key: the header decides
     m = api(gw, "GET", "/trust/metrics").json()
     assert set(m) == {
         "tasks", "degraded_tasks", "degraded_task_share", "irreversible_actions",
@@ -690,7 +690,9 @@ def test_two_projects_task_ids_never_meet(gw: Harness, faults: Simulator) -> Non
             assert ask(client(gw, acme), "acme's step").headers["x-tollhouse-trust"] == "degraded"
         with Task("shared", base_url=gw.url, project="beta") as beta:
             with beta.step("2"):
-                assert ask(client(gw, beta), "beta's step").headers["x-tollhouse-trust"] == "full"
+                # Beta's own provider key: a virtual key (acme's) would decide the project.
+                beta_client = client(gw, beta, key="sk-beta-own")
+                assert ask(beta_client, "beta's step").headers["x-tollhouse-trust"] == "full"
             assert acme.gate("merge", irreversible=True)["allow"] is False
             assert beta.gate("merge", irreversible=True)["allow"] is True  # not acme's taint
             assert [s["step"] for s in beta.trajectory()["steps"]] == ["2"]

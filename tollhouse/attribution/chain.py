@@ -1,7 +1,10 @@
 """The attribution chain: who a request's spend belongs to. First match wins.
 
-1. ``header``: ``X-Tollhouse-Project: acme``
-2. ``key``: the client's API key is a tollhouse virtual key mapped to a project
+1. ``key``: the client's API key is a tollhouse virtual key mapped to a
+   project. The key decides who pays: an ``X-Tollhouse-Project`` header sent
+   with it only labels the request (recorded as the tag ``project_header``),
+   so it can't move spend to another project or around the key's hard budget
+2. ``header``: ``X-Tollhouse-Project: acme`` (calls without a virtual key)
 3. ``process:*``: the local process that opened the connection
    (``TOLLHOUSE_PROJECT`` in its environment, a ``.tollhouse`` file above its
    cwd, its git repository's name, its cwd's name): looked up in a thread,
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from tollhouse.attribution.process import ProcessAttribution, ProcessAttributor
 
 PROJECT_HEADER = "X-Tollhouse-Project"
+PROJECT_HEADER_TAG = "project_header"  # the header's value, when a virtual key decided
 TAG_PREFIX = "x-tollhouse-tag-"
 UNATTRIBUTED = "unattributed"
 MAX_TAGS = 32
@@ -63,11 +67,12 @@ class Attributor:
         transport: asyncio.BaseTransport | None,
     ) -> Attribution | asyncio.Future[ProcessAttribution | None]:
         """The attribution now, or a running process lookup to :meth:`finish` later."""
-        project = headers.get(PROJECT_HEADER)
-        if project:
-            return Attribution(project.strip()[:MAX_TAG_LEN], "header")
+        project = (headers.get(PROJECT_HEADER) or "").strip()[:MAX_TAG_LEN]
         if client_key is not None and client_key in self.key_projects:
-            return Attribution(self.key_projects[client_key], "key")
+            tags = {PROJECT_HEADER_TAG: project} if project else {}
+            return Attribution(self.key_projects[client_key], "key", tags=tags)
+        if project:
+            return Attribution(project, "header")
         if self.process is not None and transport is not None:
             return self.process.start(transport)
         return Attribution(UNATTRIBUTED, UNATTRIBUTED)

@@ -168,7 +168,13 @@ def _message(
         f"this request up to {_usd(hold.amount)}"
     )
     if not hard:
-        return f"over the soft {label} budget of project {project!r} ({_usd(limit)}): {state}"
+        if spent >= limit:
+            return f"project {project!r} is over its soft {label} budget of {_usd(limit)} ({state})"
+        return (  # nothing over yet: say what is true, the worst case would cross it
+            f"this request could take project {project!r} over its soft {label} budget of "
+            f"{_usd(limit)}: its worst case is {_usd(hold.amount)}, with {_usd(spent)} spent "
+            f"and {_usd(reserved)} reserved by requests in flight"
+        )
     used = spent + reserved >= limit
     verdict = "has used its" if used else f"has {_usd(limit - spent - reserved)} left of its"
     return (

@@ -1,9 +1,13 @@
-"""Budgets on the request path: estimate a request's worst-case cost, hold it, settle it.
+"""Budgets on the request path: bound a request's worst-case cost, hold it, settle it.
 
-The estimate is the capacity gate's token estimate (input characters / 4,
-plus the requested max output) priced like a real call of the dearest
-candidate, so contracted prices and discounts apply to it too. A request
-whose model has no known price reserves nothing (and is recorded unpriced).
+The bound is :mod:`tollhouse.budgets.bound`'s token bound (bytes for text,
+each provider's image rule, the context window for what only it bounds;
+the output maximum times ``n``), priced like a real call of the dearest
+candidate, with its input priced the dearest way it can be billed (plain,
+or written to a 5-minute or 1-hour cache), so contracted prices and
+discounts apply to it too. A request whose model has no known price
+reserves nothing (and is recorded unpriced). A hard-budgeted request
+without an output maximum gets one (:func:`~tollhouse.budgets.bound.cap_output`).
 
 >>> gate = BudgetGate.from_settings(settings, pricer)
 >>> gate.load(conn)                        # this UTC day's and month's spend so far
@@ -22,7 +26,8 @@ from decimal import Decimal
 from typing import Any
 
 from tollhouse.budgets.book import ZERO, Budget, BudgetBook, Hold, periods
-from tollhouse.capacity.estimate import input_tokens, max_output_tokens
+from tollhouse.budgets.bound import UNKNOWN_CONTEXT, bound, cap_output, output_tokens
+from tollhouse.errors import BudgetExceeded, BudgetStoreUnavailable
 from tollhouse.metering.usage import Usage
 from tollhouse.pricing import PriceQuery, Pricer
 from tollhouse.settings import Settings
@@ -89,34 +94,74 @@ class BudgetGate:
             self.book.seed(project, day, spent_day)
             self.book.seed(project, month, spent_month)
 
-    def hold(self, project: str, routes: Sequence[Any], payload: dict[str, Any]) -> Hold | None:
+    def cap_output(self, project: str, payload: dict[str, Any], dialect: str, kind: str) -> bool:
+        """Give a hard-budgeted request without an output maximum the one it is held for.
+
+        True when ``payload`` changed (the caller re-encodes it). Soft budgets and
+        projects without one are left as the client sent them.
+        """
+        budget = self.book.budgets.get(project)
+        if budget is None or not budget.hard or output_tokens(payload)[1]:
+            return False
+        cap_output(payload, dialect, kind)
+        return True
+
+    def hold(
+        self,
+        project: str,
+        routes: Sequence[Any],
+        payload: dict[str, Any],
+        now: datetime | None = None,
+    ) -> Hold | None:
         """Reserve the request's worst-case cost; raises BudgetExceeded on a hard budget.
 
         ``routes`` are the candidates (a chain's primary and fallbacks): any of them may
-        answer, so the dearest one's estimate is held.
+        answer, so the dearest one's bound is held. ``now`` (the request's start, its
+        ledger row's time) says which day and month it counts in.
         """
         if project not in self.book.budgets:
             return None
-        now = self.clock()
-        return self._warned(self.book.reserve(project, self._worst(routes, payload, now), now))
+        now = now or self.clock()
+        amount = self._worst(project, routes, payload, now)
+        return self._warned(self.book.reserve(project, amount, now))
 
     async def reserve(
-        self, project: str, routes: Sequence[Any], payload: dict[str, Any]
+        self,
+        project: str,
+        routes: Sequence[Any],
+        payload: dict[str, Any],
+        now: datetime | None = None,
     ) -> Hold | None:
         """:meth:`hold`, in the shared ledger when budgets are shared (off the loop)."""
         shared = self.shared
         if shared is None or project not in self.book.budgets:
-            return self.hold(project, routes, payload)
-        now = self.clock()
-        amount = self._worst(routes, payload, now)
+            return self.hold(project, routes, payload, now)
+        now = now or self.clock()
+        amount = self._worst(project, routes, payload, now)
         loop = asyncio.get_running_loop()
         hold: Hold | None = await loop.run_in_executor(
             shared.executor, shared.reserve, project, amount, now
         )
         return self._warned(hold)
 
-    def _worst(self, routes: Sequence[Any], payload: dict[str, Any], now: datetime) -> Decimal:
+    def _worst(
+        self, project: str, routes: Sequence[Any], payload: dict[str, Any], now: datetime
+    ) -> Decimal:
+        if self.book.budgets[project].hard:
+            tool = next(
+                (b.unbounded for r in routes if (b := self._bound(r, payload)).unbounded), None
+            )
+            if tool is not None:
+                raise BudgetExceeded(
+                    f"project {project!r} has a hard budget, and the server-side tool "
+                    f"{tool!r} has no cost bound before the call (its results are billed "
+                    "as input, with per-call fees); call it from a project without a hard budget"
+                )
         return max((self.estimate(route, payload, now) for route in routes), default=ZERO)
+
+    @staticmethod
+    def _bound(route: Any, payload: dict[str, Any]) -> Any:
+        return bound(payload, route.provider.kind, route.model)
 
     def _warned(self, hold: Hold | None) -> Hold | None:
         """A soft budget's first warning of the day goes to the log (the header, every time)."""
@@ -125,14 +170,45 @@ class BudgetGate:
         return hold
 
     def estimate(self, route: Any, payload: dict[str, Any], now: datetime) -> Decimal:
-        usage = Usage(input_tokens=input_tokens(payload), output_tokens=max_output_tokens(payload))
+        """The most this request can cost on ``route`` (see :mod:`tollhouse.budgets.bound`)."""
         provider = route.provider
-        query = PriceQuery(provider.name, provider.price_provider, (route.model,), usage, None, now)
         try:
-            return self.pricer.cost(query).usd or ZERO
+            return max(self._prices(route, self._usage(route, payload), now))
         except Exception:  # an estimate must never fail a request
             log.exception("budget estimate failed for %s/%s", provider.name, route.model)
             return ZERO
+
+    def _usage(self, route: Any, payload: dict[str, Any]) -> Usage:
+        found = self._bound(route, payload)
+        context = self.pricer.context_window(route.provider.price_provider, route.model)
+        context = context or UNKNOWN_CONTEXT
+        tokens_in = context if found.input_tokens is None else min(found.input_tokens, context)
+        return Usage(input_tokens=tokens_in, output_tokens=found.output_tokens)
+
+    def _prices(self, route: Any, usage: Usage, now: datetime) -> list[Decimal]:
+        """The usage priced as plain input, and as input all written to each cache."""
+        provider = route.provider
+        tokens = usage.input_tokens
+        ways = (
+            usage,
+            Usage(
+                input_tokens=tokens, cache_write_tokens=tokens, output_tokens=usage.output_tokens
+            ),
+            Usage(
+                input_tokens=tokens,
+                cache_write_tokens=tokens,
+                cache_write_1h_tokens=tokens,
+                output_tokens=usage.output_tokens,
+            ),
+        )
+        models = (route.model,)
+        return [
+            self.pricer.cost(
+                PriceQuery(provider.name, provider.price_provider, models, u, None, now)
+            ).usd
+            or ZERO
+            for u in ways
+        ]
 
     def settle(self, hold: Hold, cost: Decimal | None) -> None:
         if self.shared is not None and hold.ref:
@@ -145,7 +221,10 @@ class BudgetGate:
             now = self.clock()
             book = BudgetBook(self.book.budgets)
             for project in self.book.budgets:
-                spent, reserved = self.shared.spent_and_reserved(project, now)
+                try:
+                    spent, reserved = self.shared.spent_and_reserved(project, now)
+                except BudgetStoreUnavailable:  # an outage: no numbers beat wrong ones
+                    return []
                 for period, amount in spent.items():
                     book.seed(project, period, amount)
                     book.reserve_seed(project, period, reserved[period])

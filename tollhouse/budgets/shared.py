@@ -12,6 +12,15 @@ A hold lapses after ``ttl`` seconds (longer than any request may take), so a
 crashed instance's reservations come back. Money stays exact: amounts are
 decimal text, added in Python under the lock.
 
+Outages: a connection Postgres cut (a restart, ``pg_terminate_backend``) is
+replaced and the transaction tried once more on a new one. While Postgres
+stays unreachable a budgeted request is refused with
+:class:`~tollhouse.errors.BudgetStoreUnavailable` (503, in the client's
+dialect, with Retry-After): sending it unreserved would let a hard budget
+be overspent. A settlement that can't be written waits in memory and is
+written before anything else once Postgres answers, so its hold's cost is
+never lost to the budget (until then its hold still counts, in full).
+
 >>> shared = SharedBudgets(url, budgets, ttl=900)
 >>> hold = shared.reserve("acme", Decimal("0.02"), now)   # BudgetExceeded when over
 >>> shared.settle(hold, Decimal("0.013"))
@@ -19,16 +28,26 @@ decimal text, added in Python under the lock.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from tollhouse.budgets.book import ZERO, Budget, Hold, over_budget, periods
-from tollhouse.errors import BudgetExceeded
+from tollhouse.errors import BudgetExceeded, BudgetStoreUnavailable, ConfigError
 from tollhouse.ledger.store import Location, connect
+
+log = logging.getLogger("tollhouse.budgets")
+T = TypeVar("T")
+UNREACHABLE = (
+    "budget store unreachable: the shared Postgres ledger that holds this project's "
+    "budget isn't answering ({why}); the request was not sent. Retry shortly"
+)
 
 LOCK = (
     "SELECT period, spent_usd FROM budget_periods WHERE project = ? AND period IN (?, ?) "
@@ -44,14 +63,22 @@ class SharedBudgets:
         # One thread, one connection: the event loop never waits on Postgres.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="tollhouse-budgets")
         self._conn: Any = None
+        self._unsettled: list[tuple[Hold, Decimal | None]] = []  # written once Postgres is back
+        self.outages = 0
 
     def reserve(self, project: str, amount: Decimal, now: datetime) -> Hold | None:
+        """Hold ``amount`` (BudgetExceeded over a hard budget, BudgetStoreUnavailable in an
+        outage); None when ``project`` has no budget."""
         budget = self.budgets.get(project)
         if budget is None:
             return None
-        day, month = periods(now)
-        hold = Hold(project, amount, day, month, ref=secrets.token_hex(8))
-        with self._transaction() as conn:
+        hold = Hold(project, amount, *periods(now), ref=secrets.token_hex(8))
+        self._run(lambda conn: self._reserve(conn, budget, hold))
+        return hold
+
+    def _reserve(self, conn: Any, budget: Budget, hold: Hold) -> None:
+        project, day, month, amount = hold.project, hold.day, hold.month, hold.amount
+        with self._transaction(conn):
             spent = self._lock(conn, project, day, month)
             reserved = self._reserved(conn, project, day, month)
             over = over_budget(budget, hold, spent, reserved)
@@ -63,14 +90,19 @@ class SharedBudgets:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (hold.ref, project, day, month, format(amount, "f"), time.time() + self.ttl),
             )
-        return hold
 
     def settle(self, hold: Hold, cost: Decimal | None) -> None:
-        """The hold becomes its real cost (None: unpriced, counts as 0)."""
+        """The hold becomes its real cost (None: unpriced, counts as 0); kept for later
+        when Postgres can't be reached."""
         if hold.settled:
             return
         hold.settled = True
-        with self._transaction() as conn:
+        self._unsettled.append((hold, cost))
+        with contextlib.suppress(BudgetStoreUnavailable):  # kept; written on the next call
+            self._run(lambda conn: None)
+
+    def _settle(self, conn: Any, hold: Hold, cost: Decimal | None) -> None:
+        with self._transaction(conn):
             spent = self._lock(conn, hold.project, hold.day, hold.month)
             for period in (hold.day, hold.month):
                 conn.execute(
@@ -89,19 +121,77 @@ class SharedBudgets:
         self, project: str, now: datetime
     ) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
         day, month = periods(now)
-        with self._transaction() as conn:
-            return self._lock(conn, project, day, month), self._reserved(conn, project, day, month)
+
+        def read(conn: Any) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+            with self._transaction(conn):
+                return self._lock(conn, project, day, month), self._reserved(
+                    conn, project, day, month
+                )
+
+        return self._run(read)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
         if self._conn is not None:
-            self._conn.close()
+            with contextlib.suppress(Exception):
+                self._conn.close()
 
-    def _transaction(self) -> Any:
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """``work`` on a live connection, after any settlements still waiting.
+
+        A connection that breaks is replaced and everything tried once more; a
+        second failure is an outage (BudgetStoreUnavailable).
+        """
+        for attempt in (1, 2):
+            try:
+                conn = self._connection()
+                while self._unsettled:
+                    self._settle_waiting(conn)
+                return work(conn)
+            except BudgetExceeded:
+                raise
+            except Exception as exc:
+                if not _outage(exc):
+                    raise
+                self._drop()
+                if attempt == 2:
+                    self.outages += 1
+                    log.warning("shared budgets: Postgres unreachable: %s", _first_line(exc))
+                    raise BudgetStoreUnavailable(
+                        UNREACHABLE.format(why=_first_line(exc)), retry_after=1
+                    ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _settle_waiting(self, conn: Any) -> None:
+        hold, cost = self._unsettled[0]
+        try:
+            self._settle(conn, hold, cost)
+        except Exception as exc:
+            if _outage(exc):
+                raise
+            log.exception("shared budgets: settling %s failed; its hold lapses", hold.ref)
+        self._unsettled.pop(0)
+
+    def _connection(self) -> Any:
         if self._conn is None:
-            self._conn = connect(self.location)
-        self._conn.execute("BEGIN")
-        return self._conn  # PgConnection: commits on a clean exit, rolls back on an error
+            try:
+                self._conn = connect(self.location)
+            except ConfigError as exc:  # "can't reach Postgres": an outage, here
+                raise Unreachable(str(exc)) from exc
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        self._conn = None
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _transaction(conn: Any) -> Iterator[Any]:
+        conn.execute("BEGIN")
+        with conn:  # PgConnection: commits on a clean exit, rolls back on an error
+            yield conn
 
     def _lock(self, conn: Any, project: str, day: str, month: str) -> dict[str, Decimal]:
         rows = dict(conn.execute(LOCK, (project, day, month)).fetchall())
@@ -129,6 +219,24 @@ class SharedBudgets:
             if hold_day == day:
                 out[day] += Decimal(amount)
         return out
+
+
+class Unreachable(Exception):
+    """Postgres refused a new connection."""
+
+
+def _outage(exc: BaseException) -> bool:
+    """psycopg's OperationalError (connection refused or cut) and InterfaceError (closed)."""
+    if isinstance(exc, Unreachable):
+        return True
+    names = {k.__name__ for k in type(exc).__mro__}
+    return type(exc).__module__.startswith("psycopg") and bool(
+        names & {"OperationalError", "InterfaceError"}
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _spent(conn: Any, project: str, period: str) -> Decimal:

@@ -19,6 +19,7 @@ GEMINI_STATUSES = {
     415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
 }
 ACTIONS = {"generateContent": False, "streamGenerateContent": True}

@@ -97,6 +97,11 @@ class Pricer:
                 return self._linear_for(info.get_prices(q.when)).cost(q.usage)
         return None
 
+    def context_window(self, pricing_provider: str | None, model: str) -> int | None:
+        """The model's context window in tokens, as genai-prices knows it (None: unknown)."""
+        info = self._model(pricing_provider, model) if pricing_provider else None
+        return info.context_window if info is not None else None
+
     def _model(self, provider: str, model: str) -> ModelInfo | None:
         key = (provider, model)
         if key not in self._models:

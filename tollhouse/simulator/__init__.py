@@ -15,11 +15,13 @@ natural flavor. Base URLs for clients::
 
 Tokens (see :mod:`.tokens`): every text part costs ``ceil(utf-8 bytes / 4)``
 tokens, summed over system/instructions, messages and tool definitions;
-images and other media cost a flat 85; other structured parts (tool calls,
+images cost a flat 85, documents, audio and files 1,500 per started 4 KiB
+of their data (a page); other structured parts (tool calls,
 tool results without text...) cost their canonical JSON's tokens. The answer
 is ``default_output_tokens`` tokens of 4-byte words, or fewer when the
 request's max-tokens field is smaller (finish reason "length"), or the
-``x-sim-output-tokens`` header's count. Reasoning requests (and reasoning
+``x-sim-output-tokens`` header's count; OpenAI's ``n`` bills that many
+answers. Reasoning requests (and reasoning
 models by name) add 2x the answer's tokens of reasoning, capped by a
 thinking budget; ``x-sim-reasoning-tokens`` overrides. Caching: see
 :mod:`.prompt`. Faults: see :mod:`.faults` and :mod:`.serve`. Quotas

@@ -51,6 +51,8 @@ class SimRequest:
     include_usage: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     """Dialect-specific request fields the reply echoes (instructions, tools...)."""
+    answers: int = 1
+    """OpenAI's ``n``: that many answers, each as long, all billed."""
 
     @property
     def wants_reasoning(self) -> bool:
@@ -93,7 +95,8 @@ class Reply:
 
     @property
     def text_tokens(self) -> int:
-        return self.usage.output_tokens - self.reasoning_tokens
+        """One answer's text tokens."""
+        return self.usage.output_tokens // self.request.answers - self.reasoning_tokens
 
     @property
     def usage_fields(self) -> dict[str, Any]:
@@ -155,8 +158,8 @@ def plan(
         cached_input_tokens=cached.read,
         cache_write_tokens=cached.write,
         cache_write_1h_tokens=cached.write_1h,
-        output_tokens=text + reasoning,
-        reasoning_tokens=reasoning,
+        output_tokens=(text + reasoning) * req.answers,
+        reasoning_tokens=reasoning * req.answers,
     )
     return Reply(
         request=req,

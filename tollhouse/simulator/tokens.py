@@ -1,10 +1,13 @@
 """The simulator's deterministic token arithmetic (no tokenizer, no randomness).
 
 Input: every text part costs ``ceil(utf-8 bytes / 4)`` tokens; parts are
-summed over system/instructions, messages and tool definitions. A media part
-(image, audio, file, document, Gemini ``inlineData``/``fileData``) costs a
-flat :data:`MEDIA_TOKENS`. Any other structured part (a tool call, a tool
-definition, a function response...) costs the tokens of its canonical JSON
+summed over system/instructions, messages and tool definitions. An image
+costs a flat :data:`MEDIA_TOKENS`. Any other media part (audio, file,
+document, a non-image Gemini ``inlineData``, ``fileData``) is billed like a
+document: :data:`PAGE_TOKENS` per started :data:`PAGE_BYTES` of its data
+(one page when it has none inline), as providers bill PDFs per page. Any
+other structured part (a tool call, a tool definition, a function
+response...) costs the tokens of its canonical JSON
 (sorted keys, no spaces, ``cache_control`` removed).
 
 Output: the answer is made of 4-byte words (``"abc "``... ending with
@@ -23,11 +26,13 @@ import json
 from typing import Any
 
 MEDIA_TOKENS = 85
-"""Flat cost of one image / audio / file part, whatever its size."""
+"""Flat cost of one image, whatever its size."""
+PAGE_TOKENS = 1_500
+"""One document page (Anthropic bills 1,500-3,000 text tokens a page)."""
+PAGE_BYTES = 4_096
 
-_MEDIA_TYPES = frozenset(
-    {"image_url", "input_image", "image", "input_audio", "input_file", "file", "document"}
-)
+_IMAGE_TYPES = frozenset({"image_url", "input_image", "image"})
+_MEDIA_TYPES = _IMAGE_TYPES | {"input_audio", "input_file", "file", "document"}
 _MEDIA_KEYS = ("inlineData", "fileData", "inline_data", "file_data")
 _WORDS = (
     *("sim", "ask", "bot", "cat", "dew", "fog", "gum", "hat", "ink", "jam", "kit"),
@@ -52,6 +57,28 @@ def is_media(part: dict[str, Any]) -> bool:
     return part.get("type") in _MEDIA_TYPES or any(key in part for key in _MEDIA_KEYS)
 
 
+def media_tokens(part: dict[str, Any]) -> int:
+    """An image's flat cost, or a document's pages (by the size of its inline data)."""
+    inline = part.get("inlineData") or part.get("inline_data")
+    mime = (
+        str(inline.get("mimeType") or inline.get("mime_type")) if isinstance(inline, dict) else ""
+    )
+    if part.get("type") in _IMAGE_TYPES or mime.startswith("image/"):
+        return MEDIA_TOKENS
+    size = _longest_text(part)
+    return PAGE_TOKENS * max(1, -(-size // PAGE_BYTES))
+
+
+def _longest_text(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return max((_longest_text(v) for v in value), default=0)
+    return 0
+
+
 def part_tokens(part: Any) -> int:
     """Tokens of one content part, block, item or tool definition."""
     if isinstance(part, str):
@@ -61,7 +88,7 @@ def part_tokens(part: Any) -> int:
     if not isinstance(part, dict):
         return text_tokens(canonical(part))
     if is_media(part):
-        return MEDIA_TOKENS
+        return media_tokens(part)
     for key in ("text", "thinking"):
         if isinstance(part.get(key), str):
             return text_tokens(part[key])

@@ -176,8 +176,8 @@ _KEY_DIALECTS = tuple(DIALECTS[name] for name in ("openai-chat", "anthropic", "g
 
 async def _caller(request: web.Request) -> Attribution:
     attributor = request.app[ATTRIBUTOR]
-    # Whose task: as for a model call, the project header, then the project's key
-    # (in any dialect's header), then the calling process.
+    # Whose task: as for a model call, the project's virtual key (in any dialect's
+    # header), then the project header, then the calling process.
     h = request.headers
     key = next((k for d in _KEY_DIALECTS if (k := d.client_key(h, {})) is not None), None)
     pending = attributor.begin(request.headers, key, request.transport)

@@ -81,6 +81,7 @@ class OpenAIChat:
             max_output=optional_int(body, "max_completion_tokens", "max_tokens"),
             reasoning=reasoning,
             reasoning_budget=budget,
+            answers=max(1, min(128, optional_int(body, "n") or 1)),
             include_usage=stream
             and isinstance(options, Mapping)
             and options.get("include_usage") is True,
@@ -99,13 +100,16 @@ class OpenAIChat:
             "refusal": None,
             "annotations": [],
         }
-        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(reply)}
+        choices = [
+            {"index": i, "message": message, "logprobs": None, "finish_reason": _finish(reply)}
+            for i in range(reply.request.answers)
+        ]
         return {
             "id": reply.id,
             "object": "chat.completion",
             "created": reply.created,
             "model": reply.model,
-            "choices": [choice],
+            "choices": choices,
             "usage": chat_usage(reply.usage, reply.usage_fields),
             "service_tier": "default",
             "system_fingerprint": fingerprint(),
