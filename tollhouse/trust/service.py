@@ -460,6 +460,9 @@ class TrustService:
         key = await self.scope(caller, task)
         step = await self._step(key, step_id)
         kept = self.kept.get((key, step_id))
+        if kept is not None and kept.request_id != step.request_id:
+            del self.kept[(key, step_id)]  # an earlier run's: the step ran again elsewhere
+            kept = None
         if kept is None or self.runner is None:
             raise Conflict(
                 f"step {step_id} of task {task!r} has no kept request to re-run "
