@@ -37,7 +37,7 @@ TASKS = ("a", "b", "never")  # "never" gets no model call: the gate's unknown ta
 STEP_IDS = ("1", "2", "3", "plan")
 INPUT_IDS = ("1", "2", "3", "4", "plan", "typo")  # "4" only by numbering, "typo" never
 APPROVED, VERIFIED = "approved", "verified"
-BOUNDS = settings(max_examples=8, stateful_step_count=30)
+BOUNDS = settings(max_examples=12, stateful_step_count=30)
 
 
 # -- the reference model
