@@ -194,6 +194,10 @@ class Gateway:
         trust = self.trust
         if trust is not None:
             ex.watch = trust.watch(request.headers, out, request.match_info)
+            if ex.watch is not None and ex.watch.inputs:  # steps of whose task?
+                if await self._attribute(ex, out) and ex.watch.cache_key is not None:
+                    trust.scope_cache(ex.watch, out)
+                await trust.check_inputs(ex.watch, ex.attribution)
             if ex.watch is not None and ex.watch.cache_key is not None:
                 if await self._attribute(ex, out):  # cache entries are per project: whose?
                     trust.scope_cache(ex.watch, out)

@@ -91,3 +91,48 @@ def test_action_inputs() -> None:
 def test_parse_inputs() -> None:
     assert parse_inputs(" 1, 3,,3 ") == ("1", "3")
     assert parse_inputs("") == ()
+
+
+def test_an_unnumbered_step_takes_the_next_unused_number() -> None:
+    t = Trajectory("t")
+    t.record("2", degraded_because=FALLBACK)
+    assert t.record().id == "3"  # the count plus one (2) is taken
+    assert t.record("x").id == "x" and t.record().id == "4"  # 3 steps: 4
+    assert t.steps["2"].own_degraded
+
+
+def test_taint_is_reachability_whatever_the_recording_order() -> None:
+    t = Trajectory("t")
+    t.record("plan", inputs=())
+    t.record("search", degraded_because=FALLBACK, inputs=("plan",))
+    t.record("plan", inputs=("search",))  # a re-run reading a step first recorded later
+    assert t.tainted_by("plan") == {"search"}
+    assert [s.id for s in t.ordered()] == ["plan", "search"]
+
+
+def test_a_cycle_taints_every_step_on_it() -> None:
+    t = Trajectory("t")
+    t.record("1", inputs=())
+    t.record("2", degraded_because=FALLBACK, inputs=("1",))
+    t.record("1", inputs=("2",))
+    t.record("3", inputs=("1",))
+    assert [t.tainted_by(s) for s in "123"] == [{"2"}] * 3
+    t.clear("1", APPROVED, "ann")
+    assert [t.tainted_by(s) for s in "123"] == [frozenset(), {"2"}, frozenset()]
+
+
+def test_a_default_rerun_reads_every_step_there_when_it_ran() -> None:
+    t = Trajectory("t")
+    t.record("1")
+    t.record("2", degraded_because=FALLBACK)
+    assert t.tainted_by("1") == frozenset()  # 1 ran before 2 existed
+    t.record("1")  # re-run with the default: it read 2 this time
+    assert t.tainted_by("1") == {"2"}
+    t.record("3", inputs=())
+    assert t.tainted_by("3") == frozenset()  # reads nothing; 1's re-run did not read 3
+
+
+def test_unknown_ids() -> None:
+    t = Trajectory("t")
+    t.record("1")
+    assert t.unknown(["1", "l", "2"]) == ["l", "2"]

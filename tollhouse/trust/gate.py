@@ -33,6 +33,18 @@ class GateDecision:
     def held(self) -> bool:
         return not self.allow
 
+    def held_because(self, action: str, task: str) -> str:
+        """Why an action the gate held is held, in one sentence (the 423's message)."""
+        if self.trust == "unknown":
+            return (
+                f"action {action!r} is held: task {task!r} is unknown (no model calls are "
+                "recorded for it), so nothing vouches for what it read; check the task id"
+            )
+        return (
+            f"action {action!r} is held: task {task!r} is tainted by step(s) "
+            f"{', '.join(self.tainted_by)}; verify or approve them first"
+        )
+
     def as_dict(self) -> dict[str, object]:
         return {
             "allow": self.allow,

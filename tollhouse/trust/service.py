@@ -165,6 +165,22 @@ class TrustService:
         scope = f"{out.project}:{hash_key(out.client_key)}"
         w.cache_key = cache_key(out.dialect.name, out.call.path, out.payload, scope)
 
+    async def check_inputs(self, w: Watch, attribution: Any) -> None:
+        """Before dispatch: the step's declared inputs name steps its task has (else a 400
+        in the client's dialect), as the gate's ``inputs`` do: a typo would read nothing
+        and hide the taint. Shared state out of reach: the step reads every step so far."""
+        if w.task is None or not w.inputs:
+            return
+        key = task_key(getattr(attribution, "project", None) or UNATTRIBUTED, w.task)
+        try:
+            trajectory = await self._trajectory(key)
+        except GatewayError as err:
+            if err.status < 500:
+                raise
+            w.inputs = None  # can't tell what it read: the default, which hides nothing
+            return
+        _check_inputs(trajectory, w.task, w.inputs, INPUTS_HEADER)
+
     async def lookup(self, w: Watch, ex: Any, route: Any) -> web.Response | None:
         """A cached answer for this request, or None (a miss or a validity miss)."""
         if w.cache_key is None:
@@ -371,7 +387,7 @@ class TrustService:
         self, caller: Attribution, task: str, action: str, irreversible: bool, inputs: Any
     ) -> GateDecision:
         trajectory = await self.trajectory(caller, task)
-        _check_inputs(trajectory, task, inputs)
+        _check_inputs(trajectory, task, inputs, '"inputs"')
         decision = decide(
             trajectory,
             irreversible=irreversible,
@@ -409,11 +425,7 @@ class TrustService:
                 caller, body["task"], body["name"], body["irreversible"], body.get("inputs")
             )
             if decision.held:
-                raise Held(
-                    f"action {body['name']!r} is held: task {body['task']!r} is tainted by "
-                    f"step(s) {', '.join(decision.tainted_by)}; verify or approve them first",
-                    decision.as_dict(),
-                )
+                raise Held(decision.held_because(body["name"], body["task"]), decision.as_dict())
             record = ActionRecord(
                 "act_" + secrets.token_hex(12),
                 project,
@@ -448,6 +460,9 @@ class TrustService:
         key = await self.scope(caller, task)
         step = await self._step(key, step_id)
         kept = self.kept.get((key, step_id))
+        if kept is not None and kept.request_id != step.request_id:
+            del self.kept[(key, step_id)]  # an earlier run's: the step ran again elsewhere
+            kept = None
         if kept is None or self.runner is None:
             raise Conflict(
                 f"step {step_id} of task {task!r} has no kept request to re-run "
@@ -556,16 +571,16 @@ class TrustService:
         )
 
 
-def _check_inputs(trajectory: Trajectory | None, task: str, inputs: Any) -> None:
-    """An input the task never recorded is a mistake (a typo, another task's step): the gate
-    would otherwise find no taint in it and let an irreversible action through."""
-    steps = trajectory.steps if trajectory is not None else {}
-    unknown = [i for i in inputs or () if i not in steps]
+def _check_inputs(trajectory: Trajectory | None, task: str, inputs: Any, where: str) -> None:
+    """An input the task never recorded is a mistake (a typo, another task's step, a step
+    not answered yet): it would read nothing, and so let taint through unseen."""
+    unknown = trajectory.unknown(inputs or ()) if trajectory is not None else list(inputs or ())
     if unknown:
         known = ", ".join(s.id for s in trajectory.ordered()) if trajectory else "none"
         raise BadRequest(
-            f'"inputs": task {task!r} has no step {", ".join(map(repr, unknown))} '
-            f'(its steps: {known}); name recorded steps, or leave "inputs" out for all of them'
+            f"{where}: task {task!r} has no step {', '.join(map(repr, unknown))} "
+            f"(its steps: {known}); name steps it has answered, or leave {where} out "
+            "for every step so far"
         )
 
 
