@@ -20,22 +20,33 @@ Example (inside the gateway's async shell)::
 
 from tollhouse.translate.codec import (
     CODECS,
+    OMITTED_HEADER,
     Codec,
+    Translated,
     error_translate,
+    failure_body,
+    omitted_header,
     stream_translator,
     translate_request,
+    translate_request_noted,
     translate_response,
 )
-from tollhouse.translate.model import Untranslatable
+from tollhouse.translate.model import GenerationFailed, Untranslatable
 from tollhouse.translate.stream import StreamTranslator
 
 __all__ = [
     "CODECS",
+    "OMITTED_HEADER",
     "Codec",
+    "GenerationFailed",
     "StreamTranslator",
+    "Translated",
     "Untranslatable",
     "error_translate",
+    "failure_body",
+    "omitted_header",
     "stream_translator",
     "translate_request",
+    "translate_request_noted",
     "translate_response",
 ]
