@@ -64,8 +64,7 @@ def test_an_openai_client_is_told_what_claude_did_not_take(
         model="claude", messages=[{"role": "user", "content": "hi"}], temperature=0.1, seed=3
     )
     assert raw.headers["x-tollhouse-translation-omitted"] == (
-        "temperature (claude-opus-4-8 does not take it: it has no such knob); "
-        "seed (claude-opus-4-8 does not take it: it has no such knob)"
+        "temperature (claude-opus-4-8 does not take it); seed (claude-opus-4-8 does not take it)"
     )
     sent = _state(capture).requests[-1].body
     assert "temperature" not in sent and "seed" not in sent

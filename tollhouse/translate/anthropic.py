@@ -113,6 +113,7 @@ _STOP_OUT = {
 }
 _EFFORTS_OUT = {"minimal": "low"}
 _MIN_BUDGET = 1024
+_THINKING_TOP_P = 0.95  # the least top_p Anthropic takes with thinking on
 _CHOICE_IN: dict[str, ChoiceMode] = {
     "auto": "auto",
     "any": "required",
@@ -415,18 +416,31 @@ def _max_tokens(request: Request, thinks: bool) -> int:
 
 
 def _sampling(request: Request, caps: Capabilities, thinks: bool, model: str) -> dict[str, Any]:
-    """The knobs ``model`` takes; thinking allows only ``top_p`` (others named)."""
+    """The knobs ``model`` takes (the others named)."""
     out: dict[str, Any] = {}
     for knob, value in sampling_knobs(request).items():
-        if knob not in caps.sampling or (thinks and knob != "top_p"):
-            why = "with thinking on" if knob in caps.sampling else "it has no such knob"
-            request.omit(f"{knob} ({model} does not take it: {why})")
-        elif knob in caps.exclusive and any(k in out for k in caps.exclusive):
-            other = next(k for k in caps.exclusive if k in out)
-            request.omit(f"{knob} ({model} does not take it together with {other})")
-        else:
+        why = _refused(knob, value, caps, thinks, out)
+        if why is None:
             out[knob] = value
+        else:
+            request.omit(f"{knob} ({model} does not take it{why})")
     return out
+
+
+def _refused(
+    knob: str, value: float, caps: Capabilities, thinks: bool, sent: dict[str, Any]
+) -> str | None:
+    """Why ``model`` would refuse this knob (a phrase to append), or None."""
+    if knob not in caps.sampling:
+        return ""
+    if thinks and knob != "top_p":
+        return " with thinking on"
+    if thinks and value < _THINKING_TOP_P:
+        return f" below {_THINKING_TOP_P} with thinking on"
+    other = next((k for k in caps.exclusive if k in sent), None)
+    if knob in caps.exclusive and other is not None:
+        return f" together with {other}"
+    return None
 
 
 def _encode_reasoning_and_format(

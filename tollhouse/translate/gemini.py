@@ -130,6 +130,7 @@ _READ = frozenset(
         "safetySettings",
         "safety_settings",
         "model",
+        "labels",  # billing labels: cannot change the answer
     ]
 )
 _CONFIG_READ = frozenset(
