@@ -299,6 +299,25 @@ def test_gemini_models_that_always_think_get_the_least_budget_named() -> None:
     assert omitted == ()
 
 
+def test_thinking_budgets_fit_the_model() -> None:
+    payload = openai([user("hi")], reasoning_effort="xhigh")
+    body, omitted = noted("openai-chat", "gemini", payload, "gemini-2.5-flash")
+    assert body["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 24576}
+    assert omitted == ("thinking budget 32768 (sent as 24576, the most gemini-2.5-flash takes)",)
+    short = openai([user("hi")], reasoning_effort="low", max_completion_tokens=500)
+    body, omitted = noted("openai-chat", "anthropic", short, "claude-sonnet-4-5")
+    assert body["thinking"] == {"type": "disabled"}
+    assert omitted == ("thinking (max_tokens 500 leaves no room for a thinking budget)",)
+
+
+def test_a_forced_tool_turns_claude_thinking_off_named() -> None:
+    tool = {"type": "function", "function": {"name": "w", "parameters": {}}}
+    payload = openai([user("hi")], tools=[tool], tool_choice="required", reasoning_effort="low")
+    body, omitted = noted("openai-chat", "anthropic", payload, "claude-opus-4-8")
+    assert body["thinking"] == {"type": "disabled"}
+    assert omitted == ("thinking (anthropic refuses it when a tool call is forced)",)
+
+
 # --- the minor ones
 
 
@@ -398,3 +417,16 @@ def test_nearest_effort_prefers_more_thinking_on_a_tie() -> None:
     assert nearest_effort("max", ("low", "medium", "high", "xhigh")) == "xhigh"
     assert nearest_effort("none", ("minimal", "low")) == "minimal"
     assert all(nearest_effort(e, ()) == e for e in EFFORTS)
+
+
+def test_every_table_row_speaks_the_neutral_vocabulary() -> None:
+    from tollhouse.translate.capabilities import _TABLE, SAMPLING
+
+    for dialect, rows in _TABLE.items():
+        assert "" in rows, f"{dialect} has no default row"
+        for prefix, caps in rows.items():
+            assert caps.sampling <= SAMPLING, prefix
+            assert set(caps.efforts) <= set(EFFORTS), prefix
+            assert list(caps.efforts) == sorted(caps.efforts, key=EFFORTS.index), prefix
+            assert set(caps.exclusive) <= caps.sampling, prefix
+            assert caps.max_budget is None or caps.thinking == "budget", prefix

@@ -372,9 +372,14 @@ def _thinks(request: Request, caps: Capabilities, model: str) -> bool:
         return False
     choice = request.tool_choice
     if request.tools and choice is not None and choice.mode in ("required", "tool"):
+        request.omit(f"thinking ({NAME} refuses it when a tool call is forced)")
         return False
     if _open_tool_turn(request.messages):
         request.omit(f"thinking for this tool loop (its tool call was not made by {NAME})")
+        return False
+    limit = request.max_tokens
+    if caps.thinking == "budget" and limit is not None and limit <= _MIN_BUDGET:
+        request.omit(f"thinking (max_tokens {limit} leaves no room for a thinking budget)")
         return False
     return True
 

@@ -18,7 +18,8 @@ relies on:
   thinking exists from Claude Opus 4.6 / Sonnet 4.6 on (older thinking models
   take ``budget_tokens``), ``output_config.effort`` from Opus 4.5 on;
 * Gemini 2.5 Pro and Gemini 3 Pro cannot turn thinking off (a budget of 0 is
-  refused); Gemini 2.0 models do not think.
+  refused); Gemini 2.5 Flash takes budgets up to 24576, Pro up to 32768;
+  Gemini 2.0 models do not think.
 
 >>> capabilities("anthropic", "claude-opus-4-8").sampling
 frozenset()
@@ -53,6 +54,7 @@ class Capabilities:
     ``thinking``: how thinking is switched on (Anthropic, Gemini).
     ``can_stop_thinking``: whether thinking can be turned off.
     ``exclusive``: knobs it refuses together (the first one is sent).
+    ``max_budget``: the largest thinking budget it takes (Gemini), if known.
     """
 
     sampling: frozenset[str]
@@ -60,9 +62,13 @@ class Capabilities:
     thinking: Thinking = "none"
     can_stop_thinking: bool = True
     exclusive: tuple[str, ...] = ()
+    max_budget: int | None = None
 
 
-_ALWAYS_THINKS = Capabilities(_GEMINI_SAMPLING, thinking="budget", can_stop_thinking=False)
+_ALWAYS_THINKS = Capabilities(
+    _GEMINI_SAMPLING, thinking="budget", can_stop_thinking=False, max_budget=32768
+)
+_GEMINI_FLASH = Capabilities(_GEMINI_SAMPLING, thinking="budget", max_budget=24576)
 _ALL_EFFORTS = EFFORTS[1:]  # an openai-compatible server's own reasoning models
 
 _TABLE: dict[str, dict[str, Capabilities]] = {
@@ -122,10 +128,9 @@ _TABLE: dict[str, dict[str, Capabilities]] = {
     },
     "gemini": {
         "": Capabilities(_GEMINI_SAMPLING, thinking="budget"),
-        "gemini-2.5-pro": Capabilities(
-            _GEMINI_SAMPLING, thinking="budget", can_stop_thinking=False
-        ),
-        "gemini-3-pro": Capabilities(_GEMINI_SAMPLING, thinking="budget", can_stop_thinking=False),
+        "gemini-2.5-pro": _ALWAYS_THINKS,
+        "gemini-3-pro": _ALWAYS_THINKS,
+        "gemini-2.5-flash": _GEMINI_FLASH,
         "gemini-2.0": Capabilities(_GEMINI_SAMPLING),
         "gemini-1.5": Capabilities(_GEMINI_SAMPLING),
     },

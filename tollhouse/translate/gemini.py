@@ -521,6 +521,11 @@ def _thinking(request: Request, caps: Capabilities, model: str) -> dict[str, Any
     if budget == 0 and not caps.can_stop_thinking:
         request.omit(f"reasoning none ({model} always thinks: the least budget was sent)")
         budget = _LEAST_BUDGET
+    if budget is not None and caps.max_budget is not None and budget > caps.max_budget:
+        request.omit(
+            f"thinking budget {budget} (sent as {caps.max_budget}, the most {model} takes)"
+        )
+        budget = caps.max_budget
     return {"thinkingBudget": _DYNAMIC_BUDGET if budget is None else budget}
 
 
