@@ -42,7 +42,8 @@ from tollhouse.errors import (
 from tollhouse.ingress import Call, Dialect
 from tollhouse.providers import Provider
 from tollhouse.routing import Route
-from tollhouse.translate import Untranslatable, translate_request
+from tollhouse.translate import Untranslatable, translate_request_noted
+from tollhouse.translate.anthropic import thinking_conflict, without_thinking
 from tollhouse.upstream import Upstreams, refuse_redirect
 
 log = logging.getLogger("tollhouse.dispatch")
@@ -100,6 +101,7 @@ class Answer:
     primary: bool
     body: bytes | None = None  # already read (errors)
     gave_up: bool = False  # retries and fallbacks exhausted: tell SDKs not to retry
+    omitted: tuple[str, ...] = ()  # what translation left out, named to the client
 
 
 @dataclass(slots=True)
@@ -109,6 +111,7 @@ class Prepared:
     query: str
     headers: Mapping[str, str]
     hide_usage: bool
+    omitted: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -232,7 +235,9 @@ class Dispatcher:
             self.capacity.observe(
                 route.provider.name, route.model, response.status, response.headers, None
             )
-            return Answer(route, response, lease, prepared.hide_usage, primary), False
+            answer = Answer(route, response, lease, prepared.hide_usage, primary)
+            answer.omitted = prepared.omitted
+            return answer, False
         return await self._upstream_error(d, route, attempt, lease, response, primary)
 
     async def _acquire(self, d: Dispatch, route: Route, attempt: Attempt) -> Lease | None:
@@ -353,15 +358,20 @@ def prepare(out: Outgoing, route: Route) -> Prepared:
     """The request as ``route`` must receive it: same dialect, or translated."""
     if route.dialect == out.dialect.name:
         payload = dict(out.payload)
+        omitted: tuple[str, ...] = ()
+        if route.dialect == "anthropic" and thinking_conflict(payload):
+            payload, note = without_thinking(payload)  # a fallback made the tool turn
+            omitted = (note,)
         hide = out.dialect.prepare(payload, out.call, route.model)
         body = out.body
-        if hide or payload.get("model", route.model) != out.call.model:
+        if hide or omitted or payload.get("model", route.model) != out.call.model:
             body = json.dumps(payload).encode()
         path = out.dialect.upstream_path(out.call, route.model)
-        return Prepared(body, path, out.query, out.headers, hide)
-    translated = translate_request(
+        return Prepared(body, path, out.query, out.headers, hide, omitted)
+    noted = translate_request_noted(
         out.dialect.name, route.dialect, out.payload, model=route.model, stream=out.call.stream
     )
+    translated = noted.body
     if route.dialect == "openai-chat" and out.call.stream:
         translated["stream_options"] = {"include_usage": True}  # metered from the stream
     action = "streamGenerateContent" if out.call.stream else "generateContent"
@@ -369,4 +379,4 @@ def prepare(out: Outgoing, route: Route) -> Prepared:
     query = "alt=sse" if route.dialect == "gemini" and out.call.stream else ""
     headers = {k: v for k, v in out.headers.items() if not k.lower().startswith(FOREIGN_PREFIXES)}
     headers.update(route.provider.dialect_headers())
-    return Prepared(json.dumps(translated).encode(), path, query, headers, False)
+    return Prepared(json.dumps(translated).encode(), path, query, headers, False, noted.omitted)

@@ -25,7 +25,15 @@ from tollhouse.metering import meter_body, stream_meter
 from tollhouse.metering.usage import Metered
 from tollhouse.metering.window import BodyWindow
 from tollhouse.settings import ServerSettings
-from tollhouse.translate import error_translate, stream_translator, translate_response
+from tollhouse.translate import (
+    OMITTED_HEADER,
+    GenerationFailed,
+    error_translate,
+    failure_body,
+    omitted_header,
+    stream_translator,
+    translate_response,
+)
 from tollhouse.upstream import downstream_headers, refuse_redirect, upstream_error_kind
 
 
@@ -61,18 +69,30 @@ async def relay_body(
             return await _relay_large(request, ex, answer, headers, data)
     ex.ttfb = time.perf_counter() - ex.started
     refuse_redirect(upstream)
+    status = upstream.status
     if upstream.status < 300:
         ex.metered = meter_body(route.dialect, data)
         if translated:
-            data = _translated_body(dialect.name, route.dialect, data, route.model)
+            try:
+                data = _translated_body(dialect.name, route.dialect, data, route.model)
+            except GenerationFailed as failed:  # a 200 whose generation failed
+                status, ex.error = failed.error.status, "generation_failed"
+                data = failure_body(dialect.name, failed.error)
     else:
         ex.error = upstream_error_kind(data)
         if translated:
             data = error_translate(dialect.name, route.dialect, upstream.status, data)
-    out = _headers(upstream.headers, headers, translated, "application/json")
+    out = _headers(upstream.headers, _noted(headers, answer), translated, "application/json")
     if ex.capture is not None:
         ex.capture.append(data)
-    return web.Response(body=data, status=upstream.status, headers=out)
+    return web.Response(body=data, status=status, headers=out)
+
+
+def _noted(headers: dict[str, str], answer: Answer) -> dict[str, str]:
+    """The client's headers plus, when translation left something out, what it was."""
+    if not answer.omitted:
+        return headers
+    return {**headers, OMITTED_HEADER: omitted_header(answer.omitted)}
 
 
 def _buffer_limit(request: web.Request) -> int:
@@ -176,7 +196,9 @@ async def relay_stream(
         if translated
         else None
     )
-    out_headers = _headers(upstream.headers, headers, translated, "text/event-stream")
+    out_headers = _headers(
+        upstream.headers, _noted(headers, answer), translated, "text/event-stream"
+    )
     response = web.StreamResponse(status=upstream.status, headers=out_headers)
     await response.prepare(request)
     try:

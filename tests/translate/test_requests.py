@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.translate.samples import MODELS, expected_request, request
-from tollhouse.translate import CODECS, translate_request
+from tollhouse.translate import CODECS, Untranslatable, translate_request, translate_request_noted
 from tollhouse.translate.model import Request, Text, ToolCall, ToolResult
 
 DIALECTS = ("openai-chat", "anthropic", "gemini")
@@ -115,18 +115,26 @@ def test_empty_turns_are_dropped_for_alternating_targets() -> None:
     ]
 
 
-def test_system_and_developer_messages_anywhere_become_one_system_prompt() -> None:
+def test_leading_system_and_developer_messages_become_one_system_prompt() -> None:
     payload = openai(
         [
             {"role": "system", "content": "One."},
-            user("hi"),
             {"role": "developer", "content": [{"type": "text", "text": "Two."}]},
+            user("hi"),
         ]
     )
     assert to("openai-chat", "anthropic", payload)["system"] == "One.\n\nTwo."
     assert to("openai-chat", "gemini", payload)["systemInstruction"] == {
         "parts": [{"text": "One.\n\nTwo."}]
     }
+
+
+@pytest.mark.parametrize("target", ["anthropic", "gemini"])
+def test_a_mid_conversation_system_message_is_not_moved_to_the_top(target: str) -> None:
+    """Hoisted, "answer in French from now on" would apply to the whole history."""
+    payload = openai([user("hi"), {"role": "system", "content": "From now on, French."}])
+    with pytest.raises(Untranslatable, match="system message mid-conversation"):
+        to("openai-chat", target, payload)
 
 
 def test_anthropic_system_blocks_become_one_openai_system_message() -> None:
@@ -168,18 +176,28 @@ def test_reasoning_history_is_dropped() -> None:
         "messages": [
             user("hi"),
             {"role": "assistant", "content": [thinking, {"type": "text", "text": "yo"}]},
+            user("and?"),
         ],
     }
     assert to("anthropic", "openai-chat", anthropic)["messages"][1] == {
         "role": "assistant",
         "content": "yo",
     }
+    assert translate_request_noted(
+        "anthropic", "openai-chat", anthropic, model="gpt-4o", stream=False
+    ).omitted == ("earlier thinking blocks (only Anthropic can read them)",)
     gemini = {
         "contents": [
-            {"role": "model", "parts": [{"text": "plan", "thought": True}, {"text": "yo"}]}
+            {"role": "model", "parts": [{"text": "plan", "thought": True}, {"text": "yo"}]},
+            {"role": "user", "parts": [{"text": "and?"}]},
         ]
     }
-    assert to("gemini", "anthropic", gemini)["messages"] == [{"role": "assistant", "content": "yo"}]
+    assert to("gemini", "anthropic", gemini)["messages"] == [
+        {"role": "assistant", "content": "yo"},
+        user("and?"),
+    ]
+    noted = translate_request_noted("gemini", "anthropic", gemini, model="claude", stream=False)
+    assert noted.omitted == ("thought signatures (only Gemini can read them)",)
 
 
 # --- tools, calls and results
@@ -310,7 +328,12 @@ def test_anthropic_tool_ids_are_sanitised_consistently() -> None:
 
 
 def test_broken_call_arguments_are_kept_not_lost() -> None:
-    payload = openai([{"role": "assistant", "tool_calls": [_call("c", "f", "{oops")]}])
+    payload = openai(
+        [
+            {"role": "assistant", "tool_calls": [_call("c", "f", "{oops")]},
+            {"role": "tool", "tool_call_id": "c", "content": "ok"},
+        ]
+    )
     block = to("openai-chat", "anthropic", payload)["messages"][0]["content"][0]
     assert block["input"] == {"_raw": "{oops"}
 
@@ -504,7 +527,8 @@ def test_sampling_parameters_map_to_gemini_and_openai() -> None:
         "presencePenalty": 0.5,
         "frequencyPenalty": 0.25,
     }
-    back = to("gemini", "openai-chat", to("openai-chat", "gemini", payload))
+    gemini = to("openai-chat", "gemini", payload)
+    back = translate_request("gemini", "openai-chat", gemini, model="gpt-4.1", stream=False)
     assert {k: back[k] for k in ("temperature", "top_p", "seed", "max_completion_tokens")} == {
         "temperature": 0.3,
         "top_p": 0.8,
@@ -548,7 +572,7 @@ def test_anthropic_max_tokens_defaults_when_the_client_gave_none() -> None:
 @pytest.mark.parametrize(
     ("effort", "anthropic", "gemini_budget"),
     [
-        ("none", {"thinking": {"type": "disabled"}}, 0),
+        ("none", {"thinking": {"type": "disabled"}}, 128),  # 2.5 Pro always thinks
         ("minimal", {"thinking": {"type": "adaptive"}, "output_config": {"effort": "low"}}, 512),
         ("low", {"thinking": {"type": "adaptive"}, "output_config": {"effort": "low"}}, 1024),
         ("medium", {"thinking": {"type": "adaptive"}, "output_config": {"effort": "medium"}}, 8192),
@@ -573,9 +597,10 @@ def test_reasoning_effort_maps_to_thinking(
         ({"thinking": {"type": "enabled", "budget_tokens": 8000}}, "medium", 8000),
         ({"thinking": {"type": "enabled", "budget_tokens": 2000}}, "medium", 2000),
         ({"thinking": {"type": "adaptive"}}, None, -1),
-        ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}, "max", 32768),
+        # GPT-5.5 has no "max": its nearest effort, named
+        ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}, "xhigh", 32768),
         ({"output_config": {"effort": "low"}}, "low", 1024),
-        ({"thinking": {"type": "disabled"}}, "none", 0),
+        ({"thinking": {"type": "disabled"}}, "none", 128),
     ],
 )
 def test_anthropic_thinking_maps_to_effort_and_budget(
@@ -621,7 +646,8 @@ def test_json_schema_output_maps_everywhere() -> None:
     gemini = to("openai-chat", "gemini", payload)["generationConfig"]
     assert gemini == {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA}
     back = to("anthropic", "openai-chat", anthropic)["response_format"]
-    assert back == {"type": "json_schema", "json_schema": {"name": "response", "schema": SCHEMA}}
+    spec = {"name": "response", "schema": SCHEMA, "strict": True}  # Anthropic always enforces
+    assert back == {"type": "json_schema", "json_schema": spec}
 
 
 def test_json_mode_maps_to_gemini_mime_type() -> None:
@@ -643,7 +669,8 @@ def test_gemini_openapi_response_schema_becomes_json_schema() -> None:
     }
     fmt = to("gemini", "openai-chat", payload)["response_format"]
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
-    assert fmt == {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}
+    spec = {"name": "response", "schema": schema, "strict": True}
+    assert fmt == {"type": "json_schema", "json_schema": spec}
 
 
 # --- stream flags, users, what is left behind

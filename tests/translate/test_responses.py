@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -11,13 +12,16 @@ from tests.translate.conftest import NOW
 from tests.translate.samples import ANTHROPIC_RESPONSE, GEMINI_RESPONSE, OPENAI_RESPONSE
 from tollhouse.translate import (
     CODECS,
+    GenerationFailed,
     anthropic,
+    failure_body,
     gemini,
     openai_chat,
     translate_request,
     translate_response,
 )
 from tollhouse.translate.anthropic import AnthropicStreamEncoder
+from tollhouse.translate.gemini import DUMMY_SIGNATURE
 from tollhouse.translate.model import Response, StopReason, Usage
 from tollhouse.translate.stream import Done, Finish
 
@@ -49,6 +53,7 @@ def expected(source: str, target: str) -> dict[str, Any]:
         "modelVersion": "client-model",
     }
     body["candidates"][0]["content"]["parts"][1]["functionCall"]["id"] = call_id
+    body["candidates"][0]["content"]["parts"][1]["thoughtSignature"] = DUMMY_SIGNATURE
     return body
 
 
@@ -165,7 +170,6 @@ STOPS: list[tuple[str, dict[str, Any], StopReason, str, str, str]] = [
         "refusal",
         "SAFETY",
     ),
-    ("gemini", _gemini("MALFORMED_FUNCTION_CALL"), StopReason.OTHER, "stop", "end_turn", "OTHER"),
 ]
 
 
@@ -187,6 +191,28 @@ def test_stop_reasons_map_between_dialects(
             continue
         out = translate_response(client, target, body, model="m")
         assert _stop_of(client, out) == reason
+
+
+@pytest.mark.parametrize("reason", ["MALFORMED_FUNCTION_CALL", "OTHER", "UNEXPECTED_TOOL_CALL"])
+@pytest.mark.parametrize("client", ["openai-chat", "anthropic"])
+def test_a_failed_gemini_generation_is_an_error_not_an_empty_answer(
+    reason: str, client: str
+) -> None:
+    """Issue 16 item 5: a normal stop/end_turn would hide the failure from the agent."""
+    body = _gemini(reason) | {"candidates": [{"finishReason": reason, "finishMessage": "bad"}]}
+    with pytest.raises(GenerationFailed) as failed:
+        translate_response(client, "gemini", body, model="m")
+    assert failed.value.error.status == 502
+    assert reason in failed.value.error.message and "bad" in failed.value.error.message
+    rendered = json.loads(failure_body(client, failed.value.error))
+    assert reason in json.dumps(rendered)
+
+
+def test_gemini_answers_without_a_response_id_get_a_stable_one() -> None:
+    body = {"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}}]}
+    first = translate_response("openai-chat", "gemini", body, model="m")["id"]
+    assert first.startswith("gen-") and len(first) == 28
+    assert translate_response("openai-chat", "gemini", body, model="m")["id"] == first
 
 
 def _stop_of(dialect: str, body: dict[str, Any]) -> str:

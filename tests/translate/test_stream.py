@@ -20,6 +20,7 @@ from tests.translate.streams import (
     translate,
 )
 from tollhouse.translate import stream_translator
+from tollhouse.translate.gemini import DUMMY_SIGNATURE
 
 DIRECTIONS = [(s, t) for s in STREAMS for t in STREAMS if s != t]
 CALL_IDS = {"openai-chat": "call_9", "anthropic": "toolu_9", "gemini": "call_0_resp-1"}
@@ -160,7 +161,8 @@ def expected_gemini(target: str) -> list[tuple[str | None, Any]]:
         return {"content": {"role": "model", "parts": [part]}}
 
     call = {
-        "functionCall": {"id": CALL_IDS[target], "name": "get_weather", "args": {"city": "Rome"}}
+        "functionCall": {"id": CALL_IDS[target], "name": "get_weather", "args": {"city": "Rome"}},
+        "thoughtSignature": DUMMY_SIGNATURE,  # Gemini 3 needs it back on the next turn
     }
     usage = {
         "promptTokenCount": 120,
@@ -408,7 +410,15 @@ def test_parallel_openai_calls_become_separate_anthropic_blocks_and_gemini_calls
     ]
     gemini = events(translate("gemini", "openai-chat", [upstream]))
     assert [d["candidates"][0].get("content") for _, d in gemini] == [
-        {"role": "model", "parts": [{"functionCall": {"id": "a", "name": "f", "args": {"x": 1}}}]},
+        {
+            "role": "model",
+            "parts": [
+                {
+                    "functionCall": {"id": "a", "name": "f", "args": {"x": 1}},
+                    "thoughtSignature": DUMMY_SIGNATURE,
+                }
+            ],
+        },
         {"role": "model", "parts": [{"functionCall": {"id": "b", "name": "g", "args": {"y": 2}}}]},
         None,
     ]

@@ -8,14 +8,26 @@ Wire facts this codec relies on:
   ``tool_result`` blocks come before its other blocks;
 * tool ids must match ``^[a-zA-Z0-9_-]+$``: foreign ids are sanitised the
   same way in ``tool_use`` and ``tool_result``, so they still pair up;
-* ``temperature``, ``top_p`` and ``top_k`` are not sent: Claude Opus 4.7 and
-  later answer 400 to any of them, and the SDK no longer has the fields;
+* ``temperature``, ``top_p`` and ``top_k`` go only to models that take them
+  (:mod:`~tollhouse.translate.capabilities`: Claude Opus 4.7 and later answer
+  400 to any of them; Claude 4.5 models to ``temperature`` with ``top_p``;
+  none with thinking on but ``top_p``); ``seed`` and the penalties Anthropic
+  has not. Whatever is not sent is named;
 * reasoning is ``thinking: {"type": "adaptive"}`` plus
-  ``output_config.effort`` (manual ``budget_tokens`` is refused from Opus
-  4.7 on); ``{"type": "disabled"}`` for effort ``none`` and when the tool
-  choice forces a tool (Anthropic refuses thinking then). Thinking text is
-  not translated: a client asking to *see* it (``display: "summarized"``)
-  cannot be served by another dialect;
+  ``output_config.effort`` where the model has them, else
+  ``{"type": "enabled", "budget_tokens": N}``; ``{"type": "disabled"}`` for
+  effort ``none`` and when the tool choice forces a tool (Anthropic refuses
+  thinking then). Thinking text is not translated: a client asking to *see*
+  it (``display: "summarized"``) cannot be served by another dialect;
+* thinking across a fallback: Anthropic refuses a tool loop with thinking on
+  whose last ``tool_use`` turn has no thinking block, and thinking blocks
+  (signed, Anthropic-only) cannot be rebuilt from another provider's turn.
+  So thinking is turned off for such a request, named; the same holds for a
+  native Anthropic request whose tool turn came from a fallback
+  (:func:`thinking_conflict`);
+* a trailing assistant message is a *prefill* to Anthropic (the model
+  continues it); other dialects would answer it with a new turn, so it is
+  not translated either way;
 * ``usage.input_tokens`` excludes cache reads and writes; the neutral
   ``input_tokens`` includes them. A stream's ``message_delta`` usage is
   cumulative.
@@ -27,6 +39,7 @@ import re
 from typing import Any
 
 from tollhouse.metering.sse import SSEEvent
+from tollhouse.translate.capabilities import Capabilities, capabilities, nearest_effort
 from tollhouse.translate.model import (
     DEFAULT_MAX_TOKENS,
     ChoiceMode,
@@ -56,8 +69,8 @@ from tollhouse.translate.model import (
     opt_int,
     reasoning_budget,
     reasoning_effort,
+    sampling_knobs,
     stop_list,
-    text_of,
     unsupported_media,
 )
 from tollhouse.translate.stream import (
@@ -99,6 +112,8 @@ _STOP_OUT = {
     StopReason.REFUSAL: "refusal",
 }
 _EFFORTS_OUT = {"minimal": "low"}
+_MIN_BUDGET = 1024
+_THINKING_TOP_P = 0.95  # the least top_p Anthropic takes with thinking on
 _CHOICE_IN: dict[str, ChoiceMode] = {
     "auto": "auto",
     "any": "required",
@@ -152,22 +167,57 @@ class AnthropicCodec:
 # --- requests: wire -> neutral
 
 
+_READ = frozenset(
+    [
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "stream",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "metadata",
+        "container",
+        "mcp_servers",
+        "service_tier",
+    ]
+)
+
+
 def _refuse(payload: dict[str, Any]) -> None:
     for key in ("container", "mcp_servers"):
         if payload.get(key):
             raise Untranslatable(key)
     if as_dict(payload.get("thinking")).get("display") == "summarized":
         raise Untranslatable("visible thinking (thinking.display=summarized)")
+    messages = as_list(payload.get("messages"))
+    if messages and as_dict(messages[-1]).get("role") == "assistant":
+        raise Untranslatable("an assistant prefill (a trailing assistant message)")
+
+
+def _thinking_blocks(messages: list[Any]) -> bool:
+    return any(
+        as_dict(block).get("type") in ("thinking", "redacted_thinking")
+        for message in messages
+        for block in as_list(as_dict(message).get("content"))
+    )
 
 
 def decode_request(payload: dict[str, Any]) -> Request:
     _refuse(payload)
     choice, parallel = _decode_tool_choice(as_dict(payload.get("tool_choice")))
     config = as_dict(payload.get("output_config"))
-    return Request(
+    tools = [as_dict(tool) for tool in as_list(payload.get("tools"))]
+    request = Request(
         messages=_decode_messages(as_list(payload.get("messages"))),
         system=_decode_system(payload.get("system")),
-        tools=[_decode_tool(as_dict(tool)) for tool in as_list(payload.get("tools"))],
+        tools=[_decode_tool(tool) for tool in tools],
         tool_choice=choice,
         parallel_tool_calls=parallel,
         max_tokens=opt_int(payload.get("max_tokens")),
@@ -178,7 +228,14 @@ def decode_request(payload: dict[str, Any]) -> Request:
         reasoning=_decode_reasoning(as_dict(payload.get("thinking")), config.get("effort")),
         output_format=_decode_format(as_dict(config.get("format"))),
         user=str(as_dict(payload.get("metadata")).get("user_id") or "") or None,
+        strict_tools=any(tool.get("strict") is True for tool in tools),
     )
+    for key in payload:
+        if key not in _READ:
+            request.omit(key)
+    if _thinking_blocks(as_list(payload.get("messages"))):
+        request.omit("earlier thinking blocks (only Anthropic can read them)")
+    return request
 
 
 def _decode_system(system: Any) -> str:
@@ -271,8 +328,8 @@ def _decode_reasoning(thinking: dict[str, Any], effort: Any) -> Reasoning | None
 
 
 def _decode_format(fmt: dict[str, Any]) -> OutputFormat | None:
-    if fmt.get("type") == "json_schema":
-        return OutputFormat(as_dict(fmt.get("schema")) or {"type": "object"})
+    if fmt.get("type") == "json_schema":  # always enforced: strict
+        return OutputFormat(as_dict(fmt.get("schema")) or {"type": "object"}, strict=True)
     return None
 
 
@@ -280,17 +337,23 @@ def _decode_format(fmt: dict[str, Any]) -> OutputFormat | None:
 
 
 def encode_request(request: Request, *, model: str, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(request)}
+    caps = capabilities(NAME, model)
+    thinks = _thinks(request, caps, model)
+    body: dict[str, Any] = {"model": model, "max_tokens": _max_tokens(request, thinks)}
     if request.system:
         body["system"] = request.system
-    body["messages"] = [_encode_message(m) for m in merge_roles(request.messages)]
+    messages = merge_roles(request.messages)
+    if messages and messages[-1].role == "assistant":
+        raise Untranslatable(f"a trailing assistant message (a prefill to {NAME})")
+    body["messages"] = [_encode_message(m) for m in messages]
     if request.tools:
-        body["tools"] = [_encode_tool(tool) for tool in request.tools]
+        body["tools"] = [_encode_tool(tool, request.strict_tools) for tool in request.tools]
         if (choice := _encode_tool_choice(request)) is not None:
             body["tool_choice"] = choice
     if request.stop:
         body["stop_sequences"] = request.stop
-    body.update(_encode_reasoning_and_format(request))
+    body.update(_sampling(request, caps, thinks, model))
+    body.update(_encode_reasoning_and_format(request, caps, thinks, model))
     if request.user:
         body["metadata"] = {"user_id": request.user}
     if stream:
@@ -298,30 +361,111 @@ def encode_request(request: Request, *, model: str, stream: bool) -> dict[str, A
     return body
 
 
-def _thinks(request: Request) -> bool:
-    """Whether to turn thinking on; Anthropic refuses it when a tool call is forced."""
+def _thinks(request: Request, caps: Capabilities, model: str) -> bool:
+    """Whether to turn thinking on; Anthropic refuses it when a tool call is forced,
+    and in a tool loop whose tool turn has no thinking block (one from another
+    provider: its thinking cannot be rebuilt)."""
     if request.reasoning is None or reasoning_effort(request.reasoning) == "none":
         return False
+    if caps.thinking == "none":
+        request.omit(f"thinking ({model} does not think)")
+        return False
     choice = request.tool_choice
-    return not (request.tools and choice is not None and choice.mode in ("required", "tool"))
+    if request.tools and choice is not None and choice.mode in ("required", "tool"):
+        request.omit(f"thinking ({NAME} refuses it when a tool call is forced)")
+        return False
+    if _open_tool_turn(request.messages):
+        request.omit(f"thinking for this tool loop (its tool call was not made by {NAME})")
+        return False
+    limit = request.max_tokens
+    if caps.thinking == "budget" and limit is not None and limit <= _MIN_BUDGET:
+        request.omit(f"thinking (max_tokens {limit} leaves no room for a thinking budget)")
+        return False
+    return True
 
 
-def _max_tokens(request: Request) -> int:
+def _open_tool_turn(messages: list[Message]) -> bool:
+    """The conversation ends with tool results answering an assistant's calls."""
+    turns = [m for m in messages if m.parts]
+    if len(turns) < 2 or not any(isinstance(p, ToolResult) for p in turns[-1].parts):
+        return False
+    return turns[-2].role == "assistant" and any(isinstance(p, ToolCall) for p in turns[-2].parts)
+
+
+def thinking_conflict(payload: dict[str, Any]) -> bool:
+    """A native request Anthropic would refuse: thinking on, and the tool turn being
+    answered has no thinking block (a fallback made it). Turn thinking off for it."""
+    if as_dict(payload.get("thinking")).get("type") not in ("enabled", "adaptive"):
+        return False
+    messages = [as_dict(m) for m in as_list(payload.get("messages"))]
+    if len(messages) < 2 or messages[-2].get("role") != "assistant":
+        return False
+    blocks = [as_dict(b).get("type") for b in as_list(messages[-2].get("content"))]
+    results = [as_dict(b).get("type") for b in as_list(messages[-1].get("content"))]
+    thought = "thinking" in blocks or "redacted_thinking" in blocks
+    return "tool_use" in blocks and "tool_result" in results and not thought
+
+
+def without_thinking(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """``payload`` with thinking off, and the omission to name."""
+    note = "thinking for this tool loop (its tool call was made by another provider)"
+    return {**payload, "thinking": {"type": "disabled"}}, note
+
+
+def _max_tokens(request: Request, thinks: bool) -> int:
     """The client's limit, else a default that leaves room for any thinking budget."""
     if request.max_tokens is not None:
         return request.max_tokens
-    budget = reasoning_budget(request.reasoning) if request.reasoning and _thinks(request) else 0
+    budget = reasoning_budget(request.reasoning) if request.reasoning and thinks else 0
     return DEFAULT_MAX_TOKENS + (budget or 0)
 
 
-def _encode_reasoning_and_format(request: Request) -> dict[str, Any]:
+def _sampling(request: Request, caps: Capabilities, thinks: bool, model: str) -> dict[str, Any]:
+    """The knobs ``model`` takes (the others named)."""
+    out: dict[str, Any] = {}
+    for knob, value in sampling_knobs(request).items():
+        why = _refused(knob, value, caps, thinks, out)
+        if why is None:
+            out[knob] = value
+        else:
+            request.omit(f"{knob} ({model} does not take it{why})")
+    return out
+
+
+def _refused(
+    knob: str, value: float, caps: Capabilities, thinks: bool, sent: dict[str, Any]
+) -> str | None:
+    """Why ``model`` would refuse this knob (a phrase to append), or None."""
+    if knob not in caps.sampling:
+        return ""
+    if thinks and knob != "top_p":
+        return " with thinking on"
+    if thinks and value < _THINKING_TOP_P:
+        return f" below {_THINKING_TOP_P} with thinking on"
+    other = next((k for k in caps.exclusive if k in sent), None)
+    if knob in caps.exclusive and other is not None:
+        return f" together with {other}"
+    return None
+
+
+def _encode_reasoning_and_format(
+    request: Request, caps: Capabilities, thinks: bool, model: str
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     config: dict[str, Any] = {}
-    if request.reasoning is not None:
+    if request.reasoning is not None and caps.thinking != "none":
         effort = reasoning_effort(request.reasoning)
-        out["thinking"] = {"type": "adaptive" if _thinks(request) else "disabled"}
+        out["thinking"] = _thinking(request.reasoning, caps, thinks, request.max_tokens)
         if effort is not None and effort != "none":
-            config["effort"] = _EFFORTS_OUT.get(effort, effort)
+            sent = nearest_effort(_EFFORTS_OUT.get(effort, effort), caps.efforts)
+            if not caps.efforts:
+                if caps.thinking != "budget":
+                    request.omit(f"reasoning effort ({model} has no effort setting)")
+            elif sent != effort:
+                request.omit(f"reasoning effort {effort} (sent as {sent}, the nearest it takes)")
+                config["effort"] = sent
+            else:
+                config["effort"] = sent
     if request.output_format is not None:
         if request.output_format.schema is None:
             raise Untranslatable(f"JSON mode without a schema to {NAME} (it needs one)")
@@ -329,6 +473,19 @@ def _encode_reasoning_and_format(request: Request) -> dict[str, Any]:
     if config:
         out["output_config"] = config
     return out
+
+
+def _thinking(
+    reasoning: Reasoning, caps: Capabilities, thinks: bool, max_tokens: int | None
+) -> dict[str, Any]:
+    if not thinks:
+        return {"type": "disabled"}
+    if caps.thinking == "adaptive":
+        return {"type": "adaptive"}
+    budget = max(_MIN_BUDGET, reasoning_budget(reasoning) or _MIN_BUDGET)
+    if max_tokens is not None:  # the budget must stay under max_tokens
+        budget = max(_MIN_BUDGET, min(budget, max_tokens - 1))
+    return {"type": "enabled", "budget_tokens": budget}
 
 
 def tool_id(call_id: str) -> str:
@@ -353,8 +510,8 @@ def _encode_part(part: Part) -> dict[str, Any]:
         call_id = tool_id(part.id)
         return {"type": "tool_use", "id": call_id, "name": part.name, "input": part.arguments}
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_id(part.call_id)}
-    if part.content and all(isinstance(p, Text) for p in part.content):
-        block["content"] = text_of(part.content)
+    if len(part.content) == 1 and isinstance(part.content[0], Text):
+        block["content"] = part.content[0].text
     elif part.content:
         block["content"] = [_encode_part(p) for p in part.content]
     if part.is_error:
@@ -376,11 +533,13 @@ def _encode_media(media: Media) -> dict[str, Any]:
     raise unsupported_media(media, NAME)
 
 
-def _encode_tool(tool: Tool) -> dict[str, Any]:
+def _encode_tool(tool: Tool, strict: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"name": tool.name}
     if tool.description:
         out["description"] = tool.description
     out["input_schema"] = tool.parameters
+    if strict:
+        out["strict"] = True
     return out
 
 

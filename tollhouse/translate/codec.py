@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -89,20 +90,49 @@ def codec(dialect: str, codecs: Mapping[str, Codec] = CODECS) -> Codec:
         raise Untranslatable(f"translation to or from {dialect} (known: {known})") from None
 
 
+@dataclass(frozen=True, slots=True)
+class Translated:
+    """A translated request body and what translation left out (each one named)."""
+
+    body: dict[str, Any]
+    omitted: tuple[str, ...] = ()
+
+
 def translate_request(
     source: str, target: str, payload: dict[str, Any], *, model: str, stream: bool
 ) -> dict[str, Any]:
     """The request body for ``target`` (Gemini's model and stream flag go in the URL)."""
+    return translate_request_noted(source, target, payload, model=model, stream=stream).body
+
+
+def translate_request_noted(
+    source: str, target: str, payload: dict[str, Any], *, model: str, stream: bool
+) -> Translated:
+    """As :func:`translate_request`, with the omissions to name to the client."""
     if source == target:
-        return payload
+        return Translated(payload)
     request = codec(source).decode_request(payload)
-    return codec(target).encode_request(request, model=model, stream=stream)
+    body = codec(target).encode_request(request, model=model, stream=stream)
+    return Translated(body, tuple(request.omitted))
+
+
+def omitted_header(omitted: tuple[str, ...] | list[str]) -> str:
+    """The ``X-Tollhouse-Translation-Omitted`` value: ASCII, one line, bounded."""
+    text = "; ".join(omitted).encode("ascii", "replace").decode()
+    return " ".join(text.split())[:1000]
+
+
+OMITTED_HEADER = "X-Tollhouse-Translation-Omitted"
 
 
 def translate_response(
     source: str, target: str, body: dict[str, Any], *, model: str
 ) -> dict[str, Any]:
-    """A non-streaming ``target`` response re-expressed in the ``source`` (client) dialect."""
+    """A non-streaming ``target`` response re-expressed in the ``source`` (client) dialect.
+
+    Raises :class:`~tollhouse.translate.model.GenerationFailed` when the upstream's
+    generation failed: render it with :func:`failure_body`.
+    """
     if source == target:
         return body
     response = codec(target).decode_response(body)
@@ -127,6 +157,11 @@ def error_translate(source: str, target: str, status: int, body: bytes) -> bytes
     if source == target:
         return body
     error = _read_error(codec(target), status, body)
+    return json.dumps(codec(source).encode_error(error), ensure_ascii=False).encode()
+
+
+def failure_body(source: str, error: ErrorInfo) -> bytes:
+    """A failed generation as an error body in the client's dialect."""
     return json.dumps(codec(source).encode_error(error), ensure_ascii=False).encode()
 
 

@@ -15,7 +15,18 @@ bodies only. Wire facts this codec relies on:
   a JSON object is sent as that object, other text as ``{"output": text}``
   (``{"error": text}`` for failures);
 * calls translated from other dialects carry the documented dummy
-  ``thoughtSignature`` (Gemini 3 rejects model function calls without one);
+  ``thoughtSignature`` (Gemini 3 rejects model function calls without one),
+  in requests to Gemini and in answers to Gemini clients alike (the client
+  sends the answer back next turn); real signatures are Gemini-only and are
+  named as omitted when a request goes elsewhere;
+* ``safetySettings`` that only relax Gemini's filters (``BLOCK_NONE``,
+  ``OFF``) are omitted, named; stricter ones no other provider can apply, so
+  the request is not translated;
+* a failed generation (``MALFORMED_FUNCTION_CALL``, ``OTHER``,
+  ``UNEXPECTED_TOOL_CALL``...) reaches clients of other dialects as an error
+  (:class:`~tollhouse.translate.model.GenerationFailed`, a stream error
+  event), never as a normal empty answer; safety stops are refusals;
+* an answer without ``responseId`` gets a stable one derived from its body;
 * tool schemas go out as ``parametersJsonSchema`` (full JSON Schema);
   OpenAPI-style ``parameters`` coming in are normalised to JSON Schema;
 * ``usageMetadata.promptTokenCount`` includes ``cachedContentTokenCount``;
@@ -26,14 +37,17 @@ bodies only. Wire facts this codec relies on:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
 
 from tollhouse.metering.sse import SSEEvent
+from tollhouse.translate.capabilities import Capabilities, capabilities
 from tollhouse.translate.model import (
     ChoiceMode,
     ErrorInfo,
+    GenerationFailed,
     Media,
     Message,
     OutputFormat,
@@ -53,6 +67,7 @@ from tollhouse.translate.model import (
     as_dict,
     as_int,
     as_list,
+    join_result,
     join_texts,
     kind_for_status,
     merge_roles,
@@ -62,8 +77,8 @@ from tollhouse.translate.model import (
     parse_arguments,
     reasoning_budget,
     require_inline,
+    sampling_knobs,
     stop_list,
-    text_of,
 )
 from tollhouse.translate.stream import (
     Finish,
@@ -89,6 +104,56 @@ DUMMY_SIGNATURE = "skip_thought_signature_validator"
 _DYNAMIC_BUDGET = -1
 _NEWLINE = b"\r\n"
 
+_FAILED = (
+    "MALFORMED_FUNCTION_CALL",
+    "OTHER",
+    "UNEXPECTED_TOOL_CALL",
+    "TOO_MANY_TOOL_CALLS",
+    "FINISH_REASON_UNSPECIFIED",
+    "MISSING_THOUGHT_SIGNATURE",
+    "NO_IMAGE",
+    "LANGUAGE",
+)
+_RELAXED = ("BLOCK_NONE", "OFF", "HARM_BLOCK_THRESHOLD_UNSPECIFIED")
+_READ = frozenset(
+    [
+        "contents",
+        "systemInstruction",
+        "system_instruction",
+        "tools",
+        "toolConfig",
+        "tool_config",
+        "generationConfig",
+        "generation_config",
+        "cachedContent",
+        "cached_content",
+        "safetySettings",
+        "safety_settings",
+        "model",
+        "labels",  # billing labels: cannot change the answer
+    ]
+)
+_CONFIG_READ = frozenset(
+    [
+        "maxOutputTokens",
+        "temperature",
+        "topP",
+        "topK",
+        "stopSequences",
+        "seed",
+        "presencePenalty",
+        "frequencyPenalty",
+        "thinkingConfig",
+        "responseMimeType",
+        "responseJsonSchema",
+        "responseSchema",
+        "candidateCount",
+        "responseModalities",
+        "responseLogprobs",
+        "logprobs",
+        "speechConfig",
+    ]
+)
 _FILTERED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "MODEL_ARMOR")
 _FINISH_IN = {
     "STOP": StopReason.END,
@@ -144,7 +209,7 @@ class GeminiCodec:
         return decode_request(payload)
 
     def encode_request(self, request: Request, *, model: str, stream: bool) -> dict[str, Any]:
-        return encode_request(request)
+        return encode_request(request, model)
 
     def decode_response(self, body: dict[str, Any]) -> Response:
         return decode_response(body)
@@ -214,13 +279,40 @@ def _refuse(payload: dict[str, Any], config: dict[str, Any]) -> None:
     mime = field(config, "responseMimeType")
     if mime not in (None, "text/plain", "application/json"):
         raise Untranslatable(f"responseMimeType {mime}")
+    for setting in as_list(field(payload, "safetySettings")):
+        threshold = str(as_dict(setting).get("threshold") or "")
+        if threshold not in _RELAXED:
+            raise Untranslatable(f"safetySettings {threshold} (no other provider can apply it)")
+
+
+def _unread(payload: dict[str, Any], config: dict[str, Any], request: Request) -> None:
+    if field(payload, "safetySettings"):
+        request.omit("safetySettings (relaxed filters; the target applies its own)")
+    for key in payload:
+        if key not in _READ:
+            request.omit(key)
+    for key in config:
+        camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key)
+        if camel not in _CONFIG_READ:
+            request.omit(f"generationConfig.{camel}")
+    if _signed(as_list(payload.get("contents"))):
+        request.omit("thought signatures (only Gemini can read them)")
+
+
+def _signed(contents: list[Any]) -> bool:
+    for content in contents:
+        for part in as_list(as_dict(content).get("parts")):
+            signature = field(as_dict(part), "thoughtSignature")
+            if (signature and signature != DUMMY_SIGNATURE) or as_dict(part).get("thought"):
+                return True
+    return False
 
 
 def decode_request(payload: dict[str, Any]) -> Request:
     config = as_dict(field(payload, "generationConfig"))
     _refuse(payload, config)
     tools, choice = _decode_tools(payload)
-    return Request(
+    request = Request(
         messages=_decode_contents(as_list(payload.get("contents"))),
         system=_decode_system(field(payload, "systemInstruction")),
         tools=tools,
@@ -236,6 +328,8 @@ def decode_request(payload: dict[str, Any]) -> Request:
         reasoning=_decode_thinking(as_dict(field(config, "thinkingConfig"))),
         output_format=_decode_format(config),
     )
+    _unread(payload, config, request)
+    return request
 
 
 def _decode_system(system: Any) -> str:
@@ -312,8 +406,10 @@ def _decode_function_response(response: dict[str, Any], call: ToolCall) -> ToolR
     payload = as_dict(response.get("response"))
     if set(payload) == {"output"} and isinstance(payload["output"], str):
         return ToolResult(call.id, call.name, (Text(payload["output"]),))
-    if set(payload) == {"error"} and isinstance(payload["error"], str):
-        return ToolResult(call.id, call.name, (Text(payload["error"]),), is_error=True)
+    if set(payload) == {"error"}:
+        error = payload["error"]
+        text = error if isinstance(error, str) else json.dumps(error, ensure_ascii=False)
+        return ToolResult(call.id, call.name, (Text(text),), is_error=True)
     return ToolResult(call.id, call.name, (Text(json.dumps(payload, ensure_ascii=False)),))
 
 
@@ -363,44 +459,74 @@ def _decode_format(config: dict[str, Any]) -> OutputFormat | None:
     schema = field(config, "responseJsonSchema")
     if schema is None and (openapi := field(config, "responseSchema")) is not None:
         schema = json_schema(openapi)
-    return OutputFormat(as_dict(schema) if schema is not None else None)
+    # A schema is enforced (constrained decoding): strict.
+    return OutputFormat(as_dict(schema) if schema is not None else None, strict=schema is not None)
 
 
 # --- requests: neutral -> wire
 
 
-def encode_request(request: Request) -> dict[str, Any]:
+def encode_request(request: Request, model: str = "") -> dict[str, Any]:
     body: dict[str, Any] = {"contents": [_encode_content(m) for m in merge_roles(request.messages)]}
     if request.system:
         body["systemInstruction"] = {"parts": [{"text": request.system}]}
     if request.tools:
         declarations = [_encode_declaration(tool) for tool in request.tools]
         body["tools"] = [{"functionDeclarations": declarations}]
+        if request.strict_tools:
+            request.omit("strict tool schemas (Gemini function calling has no strict mode)")
         if request.tool_choice is not None:
             body["toolConfig"] = {"functionCallingConfig": _encode_choice(request.tool_choice)}
-    if config := _generation_config(request):
+    if config := _generation_config(request, model):
         body["generationConfig"] = config
     return body
 
 
-def _generation_config(request: Request) -> dict[str, Any]:
+_KNOBS = {
+    "temperature": "temperature",
+    "top_p": "topP",
+    "top_k": "topK",
+    "seed": "seed",
+    "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty",
+}
+_LEAST_BUDGET = 128  # for models that always think (a budget of 0 is refused)
+
+
+def _generation_config(request: Request, model: str) -> dict[str, Any]:
+    caps = capabilities(NAME, model)
     config: dict[str, Any] = {
         "maxOutputTokens": request.max_tokens,
-        "temperature": request.temperature,
-        "topP": request.top_p,
-        "topK": request.top_k,
         "stopSequences": request.stop or None,
-        "seed": request.seed,
-        "presencePenalty": request.presence_penalty,
-        "frequencyPenalty": request.frequency_penalty,
     }
+    for knob, value in sampling_knobs(request).items():
+        if knob in caps.sampling:
+            config[_KNOBS[knob]] = value
+        else:
+            request.omit(f"{knob} ({model} does not take it)")
     if request.reasoning is not None:
-        budget = reasoning_budget(request.reasoning)
-        config["thinkingConfig"] = {"thinkingBudget": _DYNAMIC_BUDGET if budget is None else budget}
+        config["thinkingConfig"] = _thinking(request, caps, model)
     if request.output_format is not None:
         config["responseMimeType"] = "application/json"
         config["responseJsonSchema"] = request.output_format.schema
     return {key: value for key, value in config.items() if value is not None}
+
+
+def _thinking(request: Request, caps: Capabilities, model: str) -> dict[str, Any] | None:
+    budget = reasoning_budget(request.reasoning) if request.reasoning else None
+    if caps.thinking == "none":
+        if budget != 0:
+            request.omit(f"reasoning ({model} does not think)")
+        return None
+    if budget == 0 and not caps.can_stop_thinking:
+        request.omit(f"reasoning none ({model} always thinks: the least budget was sent)")
+        budget = _LEAST_BUDGET
+    if budget is not None and caps.max_budget is not None and budget > caps.max_budget:
+        request.omit(
+            f"thinking budget {budget} (sent as {caps.max_budget}, the most {model} takes)"
+        )
+        budget = caps.max_budget
+    return {"thinkingBudget": _DYNAMIC_BUDGET if budget is None else budget}
 
 
 def _encode_content(message: Message) -> dict[str, Any]:
@@ -428,7 +554,7 @@ def _encode_function_response(result: ToolResult) -> dict[str, Any]:
         raise Untranslatable(f"media in a tool result to {NAME}")
     if not result.name:
         raise Untranslatable(f"tool result {result.call_id!r} without its tool call")
-    text = text_of(result.content)
+    text = join_result(result.content)
     key = "error" if result.is_error else "output"
     try:
         parsed = json.loads(text)
@@ -503,7 +629,13 @@ def _response_parts(candidate: dict[str, Any], response_id: str, first: int) -> 
 
 
 def _stop(candidate: dict[str, Any], body: dict[str, Any], calls: bool) -> StopReason | None:
+    """The stop reason; :class:`GenerationFailed` when the generation failed."""
     reason = field(candidate, "finishReason")
+    if reason in _FAILED:
+        message = str(field(candidate, "finishMessage") or "")
+        detail = f": {message[:500]}" if message else ""
+        error = f"the model's generation failed (Gemini finishReason {reason}){detail}"
+        raise GenerationFailed(ErrorInfo(502, "api_error", error))
     if reason is None:
         blocked = field(as_dict(field(body, "promptFeedback")), "blockReason")
         return StopReason.CONTENT_FILTER if blocked else None
@@ -511,9 +643,18 @@ def _stop(candidate: dict[str, Any], body: dict[str, Any], calls: bool) -> StopR
     return StopReason.TOOL_CALLS if stop is StopReason.END and calls else stop
 
 
+def stable_response_id(body: dict[str, Any]) -> str:
+    """The ``responseId``; a stable one made from the body when Gemini sent none."""
+    given = field(body, "responseId")
+    if isinstance(given, str) and given:
+        return given
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return f"gen-{digest[:24]}"
+
+
 def decode_response(body: dict[str, Any]) -> Response:
     candidate = as_dict(next(iter(as_list(body.get("candidates"))), None))
-    response_id = str(field(body, "responseId") or "")
+    response_id = stable_response_id(body)
     parts = _response_parts(candidate, response_id, 0)
     calls = any(isinstance(p, ToolCall) for p in parts)
     return Response(
@@ -530,8 +671,19 @@ def _encode_response_part(part: Text | ToolCall) -> dict[str, Any]:
     return {"functionCall": {"id": part.id, "name": part.name, "args": part.arguments}}
 
 
+def _sign_first_call(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Gemini 3 refuses a model turn whose first call has no signature; the client
+    sends this answer back next turn, so it carries the documented dummy one."""
+    for part in parts:
+        if "functionCall" in part:
+            part["thoughtSignature"] = DUMMY_SIGNATURE
+            break
+    return parts
+
+
 def encode_response(response: Response, *, model: str) -> dict[str, Any]:
-    content = {"role": "model", "parts": [_encode_response_part(p) for p in response.parts]}
+    parts = _sign_first_call([_encode_response_part(p) for p in response.parts])
+    content = {"role": "model", "parts": parts}
     candidate = {
         "content": content,
         "finishReason": _FINISH_OUT.get(response.stop, "STOP"),
@@ -580,7 +732,7 @@ class GeminiStreamDecoder(SSEDecoder):
             return [StreamFailed(midstream_error(decode_error(0, chunk)))]
         out: list[StreamEvent] = []
         if self._id is None:
-            self._id = str(field(chunk, "responseId") or "")
+            self._id = stable_response_id(chunk)
             out.append(Start(self._id))
         # Usage first: an Anthropic client's message_start can then carry it.
         if (usage := decode_usage(field(chunk, "usageMetadata"))) is not None:
@@ -588,7 +740,11 @@ class GeminiStreamDecoder(SSEDecoder):
         candidate = as_dict(next(iter(as_list(chunk.get("candidates"))), None))
         for part in _response_parts(candidate, self._id, self._calls):
             out += self._part(part)
-        if (stop := _stop(candidate, chunk, self._calls > 0)) is not None:
+        try:
+            stop = _stop(candidate, chunk, self._calls > 0)
+        except GenerationFailed as failed:
+            return [*out, StreamFailed(failed.error)]
+        if stop is not None:
             out.append(Finish(stop))
         return out
 
@@ -610,6 +766,7 @@ class GeminiStreamEncoder:
         self._usage: Usage | None = None
         self._finish: Finish | None = None
         self._calls: dict[int, tuple[str, str, list[str]]] = {}  # index -> id, name, fragments
+        self._signed = False
 
     def encode(self, event: StreamEvent) -> bytes:
         if isinstance(event, Start):
@@ -640,7 +797,10 @@ class GeminiStreamEncoder:
             return b""
         call_id, name, fragments = self._calls.pop(index)
         args = parse_arguments("".join(fragments))
-        part = {"functionCall": {"id": call_id, "name": name, "args": args}}
+        part: dict[str, Any] = {"functionCall": {"id": call_id, "name": name, "args": args}}
+        if not self._signed:  # see _sign_first_call
+            part["thoughtSignature"] = DUMMY_SIGNATURE
+            self._signed = True
         return self._chunk({"content": _content([part])})
 
     def _last(self) -> bytes:

@@ -27,6 +27,20 @@ DEFAULT_MAX_TOKENS = 4096
 Role = Literal["user", "assistant"]
 
 
+class GenerationFailed(TollhouseError):
+    """The upstream answered 200 but its generation failed (Gemini's
+    ``MALFORMED_FUNCTION_CALL``, ``OTHER``...): a client of another dialect
+    gets it as an error, never as a normal, empty answer.
+
+    >>> GenerationFailed(ErrorInfo(502, "api_error", "x")).error.status
+    502
+    """
+
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class Untranslatable(TollhouseError):
     """A request feature the target dialect cannot serve (``.reason`` says which).
 
@@ -120,6 +134,7 @@ class OutputFormat:
 
     schema: dict[str, Any] | None = None
     name: str = "response"
+    strict: bool = False
 
 
 @dataclass(slots=True)
@@ -140,6 +155,16 @@ class Request:
     reasoning: Reasoning | None = None
     output_format: OutputFormat | None = None
     user: str | None = None
+    strict_tools: bool = False
+    """The client asked for tool arguments that follow their schemas exactly."""
+    omitted: list[str] = field(default_factory=list)
+    """What translation left out, each named (listed in the module docs; sent to
+    the client in ``X-Tollhouse-Translation-Omitted``). Decoders and encoders
+    append to it."""
+
+    def omit(self, what: str) -> None:
+        if what not in self.omitted:
+            self.omitted.append(what)
 
 
 class StopReason(StrEnum):
@@ -308,6 +333,28 @@ def unsupported_media(media: Media, target: str) -> Untranslatable:
 
 def text_of(parts: Iterable[object]) -> str:
     return "".join(p.text for p in parts if isinstance(p, Text))
+
+
+def sampling_knobs(request: Request) -> dict[str, Any]:
+    """The sampling knobs the client set, by their neutral (OpenAI) names."""
+    knobs = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "top_k": request.top_k,
+        "seed": request.seed,
+        "presence_penalty": request.presence_penalty,
+        "frequency_penalty": request.frequency_penalty,
+    }
+    return {knob: value for knob, value in knobs.items() if value is not None}
+
+
+RESULT_JOIN = "\n\n"
+
+
+def join_result(parts: Iterable[object]) -> str:
+    """A tool result's text parts as one string, a blank line between them
+    (joined without one, ``Paris: 18C`` and ``Lyon: 21C`` would run together)."""
+    return RESULT_JOIN.join(p.text for p in parts if isinstance(p, Text))
 
 
 def as_dict(value: Any) -> dict[str, Any]:

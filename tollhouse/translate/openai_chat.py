@@ -2,9 +2,18 @@
 
 Wire facts this codec relies on:
 
-* system and developer messages may sit anywhere; they are hoisted into the
-  one neutral system prompt (the other dialects have no mid-conversation
-  system turn);
+* system and developer messages lead the conversation and become the
+  neutral system prompt; one after the conversation began has no equivalent
+  in the other dialects (moving it to the top would change what it refers
+  to), so the request is not translated;
+* a ``name`` on messages tells speakers apart: with one speaker it is
+  omitted (named), with several the request is not translated;
+* a tool result marked as an error reaches OpenAI as its text prefixed with
+  ``Error: `` (OpenAI tool messages have no error flag); a result in several
+  text parts is joined with a blank line;
+* sampling knobs and ``reasoning_effort`` go only to models that take them
+  (:mod:`~tollhouse.translate.capabilities`); an effort the model lacks is
+  sent as its nearest one, named;
 * ``tool_calls[].function.arguments`` is a JSON *string*; tool results are
   ``role: "tool"`` messages carrying ``tool_call_id`` and no tool name (the
   name is recovered from the matching call);
@@ -22,6 +31,7 @@ import time
 from typing import Any
 
 from tollhouse.metering.sse import SSEEvent
+from tollhouse.translate.capabilities import capabilities, nearest_effort
 from tollhouse.translate.model import (
     ChoiceMode,
     ErrorInfo,
@@ -45,6 +55,7 @@ from tollhouse.translate.model import (
     as_list,
     data_url,
     dump_arguments,
+    join_result,
     kind_for_status,
     midstream_error,
     opt_float,
@@ -52,6 +63,7 @@ from tollhouse.translate.model import (
     parse_arguments,
     parse_data_url,
     reasoning_effort,
+    sampling_knobs,
     stop_list,
     text_of,
     unsupported_media,
@@ -167,6 +179,51 @@ def _refuse(payload: dict[str, Any]) -> None:
         raise Untranslatable("web_search_options")
 
 
+# Fields read below, or refused above when set; the rest are named as omitted
+# unless they cannot change the answer (storage, billing tier, cache keys).
+_READ = frozenset(
+    [
+        "model",
+        "messages",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "response_format",
+        "user",
+        "safety_identifier",
+        "stream",
+        "stream_options",
+        "n",
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+        "audio",
+        "modalities",
+        "functions",
+        "function_call",
+        "web_search_options",
+    ]
+)
+_HARMLESS = frozenset(
+    ["store", "metadata", "service_tier", "prompt_cache_key", "prompt_cache_retention"]
+)
+
+
+def _unread(payload: dict[str, Any], request: Request) -> None:
+    for key in payload:
+        if key not in _READ and key not in _HARMLESS:
+            request.omit(key)
+
+
 def decode_request(payload: dict[str, Any]) -> Request:
     _refuse(payload)
     system, messages = _decode_messages(as_list(payload.get("messages")))
@@ -175,7 +232,7 @@ def decode_request(payload: dict[str, Any]) -> Request:
     parallel = payload.get("parallel_tool_calls")
     effort = payload.get("reasoning_effort")
     max_tokens = opt_int(payload.get("max_completion_tokens"))
-    return Request(
+    request = Request(
         messages=messages,
         system=system,
         tools=tools,
@@ -191,7 +248,24 @@ def decode_request(payload: dict[str, Any]) -> Request:
         reasoning=Reasoning(effort=effort) if isinstance(effort, str) else None,
         output_format=_decode_response_format(payload.get("response_format")),
         user=_user(payload),
+        strict_tools=_strict_tools(payload.get("tools")),
     )
+    _unread(payload, request)
+    if _speakers(as_list(payload.get("messages"))):
+        request.omit("message name (one speaker)")
+    return request
+
+
+def _speakers(raw: list[Any]) -> bool:
+    """Whether messages carry a speaker ``name``; several speakers do not translate."""
+    names = {str(m["name"]) for m in map(as_dict, raw) if m.get("name")}
+    if len(names) > 1:
+        raise Untranslatable("messages from several named speakers (name)")
+    return bool(names)
+
+
+def _strict_tools(raw: Any) -> bool:
+    return any(as_dict(as_dict(t).get("function")).get("strict") is True for t in as_list(raw))
 
 
 def _user(payload: dict[str, Any]) -> str | None:
@@ -209,6 +283,8 @@ def _decode_messages(raw: list[Any]) -> tuple[str, list[Message]]:
         message = as_dict(item)
         role = message.get("role")
         if role in ("system", "developer"):
+            if messages:
+                raise Untranslatable(f"a {role} message mid-conversation")
             system.append(_plain_text(message.get("content")))
         elif role == "user":
             messages.append(Message("user", _decode_user_content(message.get("content"))))
@@ -275,8 +351,13 @@ def _decode_assistant(message: dict[str, Any], names: dict[str, str]) -> Message
 
 def _decode_tool_message(message: dict[str, Any], names: dict[str, str]) -> ToolResult:
     call_id = str(message.get("tool_call_id") or "")
-    text = _plain_text(message.get("content"))
-    return ToolResult(call_id, names.get(call_id, ""), (Text(text),) if text else ())
+    content = message.get("content")
+    if isinstance(content, str):
+        texts = [content]
+    else:  # text parts stay parts: joining them is each target's choice
+        texts = [str(as_dict(p).get("text") or "") for p in as_list(content)]
+    parts = tuple(Text(text) for text in texts if text)
+    return ToolResult(call_id, names.get(call_id, ""), parts)
 
 
 def _decode_tools(raw: Any) -> list[Tool]:
@@ -316,7 +397,8 @@ def _decode_response_format(raw: Any) -> OutputFormat | None:
     if fmt.get("type") == "json_schema":
         spec = as_dict(fmt.get("json_schema"))
         name = str(spec.get("name") or "response")
-        return OutputFormat(as_dict(spec.get("schema")) or {"type": "object"}, name)
+        schema = as_dict(spec.get("schema")) or {"type": "object"}
+        return OutputFormat(schema, name, spec.get("strict") is True)
     return None
 
 
@@ -326,12 +408,12 @@ def _decode_response_format(raw: Any) -> OutputFormat | None:
 def encode_request(request: Request, *, model: str, stream: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": _encode_messages(request)}
     if request.tools:
-        body["tools"] = [_encode_tool(tool) for tool in request.tools]
+        body["tools"] = [_encode_tool(tool, request.strict_tools) for tool in request.tools]
         if request.tool_choice is not None:
             body["tool_choice"] = _encode_tool_choice(request.tool_choice)
         if request.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = request.parallel_tool_calls
-    body.update(_sampling(request))
+    body.update(_sampling(request, model))
     if request.output_format is not None:
         body["response_format"] = _encode_response_format(request.output_format)
     if request.user:
@@ -343,20 +425,34 @@ def encode_request(request: Request, *, model: str, stream: bool) -> dict[str, A
     return body
 
 
-def _sampling(request: Request) -> dict[str, Any]:
-    """Sampling knobs OpenAI has (``top_k`` it has not: dropped)."""
-    effort = reasoning_effort(request.reasoning) if request.reasoning else None
-    fields = {
+def _sampling(request: Request, model: str) -> dict[str, Any]:
+    """Limits, stops, and the sampling knobs and effort ``model`` takes (others named)."""
+    caps = capabilities(NAME, model)
+    fields: dict[str, Any] = {
         "max_completion_tokens": request.max_tokens,
-        "temperature": request.temperature,
-        "top_p": request.top_p,
         "stop": request.stop or None,
-        "seed": request.seed,
-        "presence_penalty": request.presence_penalty,
-        "frequency_penalty": request.frequency_penalty,
-        "reasoning_effort": effort,
+        "reasoning_effort": _effort(request, caps.efforts, model),
     }
+    for knob, value in sampling_knobs(request).items():
+        if knob in caps.sampling:
+            fields[knob] = value
+        else:
+            request.omit(f"{knob} ({model} does not take it)")
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _effort(request: Request, accepted: tuple[str, ...], model: str) -> str | None:
+    effort = reasoning_effort(request.reasoning) if request.reasoning else None
+    if effort is None:
+        return None
+    if not accepted:
+        if effort != "none":
+            request.omit(f"reasoning_effort ({model} does not reason)")
+        return None
+    sent = nearest_effort(effort, accepted)
+    if sent != effort:
+        request.omit(f"reasoning_effort {effort} (sent as {sent}, the nearest {model} takes)")
+    return sent
 
 
 def _encode_messages(request: Request) -> list[dict[str, Any]]:
@@ -405,10 +501,17 @@ def _encode_media(media: Media) -> dict[str, Any]:
     raise unsupported_media(media, NAME)
 
 
+ERROR_PREFIX = "Error: "
+"""How a failed tool result reads to OpenAI, which has no error flag."""
+
+
 def _encode_tool_result(result: ToolResult) -> dict[str, Any]:
     if any(isinstance(p, Media) for p in result.content):
         raise Untranslatable(f"media in a tool result to {NAME}")
-    return {"role": "tool", "tool_call_id": result.call_id, "content": text_of(result.content)}
+    text = join_result(result.content)
+    if result.is_error:
+        text = ERROR_PREFIX + text
+    return {"role": "tool", "tool_call_id": result.call_id, "content": text}
 
 
 def _encode_assistant(message: Message) -> dict[str, Any]:
@@ -427,11 +530,13 @@ def _encode_call(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": function}
 
 
-def _encode_tool(tool: Tool) -> dict[str, Any]:
+def _encode_tool(tool: Tool, strict: bool) -> dict[str, Any]:
     function: dict[str, Any] = {"name": tool.name}
     if tool.description:
         function["description"] = tool.description
     function["parameters"] = tool.parameters
+    if strict:
+        function["strict"] = True
     return {"type": "function", "function": function}
 
 
@@ -444,7 +549,10 @@ def _encode_tool_choice(choice: ToolChoice) -> Any:
 def _encode_response_format(fmt: OutputFormat) -> dict[str, Any]:
     if fmt.schema is None:
         return {"type": "json_object"}
-    return {"type": "json_schema", "json_schema": {"name": fmt.name, "schema": fmt.schema}}
+    spec: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema}
+    if fmt.strict:
+        spec["strict"] = True
+    return {"type": "json_schema", "json_schema": spec}
 
 
 # --- responses

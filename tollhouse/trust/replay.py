@@ -96,8 +96,9 @@ class PrimaryRunner:
         self.budgets = budgets
 
     def primary(self, kept: KeptRequest) -> Route:
-        model = kept.payload.get("model") or kept.match.get("model", "")
-        return self.router.candidates(str(model), kept.dialect)[0]
+        # The dialect reads the model where it lives (Gemini: the URL's "target").
+        model = DIALECTS[kept.dialect].call(kept.path, kept.match, kept.payload).model
+        return self.router.candidates(model, kept.dialect)[0]
 
     async def run(self, kept: KeptRequest, why: str) -> Rerun:
         route = self.primary(kept)
