@@ -94,6 +94,14 @@ class BudgetExceeded(GatewayError):
     kind = "budget_exceeded"
 
 
+class InternalError(GatewayError):
+    """A bug in tollhouse itself: answered in the client's dialect, with a ledger row,
+    never as aiohttp's bare text 500."""
+
+    status = 500
+    kind = "api_error"
+
+
 class UpstreamUnavailable(GatewayError):
     """The upstream could not be reached or broke before answering."""
 

@@ -23,7 +23,7 @@ from tollhouse.budgets import BudgetGate, Hold
 from tollhouse.budgets.gate import BUDGET_HEADER
 from tollhouse.connections import read_body
 from tollhouse.dispatch import Answer, Attempt, Dispatch, Dispatcher, Outgoing
-from tollhouse.errors import BadRequest, GatewayError, UnknownModel
+from tollhouse.errors import BadRequest, GatewayError, InternalError, UnknownModel
 from tollhouse.ids import RequestIds
 from tollhouse.ingress import Call, Dialect, parse_json_body, render_error
 from tollhouse.ledger.entry import LedgerEntry
@@ -159,6 +159,15 @@ class Gateway:
                 ex.status = ex.status or CLIENT_CLOSED
                 ex.error, ex.incomplete = ex.error or "client_disconnected", True
             raise
+        except Exception:
+            # Our bug, whatever the input: logged once, the row kept, the client answered
+            # in its dialect (a stream under way can only be cut off).
+            log.exception("request %s failed inside tollhouse", ex.request_id)
+            ex.status, ex.error = 500, "gateway:internal"
+            if ex.ttfb is not None:
+                raise
+            bug = InternalError(f"tollhouse failed on this request ({ex.request_id}); a bug")
+            return error_response(dialect, bug, ex.provenance())
         finally:
             # After the response is on its way: the ledger row is not on the latency path.
             asyncio.get_running_loop().call_soon(self._record, ex)
