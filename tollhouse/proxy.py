@@ -175,6 +175,19 @@ class Gateway:
             if not self._active:
                 self._idle.set()
 
+    def refuse(
+        self, request: web.Request, dialect: Dialect, err: GatewayError, headers: dict[str, str]
+    ) -> web.Response:
+        """A metered request refused before its handler ran (415, 405, 403): answered
+        in its dialect, and its row kept with its project, like any refusal."""
+        ex = Exchange(dialect, time.perf_counter(), datetime.now(UTC), self.ids.next())
+        client_key = dialect.client_key(request.headers, request.query)
+        ex.tags = header_tags(request.headers)
+        ex.attribution = self.attributor.begin(request.headers, client_key, request.transport)
+        ex.status, ex.error = err.status, f"gateway:{err.kind}"
+        asyncio.get_running_loop().call_soon(self._record, ex)
+        return error_response(dialect, err, {**headers, **ex.provenance()})
+
     async def _serve(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
         out = await self._outgoing(request, ex)
         candidates = self.router.candidates(out.call.model, ex.dialect.name)

@@ -7,6 +7,7 @@ look. Everything here is plain data in, plain data out.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Mapping
@@ -104,7 +105,8 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
     if not body:
         raise BadRequest("the request body is empty; send a JSON object")
     try:
-        payload = _DECODER.decode(body.decode("utf-8-sig"))
+        text = body.decode("utf-8-sig" if body.startswith(codecs.BOM_UTF8) else "utf-8")
+        payload = _DECODER.decode(text)
     except RecursionError:
         raise BadRequest(f"the request body nests deeper than {MAX_DEPTH} levels") from None
     except ValueError as exc:  # UnicodeDecodeError is one
@@ -113,8 +115,8 @@ def parse_json_body(body: bytes) -> dict[str, Any]:
         raise BadRequest("the request body must be a JSON object")
     if body.count(b"[") + body.count(b"{") > MAX_DEPTH:  # else it can't be that deep
         _check_depth(payload)
-    if _ESCAPED_SURROGATE.search(body) is not None:  # escaped pairs (emoji) are fine
-        _check_surrogates(payload)
+    if _ESCAPED_SURROGATE.search(body) is not None:
+        _check_surrogates(payload)  # escaped pairs (emoji) are fine: only lone ones fail
     return payload
 
 
