@@ -31,6 +31,7 @@ from tollhouse.hostguard import (
     parse_origins,
     preflight_headers,
 )
+from tollhouse.ingress import DIALECTS
 from tollhouse.settings import parse_settings
 from tollhouse.simulator import Simulator
 
@@ -269,9 +270,15 @@ def dialect_error(path: str, body: bytes) -> str:
     return str(found["error"]["message"])
 
 
-def nothing_spent(gateway: Harness, simulator: Simulator, bills_before: int) -> None:
+def nothing_spent(
+    gateway: Harness, simulator: Simulator, bills_before: int, refused: int | None = None
+) -> None:
+    """No bill; no row, or (``refused``: a metered path's 415) only the refusal's, unpriced."""
     assert len(simulator.bills()) == bills_before, "a refused request reached the provider"
-    assert gateway.rows() == []
+    rows = gateway.rows()
+    assert [(r["status"], r["input_tokens"], r["cost_usd"]) for r in rows] == (
+        [(refused, None, "0")] if refused else []
+    )
     conn = sqlite3.connect(gateway.ledger_path)
     try:
         assert conn.execute("SELECT count(*) FROM trust_gate").fetchone()[0] == 0
@@ -321,11 +328,13 @@ def test_json_endpoints_refuse_other_content_types(
     status, _, text = send(gateway.url + PATHS[path], method, content_type, body)
     assert status == 415
     assert "Content-Type: application/json" in dialect_error(PATHS[path], text)
-    nothing_spent(gateway, simulator, before)
+    metered = path in ("metered", "anthropic", "gemini")  # a refused call is still someone's
+    nothing_spent(gateway, simulator, before, 415 if metered else None)
 
 
 def test_refusals_are_counted_by_check_without_ledger_rows(gateway: Harness) -> None:
-    """No row for a turned-away request (a flood would write one each), but a metric."""
+    """No row for a request a browser or foreign host sent (a flood would write one each),
+    but a metric."""
     url = gateway.url + PATHS["metered"]
     send(url, "POST", "application/json", CHAT.encode(), Origin="https://evil.example")
     send(url, "POST", "application/json", CHAT.encode(), **{"Sec-Fetch-Site": "cross-site"})
@@ -337,7 +346,8 @@ def test_refusals_are_counted_by_check_without_ledger_rows(gateway: Harness) -> 
         re.findall(r'tollhouse_refused_requests_total\{why="([a-z-]+)"\} (\S+)', scraped.decode())
     )
     assert counts == {"origin": "1.0", "cross-site": "1.0", "content-type": "1.0", "host": "2.0"}
-    assert gateway.rows() == []
+    # Browsers and foreign hosts: no row. The 415 is a client's mistake: its row.
+    assert [r["status"] for r in gateway.rows()] == [415]
 
 
 def test_unknown_paths_and_methods_keep_their_404_and_405(gateway: Harness) -> None:
@@ -386,7 +396,8 @@ def test_an_allowed_origin_gets_cors(make_gateway: GatewayFactory, simulator: Si
     assert status == 415 and headers["Access-Control-Allow-Origin"] == origin["Origin"]
     status, _, _ = send(chat, "POST", "application/json", CHAT.encode(), Origin="http://x.example")
     assert status == 403
-    assert len(gateway.rows()) == 2
+    # The two answered, and the 415's refusal (a metered path's: someone's mistake).
+    assert [r["status"] for r in gateway.rows()] == [200, 200, 415]
 
 
 def test_host_check_still_covers_every_path(gateway: Harness) -> None:
@@ -401,6 +412,9 @@ PLACEHOLDERS = {"version": "v1beta", "target": "gemini-2.5-flash:generateContent
 def _fill(canonical: str) -> str:
     """A concrete path for a route's ``{name}`` placeholders."""
     return re.sub(r"\{(\w+)\}", lambda m: PLACEHOLDERS.get(m.group(1), "x"), canonical)
+
+
+METERED = set(DIALECTS)  # one metered route per dialect
 
 
 def test_every_route_of_the_app_is_guarded(gateway: Harness, simulator: Simulator) -> None:
@@ -424,4 +438,7 @@ def test_every_route_of_the_app_is_guarded(gateway: Harness, simulator: Simulato
             assert status == 403, (method, path)
         elif method in ("POST", "PUT", "PATCH") and path not in RAW_BODY_ROUTES:
             assert status == 415, (method, path)
-    nothing_spent(gateway, simulator, before)
+    assert len(simulator.bills()) == before, "a refused request reached the provider"
+    # The metered routes' 415s are rows (someone's mistake), unpriced; the 403s are not.
+    rows = [(r["status"], r["dialect"], r["cost_usd"]) for r in gateway.rows()]
+    assert sorted(rows) == [(415, d, "0") for d in sorted(METERED)]

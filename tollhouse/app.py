@@ -316,13 +316,44 @@ def _cors_headers(guard: BrowserGuard) -> Callable[[web.Request, web.StreamRespo
     return add
 
 
-def _refused(request: web.Request, err: GatewayError, why: str) -> web.Response:
-    """A request turned away before routing: no ledger row (a flood of them would
-    write one each), but counted in ``tollhouse_refused_requests_total``."""
+def _refused(
+    request: web.Request,
+    err: GatewayError,
+    why: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """The refusal in the path's dialect; on a metered path also a ledger row, with
+    the project its headers or key name (a refused request is still someone's).
+
+    Not for a browser refused (403): a web page is no one's client, and must not be
+    able to fill the ledger. The guard's refusals (``why``: the check that refused)
+    are counted in ``tollhouse_refused_requests_total`` too.
+    """
     metrics = request.app.get(METRICS)
-    if metrics is not None:
+    if why is not None and metrics is not None:
         metrics.refused.add((why,))
-    return error_response(_dialect_of(request.path), err, {REQUEST_ID_HEADER: "-"})
+    gateway = request.app.get(GATEWAY)
+    dialect = _metered_dialect(request.path)
+    if gateway is not None and dialect is not None and not isinstance(err, Forbidden):
+        return gateway.refuse(request, dialect, err, headers or {})
+    return error_response(
+        _dialect_of(request.path), err, {**(headers or {}), REQUEST_ID_HEADER: "-"}
+    )
+
+
+def _metered_dialect(path: str) -> Dialect | None:
+    """The dialect whose metered endpoint ``path`` is (whatever the method), or None."""
+    dialect = _dialect_of(path)
+    if dialect is DIALECTS["gemini"]:
+        return dialect if path.endswith(("generateContent", "GenerateContent")) else None
+    return DIALECTS.get(_METERED_PATHS.get(path, ""))
+
+
+_METERED_PATHS = {
+    "/v1/chat/completions": "openai-chat",
+    "/v1/responses": "openai-responses",
+    "/v1/messages": "anthropic",
+}
 
 
 @web.middleware
@@ -345,8 +376,7 @@ async def _routing_errors(request: web.Request, handler: Handler) -> web.StreamR
         )
         err = NoSuchEndpoint(f"tollhouse has no endpoint {request.method} {request.path}; {fix}")
         headers = {}
-    headers[REQUEST_ID_HEADER] = "-"
-    return error_response(_dialect_of(request.path), err, headers)
+    return _refused(request, err, headers=headers)
 
 
 def _dialect_of(path: str) -> Dialect:

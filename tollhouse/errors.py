@@ -102,6 +102,14 @@ class BudgetStoreUnavailable(GatewayError):
     kind = "api_error"
 
 
+class InternalError(GatewayError):
+    """A bug in tollhouse itself: answered in the client's dialect, with a ledger row,
+    never as aiohttp's bare text 500."""
+
+    status = 500
+    kind = "api_error"
+
+
 class UpstreamUnavailable(GatewayError):
     """The upstream could not be reached or broke before answering."""
 

@@ -32,7 +32,7 @@ from tollhouse.budgets import BudgetGate, Hold
 from tollhouse.budgets.gate import BUDGET_HEADER
 from tollhouse.connections import read_body
 from tollhouse.dispatch import Answer, Attempt, Dispatch, Dispatcher, Outgoing
-from tollhouse.errors import BadRequest, GatewayError, UnknownModel
+from tollhouse.errors import BadRequest, GatewayError, InternalError, UnknownModel
 from tollhouse.ids import RequestIds
 from tollhouse.ingress import Call, Dialect, parse_json_body, render_error
 from tollhouse.ledger.entry import LedgerEntry
@@ -181,12 +181,34 @@ class Gateway:
                 ex.status = ex.status or CLIENT_CLOSED
                 ex.error, ex.incomplete = ex.error or "client_disconnected", True
             raise
+        except Exception:
+            # Our bug, whatever the input: logged once, the row kept, the client answered
+            # in its dialect (a stream under way can only be cut off).
+            log.exception("request %s failed inside tollhouse", ex.request_id)
+            ex.status, ex.error = 500, "gateway:internal"
+            if ex.ttfb is not None:
+                raise
+            bug = InternalError(f"tollhouse failed on this request ({ex.request_id}); a bug")
+            return error_response(dialect, bug, ex.provenance())
         finally:
             # After the response is on its way: the ledger row is not on the latency path.
             asyncio.get_running_loop().call_soon(self._record, ex)
             self._active -= 1
             if not self._active:
                 self._idle.set()
+
+    def refuse(
+        self, request: web.Request, dialect: Dialect, err: GatewayError, headers: dict[str, str]
+    ) -> web.Response:
+        """A metered request refused before its handler ran (415, 405, 403): answered
+        in its dialect, and its row kept with its project, like any refusal."""
+        ex = Exchange(dialect, time.perf_counter(), datetime.now(UTC), self.ids.next())
+        client_key = dialect.client_key(request.headers, request.query)
+        ex.tags = header_tags(request.headers)
+        ex.attribution = self.attributor.begin(request.headers, client_key, request.transport)
+        ex.status, ex.error = err.status, f"gateway:{err.kind}"
+        asyncio.get_running_loop().call_soon(self._record, ex)
+        return error_response(dialect, err, {**headers, **ex.provenance()})
 
     async def _serve(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
         out = await self._outgoing(request, ex)

@@ -158,11 +158,16 @@ async def _relay_large(
 
 
 def _translated_body(client: str, target: str, data: bytes, model: str) -> bytes:
+    """The answer in the client's dialect; an answer that can't be read is a 502."""
     try:
         parsed = json.loads(data)
-    except ValueError:
-        raise UpstreamUnavailable("the provider's answer was not JSON") from None
-    return json.dumps(translate_response(client, target, parsed, model=model)).encode()
+        if not isinstance(parsed, dict):
+            raise ValueError("not a JSON object")
+        return json.dumps(translate_response(client, target, parsed, model=model)).encode()
+    except (ValueError, RecursionError) as exc:  # not JSON, not an object, nested past reading
+        raise UpstreamUnavailable(
+            f"the provider's answer could not be translated ({type(exc).__name__})"
+        ) from None
 
 
 def _headers(

@@ -155,7 +155,7 @@ def upstream_error_kind(data: bytes) -> str:
     """
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "upstream:unparsed"
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):

@@ -59,3 +59,25 @@ def test_program_rejects_bad_specs_and_counts() -> None:
         book.program("nope")
     with pytest.raises(FaultSpecError):
         book.program("server_error", count=0)
+
+
+def test_usage_fault_names_a_kind_and_spoils_usage_in_bodies_and_frames() -> None:
+    from tollhouse.simulator.faults import FaultSpecError, parse_fault
+    from tollhouse.simulator.oddusage import spoil, spoil_frame
+
+    assert parse_fault("usage=huge, latency=5").usage == "huge"
+    with pytest.raises(FaultSpecError, match="usage= needs one of"):
+        parse_fault("usage=weird")
+    body = {"id": "x", "usage": {"prompt_tokens": 3, "details": {"cached_tokens": 1}}}
+    assert spoil(body, "string")["usage"] == {
+        "prompt_tokens": "3",
+        "details": {"cached_tokens": "1"},
+    }
+    assert spoil(body, "null") == {"id": "x", "usage": None}
+    assert spoil(body, "huge")["usage"]["prompt_tokens"] == 1e30
+    frame = b'event: message_delta\ndata: {"usage": {"output_tokens": 7}}\n\n'
+    assert (
+        spoil_frame(frame, "negative")
+        == b'event: message_delta\ndata: {"usage":{"output_tokens":-8}}\n\n'
+    )
+    assert spoil_frame(b"data: [DONE]\n\n", "junk") == b"data: [DONE]\n\n"

@@ -152,7 +152,7 @@ def error_object(body: bytes | None) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if isinstance(data, list) and data:
         data = data[0]

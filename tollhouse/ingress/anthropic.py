@@ -8,6 +8,7 @@ from typing import Any
 
 from tollhouse.errors import GatewayError
 from tollhouse.ingress.base import Dialect, register
+from tollhouse.ingress.fields import ANTHROPIC
 
 ANTHROPIC_ERROR_TYPES = {
     "invalid_request": "invalid_request_error",
@@ -24,6 +25,7 @@ class AnthropicMessages(Dialect):
     name = "anthropic"
     label = "Anthropic Messages"
     routes = ("/v1/messages",)
+    spec = ANTHROPIC
 
     def client_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
         return headers.get("x-api-key") or super().client_key(headers, query)

@@ -7,12 +7,15 @@ look. Everything here is plain data in, plain data out.
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from tollhouse.errors import BadRequest, GatewayError
+from tollhouse.ingress.fields import FieldError, Spec, check
 
 DIALECTS: dict[str, Dialect] = {}
 
@@ -33,11 +36,13 @@ class Dialect:
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""  # for people: "OpenAI Chat Completions"
     routes: ClassVar[tuple[str, ...]] = ()  # POST paths (aiohttp route syntax)
+    spec: ClassVar[Spec] = {}  # the body's fields the gateway reads, typed (fields.py)
 
     def call(self, path: str, match: Mapping[str, str], payload: dict[str, Any]) -> Call:
         model = payload.get("model")
         if not isinstance(model, str) or not model:
-            raise BadRequest('the request body needs a "model" string, e.g. "gpt-4o-mini"')
+            raise FieldError("model", 'the request body needs a "model" string, e.g. "gpt-4o-mini"')
+        check(payload, self.spec)
         return Call(model=model, stream=payload.get("stream") is True, path=path)
 
     def prepare(self, payload: dict[str, Any], call: Call, upstream_model: str) -> bool:
@@ -77,14 +82,59 @@ def render_error(dialect: Dialect, error: GatewayError) -> bytes:
     return json.dumps(dialect.error_body(error)).encode()
 
 
+MAX_DEPTH = 128
+"""Nesting deeper than this is refused: real bodies (JSON schemas in tools
+included) stay far below, and deeper ones break recursive code further on."""
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON; send a finite number or null")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_not_json)
+
+
 def parse_json_body(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object, or a BadRequest that says what's wrong."""
+    """The request body as a JSON object, or a BadRequest that says what's wrong.
+
+    Stricter than Python's json: NaN and Infinity, lone UTF-16 surrogates
+    (``"\\ud800"``, which no encoder can write back) and nesting past
+    :data:`MAX_DEPTH` are refused too.
+    """
     if not body:
         raise BadRequest("the request body is empty; send a JSON object")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        text = body.decode("utf-8-sig" if body.startswith(codecs.BOM_UTF8) else "utf-8")
+        payload = _DECODER.decode(text)
+    except RecursionError:
+        raise BadRequest(f"the request body nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:  # UnicodeDecodeError is one
+        raise BadRequest(f"the request body is not valid JSON (UTF-8): {exc}") from None
     if not isinstance(payload, dict):
         raise BadRequest("the request body must be a JSON object")
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH:  # else it can't be that deep
+        _check_depth(payload)
+    if _ESCAPED_SURROGATE.search(body) is not None:
+        _check_surrogates(payload)  # escaped pairs (emoji) are fine: only lone ones fail
     return payload
+
+
+def _check_depth(payload: Any) -> None:
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadRequest(f"the request body nests deeper than {MAX_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+
+
+def _check_surrogates(payload: Any) -> None:
+    try:
+        json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequest(
+            "the request body holds a lone UTF-16 surrogate (such as \\ud800): "
+            "not text any encoder can send on; send valid Unicode"
+        ) from None

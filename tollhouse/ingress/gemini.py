@@ -7,6 +7,7 @@ from typing import Any
 
 from tollhouse.errors import BadRequest, GatewayError
 from tollhouse.ingress.base import Call, Dialect, register
+from tollhouse.ingress.fields import GEMINI, check
 from tollhouse.providers.gemini import gemini_model_error
 
 GEMINI_STATUSES = {
@@ -29,6 +30,7 @@ class Gemini(Dialect):
     name = "gemini"
     label = "Gemini generateContent"
     routes = ("/{version:v1beta|v1|v1alpha}/models/{target}",)
+    spec = GEMINI
 
     def call(self, path: str, match: Mapping[str, str], payload: dict[str, Any]) -> Call:
         model, _, action = match["target"].partition(":")
@@ -42,6 +44,7 @@ class Gemini(Dialect):
         problem = gemini_model_error(model)  # it goes into the upstream URL
         if problem is not None:
             raise BadRequest(problem)
+        check(payload, self.spec)
         return Call(model=model.removeprefix("models/"), stream=ACTIONS[action], path=path)
 
     def prepare(self, payload: dict[str, Any], call: Call, upstream_model: str) -> bool:

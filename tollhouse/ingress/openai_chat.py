@@ -6,6 +6,7 @@ from typing import Any
 
 from tollhouse.errors import GatewayError
 from tollhouse.ingress.base import Call, Dialect, register
+from tollhouse.ingress.fields import OPENAI_CHAT
 
 OPENAI_ERROR_TYPES = {
     "invalid_request": "invalid_request_error",
@@ -30,7 +31,8 @@ def openai_error(error: GatewayError) -> dict[str, Any]:
         "error": {
             "message": error.message,
             "type": OPENAI_ERROR_TYPES.get(error.kind, "api_error"),
-            "param": None,
+            # The offending field's path, as OpenAI's own errors name it.
+            "param": getattr(error, "param", None),
             "code": OPENAI_ERROR_CODES.get(error.kind),
         }
     }
@@ -40,12 +42,13 @@ class OpenAIChat(Dialect):
     name = "openai-chat"
     label = "OpenAI Chat Completions"
     routes = ("/v1/chat/completions",)
+    spec = OPENAI_CHAT
 
     def prepare(self, payload: dict[str, Any], call: Call, upstream_model: str) -> bool:
         super().prepare(payload, call, upstream_model)
         if not call.stream:
             return False
-        options = payload.get("stream_options")
+        options = payload.get("stream_options")  # an object or None: typed by OPENAI_CHAT
         if isinstance(options, dict) and options.get("include_usage") is True:
             return False
         # Usage only arrives in a stream when asked for; ask, and hide it again.

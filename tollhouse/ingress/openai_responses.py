@@ -6,6 +6,7 @@ from typing import Any
 
 from tollhouse.errors import GatewayError
 from tollhouse.ingress.base import Dialect, register
+from tollhouse.ingress.fields import OPENAI_RESPONSES
 from tollhouse.ingress.openai_chat import openai_error
 
 
@@ -13,6 +14,7 @@ class OpenAIResponses(Dialect):
     name = "openai-responses"
     label = "OpenAI Responses"
     routes = ("/v1/responses",)
+    spec = OPENAI_RESPONSES
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         return openai_error(error)

@@ -127,6 +127,7 @@ def _check_usage(u: Usage) -> None:
             and 0 <= u.output_tokens <= top
             and 0 <= u.reasoning_tokens <= top
         ):
+            _check_parts(u)
             return
     except TypeError:  # not a number at all
         pass
@@ -137,6 +138,40 @@ def _check_usage(u: Usage) -> None:
             odd.append(f"{name}={value}")
             setattr(u, name, 0)
     u.odd = _join(u.odd, ", ".join(odd))
+
+
+def _check_parts(u: Usage) -> None:
+    """Totals contain their parts (usage.py); counts the provider sent that weren't
+    numbers (read as 0 by the parsers) are odd too, not a true $0."""
+    if (
+        u.cached_input_tokens + u.cache_write_tokens > u.input_tokens
+        or u.cache_write_1h_tokens > u.cache_write_tokens
+        or u.reasoning_tokens > u.output_tokens
+    ):
+        u.odd = _join(u.odd, "parts exceed their totals: " + ", ".join(map(str, u.counts())))
+    not_counts = _not_counts(u.raw) if u.raw else None
+    if not_counts:
+        u.odd = _join(u.odd, ", ".join(not_counts))
+
+
+_COUNT_NAMES = ("tokens", "Tokens", "TokenCount", "token_count")
+
+
+def _not_counts(raw: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key=value`` for each count (by its name) in ``raw`` that isn't a whole number."""
+    odd = []
+    for key, value in raw.items():
+        if type(value) is int or value is None:
+            continue
+        if isinstance(key, str) and key.endswith(_COUNT_NAMES) and not _whole(value):
+            odd.append(f"{prefix}{key}={sane.text(repr(value), 40)}")
+        elif isinstance(value, dict):
+            odd += _not_counts(value, f"{prefix}{key}.")
+    return odd
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
 
 
 _USAGE_COUNTS = (

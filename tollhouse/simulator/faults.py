@@ -5,6 +5,7 @@ Grammar (whitespace around items is ignored)::
     spec  := item ("," item)*
     item  := ERROR | "retry_after=" SECONDS | "latency=" MS
            | "cut=" N | "stream_error=" N | "hold=" N | "linger=" MS | "pad=" MIB
+           | "usage=" KIND
     ERROR := "rate_limit" | "insufficient_quota" | "server_error"
            | "overloaded" | "not_found"
 
@@ -24,6 +25,9 @@ ending it, as a provider whose end of stream lags its end marker: a client that
 leaves at the marker (the openai SDK closes at ``[DONE]``) leaves before the end.
 ``pad=MIB`` makes a non-streamed answer's text MIB mebibytes longer (filler the bill
 doesn't count), sent as it is made: a huge answer the simulator never holds whole.
+``usage=KIND`` answers with hostile usage (``huge``, ``bignum``, ``negative``,
+``string``, ``null``, ``junk``, ``cache_over``; see :mod:`.oddusage`), streamed or not;
+the bill keeps the true usage.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
+
+from .oddusage import KINDS as USAGE_KINDS
 
 ERRORS = frozenset({"rate_limit", "insufficient_quota", "server_error", "overloaded", "not_found"})
 
@@ -51,6 +57,7 @@ class Fault:
     hold: int | None = None
     linger_ms: float = 0.0
     pad_mb: float = 0.0
+    usage: str | None = None
 
     def over(self, base: Fault) -> Fault:
         """This fault's explicit items layered over ``base``."""
@@ -68,6 +75,7 @@ def _explicit(fault: Fault) -> dict[str, Any]:
         "hold": fault.hold,
         "linger_ms": fault.linger_ms or None,
         "pad_mb": fault.pad_mb or None,
+        "usage": fault.usage,
     }
 
 
@@ -102,6 +110,11 @@ def parse_fault(spec: str) -> Fault:
             continue
         if name in ERRORS and not has_value:
             fields["error"] = name
+        elif name == "usage" and has_value:
+            if value.strip() not in USAGE_KINDS:
+                kinds = ", ".join(sorted(USAGE_KINDS))
+                raise FaultSpecError(f"usage= needs one of {kinds}, got {value.strip()!r}")
+            fields["usage"] = value.strip()
         elif name in _VALUED and has_value:
             field, kind = _VALUED[name]
             fields[field] = _number(kind, name, value.strip())

@@ -35,6 +35,7 @@ from .dialects import BadRequest, Dialect, Frame, StreamBreak
 from .errors import ERROR_STYLES, ErrorContext, ErrorStyle
 from .faults import Fault, FaultBook, FaultSpecError, parse_fault
 from .flavors import Flavor
+from .oddusage import spoil, spoil_frame
 from .planner import Overrides, PlanContext, Reply, SimRequest, plan
 from .prompt import PromptCache
 from .quota import Clock, QuotaLimiter, Verdict
@@ -265,7 +266,8 @@ def _context(state: SimulatorState, flavor: Flavor, dialect: Dialect) -> PlanCon
 
 
 def _respond(call: Call, reply: Reply, fault: Fault) -> web.Response:
-    body = dumps(call.dialect.body(reply))
+    answer = call.dialect.body(reply)
+    body = dumps(answer if fault.usage is None else spoil(answer, fault.usage))
     call.bill_reply(reply, error=None if fault.cut is None else "cut")
     headers = call.style.ok_headers(call.request_id, call.when, call.quota)
     if fault.cut is not None:
@@ -304,6 +306,8 @@ def _drop(request: web.Request) -> None:
 
 async def _stream(call: Call, reply: Reply, fault: Fault) -> web.StreamResponse:
     frames = call.dialect.frames(reply)
+    if fault.usage is not None:
+        frames = [replace(f, data=spoil_frame(f.data, fault.usage)) for f in frames]
     stop = _stop_at(fault, len(frames))
     headers = call.style.ok_headers(call.request_id, call.when, call.quota)
     response = web.StreamResponse(headers={**headers, "cache-control": "no-cache"})

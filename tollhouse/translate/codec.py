@@ -168,7 +168,7 @@ def failure_body(source: str, error: ErrorInfo) -> bytes:
 def _read_error(target: Codec, status: int, body: bytes) -> ErrorInfo:
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     error = target.decode_error(status, parsed) if parsed is not None else None
     if error is not None:

@@ -558,7 +558,7 @@ def _encode_function_response(result: ToolResult) -> dict[str, Any]:
     key = "error" if result.is_error else "output"
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     response = parsed if isinstance(parsed, dict) and not result.is_error else {key: text}
     return {"name": result.name, "response": response}

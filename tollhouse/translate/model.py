@@ -294,7 +294,7 @@ def parse_arguments(arguments: Any) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"_raw": arguments}
     return parsed if isinstance(parsed, dict) else {"_raw": arguments}
 

@@ -131,7 +131,10 @@ class SSEDecoder(ABC):
     def _decode(self, events: list[SSEEvent]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
         for event in events:
-            out += self.on_event(event)
+            try:
+                out += self.on_event(event)
+            except RecursionError:  # an event nested too deep to translate: the stream failed
+                out.append(malformed(event))
         return out
 
     @abstractmethod
@@ -142,7 +145,7 @@ def load_event(event: SSEEvent) -> dict[str, Any] | None:
     """An event's JSON object, or None when it is not one."""
     try:
         data = json.loads(event.data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past what Python reads
         return None
     return data if isinstance(data, dict) else None
 

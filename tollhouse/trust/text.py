@@ -24,7 +24,7 @@ def answer_text(dialect: str, data: bytes) -> str:
     if stripped.startswith(b"{"):
         try:
             return "".join(_body_text(dialect, json.loads(stripped)))
-        except ValueError:
+        except (ValueError, RecursionError):
             return ""
     return "".join(_stream_text(dialect, data))
 
@@ -34,7 +34,7 @@ def _stream_text(dialect: str, data: bytes) -> Iterator[str]:
     for event in parser.feed(data) + parser.flush():
         try:
             chunk = json.loads(event.data)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # [DONE]
         if isinstance(chunk, dict):
             yield from _chunk_text(dialect, chunk)
