@@ -21,7 +21,7 @@ import redis
 
 from tests.conftest import ACME_KEY, GatewayFactory, Harness
 from tests.state.conftest import PrivateRedis, state_config
-from tests.trust.test_trust_e2e import PRIMARY, action, api, trust_config
+from tests.trust.test_trust_e2e import ACME, PRIMARY, action, api, trust_config
 from tollhouse.simulator import Simulator
 
 PREFIX = "outage:"
@@ -153,7 +153,9 @@ def test_claims_and_taint_survive_a_redis_restart_with_appendonly(
     degraded_step(gw, faults, "kept", "1")
     first = action(gw, "once", task="other", irreversible=False)
     assert first.status_code == 201
-    done = api(gw, "PUT", f"/actions/{first.json()['id']}", json={"status": "succeeded"})
+    done = api(
+        gw, "PUT", f"/actions/{first.json()['id']}", json={"status": "succeeded"}, headers=ACME
+    )
     assert done.status_code == 200
     pending = action(gw, "pending", task="other", irreversible=False)
     assert pending.status_code == 201

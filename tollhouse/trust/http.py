@@ -103,7 +103,8 @@ async def begin_action(request: web.Request, trust: TrustService) -> web.StreamR
 
 
 async def complete_action(request: web.Request, trust: TrustService) -> web.StreamResponse:
-    record = await trust.complete_action(request.match_info["id"], await _json(request))
+    caller = await _caller(request)
+    record = await trust.complete_action(caller, request.match_info["id"], await _json(request))
     return web.json_response(record.as_dict())
 
 

@@ -132,9 +132,17 @@ class IdempotencyTable:
             return None
         return found
 
+    def get(self, action_id: str, now: float) -> ActionRecord | None:
+        """The action, unless it is older than the retention: then it is unknown, as it is
+        in Redis (whose keys expire), whether or not it was pruned here yet."""
+        found = self.by_id.get(action_id)
+        return None if found is None or now - found.created > self.retention_s else found
+
     def complete(self, action_id: str, status: str, result: Any, now: float) -> ActionRecord:
-        """Record the outcome. KeyError: unknown id; ValueError: already reported."""
-        record = self.by_id[action_id]
+        """Record the outcome. KeyError: unknown (or expired) id; ValueError: already reported."""
+        record = self.get(action_id, now)
+        if record is None:
+            raise KeyError(action_id)
         if record.status != IN_FLIGHT:
             raise ValueError(f"action {action_id} was already reported as {record.status}")
         record.status, record.result, record.completed = status, result, now

@@ -159,7 +159,7 @@ class LedgerTrustStore:
         return record
 
     async def action(self, action_id: str) -> ActionRecord | None:
-        return self.claims.by_id.get(action_id)
+        return self.claims.get(action_id, time.time())
 
     async def find_action(self, project: str, key: str) -> ActionRecord | None:
         return self.claims.lookup(project, key, time.time())
