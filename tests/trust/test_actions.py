@@ -1,13 +1,22 @@
-"""Actions belong to the project that claimed them, and expire the same way on every store.
+"""Actions belong to the project that claimed them, expire the same way on every store, and
+one odd action row never costs other projects' claims (issues 12, 13).
 
-Each test runs on the three stores a gateway can have: in memory with a
-SQLite ledger, in memory with a Postgres ledger, and Redis (shared).
+Each test runs on the stores a gateway can have: in memory with a SQLite
+ledger, in memory with a Postgres ledger, and Redis (shared).
+
+A name with bytes that were never UTF-8 (a lone surrogate, as a JSON escape
+or a header decodes to) or a NUL (Postgres refuses it) used to fail the
+ledger's trust batch: the claim answered 500 and its key stayed "in flight"
+(409) for good.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2 as httpx
@@ -17,6 +26,7 @@ from tests.conftest import KEY_ENV, PROVIDER_KEY, Harness
 from tests.state.conftest import prefix, state_config  # noqa: F401  (the Redis key prefix)
 from tests.trust.test_trust_e2e import action, api, trust_config
 from tollhouse.app import create_app
+from tollhouse.ledger.store import connect
 from tollhouse.settings import parse_settings
 from tollhouse.simulator import Simulator
 from tollhouse.testing import BackgroundServer
@@ -89,3 +99,79 @@ def test_an_expired_claim_is_unknown_on_every_store(start: Any) -> None:
     assert late.status_code == 404 and "older than the key retention" in late.text
     again = action(gw, "done", project="acme")
     assert again.status_code == 201 and again.json()["id"] != done.json()["id"]  # a new claim
+
+
+ODD = ["refund \udcff", "refund \x00 nul", "refund \ud800\udfff", "\x1b[31mred"]
+
+
+def claim(gateway: Harness, key: str | bytes, project: str, name: str) -> httpx.Response:
+    body = {"task": "pay", "name": name, "payload": {"n": 1}, "irreversible": False}
+    return httpx.post(
+        f"{gateway.url}/tollhouse/v1/actions",
+        content=json.dumps(body).encode(),  # ensure_ascii: lone surrogates as \\u escapes
+        headers={
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+            "X-Tollhouse-Project": project,
+        },
+        timeout=30,
+    )
+
+
+def rows(gateway: Harness, ledger: Any) -> list[dict[str, Any]]:
+    gateway.settle()
+    conn = connect(ledger, readonly=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        found = conn.execute("SELECT project, idem_key, name, status FROM trust_actions").fetchall()
+        return [dict(r) for r in found]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("start", ["sqlite", "postgres"], indirect=True)
+def test_an_odd_trust_row_never_fails_other_projects_claims(start: Any) -> None:
+    gw = start()
+
+    def one(i: int) -> tuple[int, int]:
+        odd = i % 5 == 0
+        name = ODD[i // 5 % len(ODD)] if odd else f"charge {i}"
+        return i, claim(gw, f"k{i}", f"p{i % 7}", name).status_code
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = dict(pool.map(one, range(60)))
+    assert set(answers.values()) == {201}, answers  # the odd ones too: their names normalised
+    again = {i: claim(gw, f"k{i}", f"p{i % 7}", "x").status_code for i in range(0, 60, 5)}
+    assert set(again.values()) == {422}  # claimed (another payload), never stuck in flight
+    for i in range(60):  # each claim reports, and replays, as its own project
+        name = ODD[i // 5 % len(ODD)] if i % 5 == 0 else f"charge {i}"
+        first = claim(gw, f"k{i}", f"p{i % 7}", name)
+        assert first.status_code == 409  # in flight: the same action, not a stuck error
+        act = first.json()["error"]["message"].split("(")[1].split(")")[0]
+        done = api(
+            gw,
+            "PUT",
+            f"/actions/{act}",
+            content=json.dumps({"status": "succeeded", "result": {"note": "\udcff\x00"}}),
+            headers={"X-Tollhouse-Project": f"p{i % 7}", "Content-Type": "application/json"},
+        )
+        assert done.status_code == 200, done.text
+        assert claim(gw, f"k{i}", f"p{i % 7}", name).status_code == 200
+    stored = rows(gw, _ledger(gw))
+    assert len(stored) == 60 and {r["status"] for r in stored} == {"succeeded"}
+    assert all("\x00" not in r["name"] for r in stored)
+
+
+@pytest.mark.parametrize("start", ["sqlite", "postgres"], indirect=True)
+def test_an_idempotency_key_that_is_not_text_is_refused_with_the_fix(start: Any) -> None:
+    gw = start()
+    refused = claim(gw, b"k\xff\xfe", "acme", "charge")
+    assert refused.status_code == 400 and "Idempotency-Key" in refused.json()["error"]["message"]
+    assert claim(gw, "k-ok", "acme", "charge").status_code == 201
+
+
+def _ledger(gateway: Harness) -> Any:
+    from tollhouse.trust import http as trust_http
+
+    assert gateway.server.app is not None
+    return gateway.server.app[trust_http.LEDGER_PATH]

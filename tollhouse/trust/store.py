@@ -21,11 +21,27 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from tollhouse.errors import GatewayError
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.trust.audit import action_row, clearance_row, completion_row, now_iso, step_row
 from tollhouse.trust.cache import AnswerCache, CacheEntry
 from tollhouse.trust.idempotency import ActionRecord, Claim, IdempotencyTable
 from tollhouse.trust.trajectory import Step, Trajectory, task_key, task_of
+
+
+class NotRecorded(GatewayError):
+    """503: the ledger refused the row of a claim or an outcome (it is quarantined, with
+    why); nothing was decided, so the agent may retry, and other rows are unaffected."""
+
+    status = 503
+    kind = "api_error"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"the ledger could not record {what} (see `tollhouse report` quarantine); "
+            "nothing was decided: retry with the same Idempotency-Key",
+            retry_after=1.0,
+        )
 
 
 class TrustStore(Protocol):
@@ -150,12 +166,20 @@ class LedgerTrustStore:
         )
         if outcome is Claim.CLAIMED:
             # Decided above, before any await: one winner. Now make it durable.
-            await self._committed(action_row(record))
+            try:
+                await self._committed(action_row(record))
+            except OSError:  # its row was refused (quarantined): the key must not stay taken
+                self.claims.release(record)
+                raise NotRecorded("the claim") from None
         return outcome, found
 
     async def complete(self, action_id: str, status: str, result: Any) -> ActionRecord:
         record = self.claims.complete(action_id, status, result, time.time())
-        await self._committed(completion_row(action_id, status, result))
+        try:
+            await self._committed(completion_row(action_id, status, result))
+        except OSError:
+            self.claims.reopen(record)  # the agent may report it again
+            raise NotRecorded("the outcome") from None
         return record
 
     async def action(self, action_id: str) -> ActionRecord | None:
