@@ -1,5 +1,9 @@
 """Where trust state lives: trajectories, idempotency claims, cached answers.
 
+Cached answers (opt-in) are the one thing here with bodies: :class:`LedgerTrustStore`
+keeps them in memory only (``trust.cache_max_entries``, ``trust.cache_ttl_s``), never
+in the ledger, so a restart starts with an empty cache.
+
 :class:`TrustStore` is the narrow async interface the service uses; a later
 multi-instance deployment can put Redis behind it (an atomic ``SET NX`` for
 claims). :class:`LedgerTrustStore` keeps the state in this process and
@@ -23,7 +27,7 @@ from typing import Any, Protocol
 
 from tollhouse.errors import GatewayError
 from tollhouse.ledger.writer import LedgerWriter
-from tollhouse.trust.audit import action_row, clearance_row, completion_row, now_iso, step_row
+from tollhouse.trust.audit import action_row, clearance_row, completion_row, step_row
 from tollhouse.trust.cache import AnswerCache, CacheEntry
 from tollhouse.trust.idempotency import ActionRecord, Claim, IdempotencyTable
 from tollhouse.trust.trajectory import Step, Trajectory, task_key, task_of
@@ -204,30 +208,7 @@ class LedgerTrustStore:
         return self.cache.get(key, assumes, time.time())
 
     async def cache_put(self, entry: CacheEntry) -> None:
-        self.cache.put(entry)
-        try:
-            body = entry.body.decode()
-        except UnicodeDecodeError:
-            return  # kept in memory only
-        self.writer.execute(
-            [
-                (
-                    "INSERT INTO trust_cache (ts, cache_key, assumes, body, content_type, "
-                    "served_by, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        now_iso(),
-                        entry.key,
-                        entry.assumes,
-                        body,
-                        entry.content_type,
-                        entry.served_by,
-                        entry.created,
-                        entry.expires,
-                    ),
-                ),
-                ("DELETE FROM trust_cache WHERE expires < ?", (time.time(),)),
-            ]
-        )
+        self.cache.put(entry)  # memory only: answer bodies never reach the ledger
 
     # -- start-up
     def load(self, conn: sqlite3.Connection) -> None:
@@ -240,18 +221,8 @@ class LedgerTrustStore:
             (now - self.claims.retention_s,),
         ):
             self._load_action(row)
-        for row in conn.execute("SELECT * FROM trust_cache WHERE expires > ? ORDER BY id", (now,)):
-            self.cache.put(
-                CacheEntry(
-                    row["cache_key"],
-                    row["assumes"],
-                    row["body"].encode(),
-                    row["content_type"],
-                    row["served_by"],
-                    row["created"],
-                    row["expires"],
-                )
-            )
+        # Earlier versions kept cached answer bodies in the ledger; none are kept at rest now.
+        self.writer.execute([("DELETE FROM trust_cache", ())])
 
     def _load_steps(self, conn: sqlite3.Connection) -> None:
         since = datetime.fromtimestamp(time.time() - self.retention_s, UTC).isoformat()
