@@ -170,6 +170,7 @@ def create_app(
         observe_gateway(app[METRICS], gateway, capacity, budgets, ledger_path)
         if shared is not None:
             app[METRICS].scraped(shared.redis.gauges)
+            await shared.check()  # warns when a Redis restart would erase the trust state
         if dashboard:
             await attach_dashboard(app, settings, ledger_path, capacity, budgets, guard)
 

@@ -67,6 +67,7 @@ class PrivateRedis:
 
     socket: Path
     process: subprocess.Popen[bytes] | None = None
+    appendonly: bool = False  # yes: a restart in the same directory keeps what it was told
 
     @property
     def url(self) -> str:
@@ -77,7 +78,8 @@ class PrivateRedis:
         if not Path(binary).exists():
             _no_redis("Debian's redis-server is not installed (apt-get install redis-server)")
         args = ["--port", "0", "--unixsocket", str(self.socket), "--save", ""]
-        args += ["--appendonly", "no", "--dir", str(self.socket.parent)]
+        args += ["--appendonly", "yes" if self.appendonly else "no"]
+        args += ["--dir", str(self.socket.parent)]
         self.process = subprocess.Popen(
             [binary, *args],
             stdout=subprocess.DEVNULL,

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import GatewayFactory, Harness
 from tests.state.conftest import state_config
 from tests.trust.test_trust_e2e import (  # noqa: F401  (re-run against Redis)
+    ACME,
     action,
     api,
     cached,
@@ -64,9 +65,11 @@ def test_an_idempotency_key_is_one_claim_on_every_instance(three: list[Harness])
     assert first.status_code == 201
     assert action(b, "pay-1").status_code == 409  # in flight, as b sees it too
     assert action(c, "pay-1", payload={"eur": 99}).status_code == 422  # another payload
-    done = api(c, "PUT", f"/actions/{first.json()['id']}", json={"status": "succeeded"})
+    done = api(
+        c, "PUT", f"/actions/{first.json()['id']}", json={"status": "succeeded"}, headers=ACME
+    )
     assert done.status_code == 200
-    twice = api(a, "PUT", f"/actions/{first.json()['id']}", json={"status": "failed"})
+    twice = api(a, "PUT", f"/actions/{first.json()['id']}", json={"status": "failed"}, headers=ACME)
     assert twice.status_code == 409  # reported once, wherever
     replays = [action(g, "pay-1") for g in three]
     assert {(r.status_code, r.headers["Idempotent-Replayed"], r.json()["id"]) for r in replays} == {
@@ -83,7 +86,7 @@ def test_concurrent_claims_across_instances_have_one_winner(three: list[Harness]
 def test_an_abandoned_action_frees_its_key_everywhere(three: list[Harness]) -> None:
     a, b, _ = three
     first = action(a, "retry-me")
-    api(b, "PUT", f"/actions/{first.json()['id']}", json={"status": "abandoned"})
+    api(b, "PUT", f"/actions/{first.json()['id']}", json={"status": "abandoned"}, headers=ACME)
     again = action(b, "retry-me")
     assert again.status_code == 201 and again.json()["id"] != first.json()["id"]
 

@@ -21,6 +21,7 @@ from tollhouse.simulator import Simulator
 from tollhouse.trust import http as trust_http
 
 PRIMARY, FALLBACK = "gpt-4o-mini", "grok-3-mini"
+ACME = {"X-Tollhouse-Project": "acme"}  # who reports an action: the project that claimed it
 
 
 def trust_config(sim_url: str, **trust: Any) -> dict[str, Any]:
@@ -238,6 +239,7 @@ def test_idempotent_action_replays_its_outcome(gw: Harness) -> None:
         "PUT",
         f"/actions/{first.json()['id']}",
         json={"status": "succeeded", "result": {"charge": "ch_1"}},
+        headers=ACME,
     )
     assert done.status_code == 200
     again = action(gw, "k1")
@@ -248,7 +250,9 @@ def test_idempotent_action_replays_its_outcome(gw: Harness) -> None:
         other.status_code == 422
         and "different action or payload" in other.json()["error"]["message"]
     )
-    twice = api(gw, "PUT", f"/actions/{first.json()['id']}", json={"status": "failed"})
+    twice = api(
+        gw, "PUT", f"/actions/{first.json()['id']}", json={"status": "failed"}, headers=ACME
+    )
     assert twice.status_code == 409
 
 
@@ -535,7 +539,8 @@ def test_state_survives_a_restart(simulator: Simulator, tmp_path: Any, monkeypat
             task.approve("3", by="after-restart", operator_token=token(harness))
             assert task.gate("deploy", irreversible=True)["allow"] is True
         assert action(harness, "once").status_code == 409  # still in flight across the restart
-        assert cached(harness, "snap-1", "remember me").headers["x-tollhouse-cache"] == "hit"
+        # Cached answers are kept in memory only, never in the ledger: gone with the process.
+        assert cached(harness, "snap-1", "remember me").headers["x-tollhouse-cache"] == "miss"
     finally:
         server.stop()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.settings import StateSettings
 from tollhouse.state.client import RedisState, StateDown
+from tollhouse.state.durability import check_persistence
 from tollhouse.state.limits import RedisLimiter
 from tollhouse.state.trust import RedisTrustStore, StateUnavailable
 
@@ -42,6 +43,10 @@ class SharedState:
         return RedisTrustStore(
             self.redis, writer, retention_s=retention_s, key_retention_s=key_retention_s
         )
+
+    async def check(self) -> list[str]:
+        """At start: what Redis lacks to keep the trust state across its restart (logged)."""
+        return await check_persistence(self.redis)
 
     async def close(self) -> None:
         await self.redis.close()

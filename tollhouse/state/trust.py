@@ -24,8 +24,11 @@ store, with Redis as the source of truth and the ledger as the audit trail
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -33,12 +36,15 @@ from typing import Any, TypeVar
 from tollhouse.errors import GatewayError
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.state.client import RedisState, StateDown, decode
+from tollhouse.tasks import spawn
 from tollhouse.trust.audit import action_row, clearance_row, completion_row, step_row
 from tollhouse.trust.cache import HIT, MISS, VALIDITY_MISS, CacheEntry
 from tollhouse.trust.idempotency import IN_FLIGHT, ActionRecord, Claim
 from tollhouse.trust.trajectory import Step, Trajectory, task_key, task_of
 
 T = TypeVar("T")
+
+log = logging.getLogger("tollhouse.state")
 
 CLAIM = """
 local found = redis.call('GET', KEYS[1])
@@ -100,6 +106,8 @@ class RedisTrustStore:
         self.key_retention_ms = max(1, round(key_retention_s * 1000))
         self.backlog: list[tuple[str, str]] = []
         """Trajectory events answered while Redis was down, pushed once it is back."""
+        self._flushing = asyncio.Lock()  # one flush at a time: each event pushed once
+        self._keeper: asyncio.Task[None] | None = None
         self._claim = state.client.register_script(CLAIM)
         self._complete = state.client.register_script(COMPLETE)
 
@@ -121,6 +129,7 @@ class RedisTrustStore:
     ) -> Step:
         event = {
             "kind": "step",
+            "id": secrets.token_hex(8),  # a push retried after a lost reply is replayed once
             "step": step_id,
             "degraded_because": degraded_because,
             "inputs": None if inputs is None else list(inputs),
@@ -130,7 +139,7 @@ class RedisTrustStore:
             events, n = await self._push(task, json.dumps(event))
             step = _replay(task, events[:n]).last
         except StateUnavailable:
-            self.backlog.append((task, json.dumps(event)))
+            self._keep(task, json.dumps(event))
             step = Trajectory(task).record(
                 step_id, degraded_because=degraded_because, inputs=inputs, request_id=request_id
             )
@@ -156,16 +165,43 @@ class RedisTrustStore:
         pipe.rpush(key, event).pexpire(key, self.retention_ms)
         return pipe.sadd(owners, project).pexpire(owners, self.retention_ms)
 
-    async def _flush(self) -> None:
-        """Push the events answered while Redis was down, oldest first."""
+    def _keep(self, task: str, event: str) -> None:
+        """An event answered while Redis is down: pushed as soon as Redis answers again,
+        by a keeper task, not whenever this instance happens to make another trust call
+        (until then no other instance can see it)."""
+        self.backlog.append((task, event))
+        if self._keeper is None or self._keeper.done():
+            self._keeper = spawn(self._keep_trying(), name="tollhouse-trust-backlog")
+
+    async def _keep_trying(self) -> None:
+        pause = max(0.01, self.state.retry_s)
         while self.backlog:
-            task, event = self.backlog[0]
+            await asyncio.sleep(pause)  # Redis counts as down for retry_s after a failure
+            try:
+                await self._flush()
+            except StateUnavailable:
+                continue
+            except Exception:  # a bug must not end the keeper with events unpushed
+                log.exception("trust: pushing the backlog failed; trying again")
+        log.warning("trust: steps answered while Redis was down are now shared")
 
-            async def push(r: Any, task: str = task, event: str = event) -> Any:
-                return await self._appending(r, task, event).execute()
+    async def _flush(self) -> None:
+        """Push the events answered while Redis was down, oldest first, each once.
 
-            await self._run("trust", push)
-            self.backlog.pop(0)
+        Concurrent callers (gate calls, steps, the keeper) wait for one flush rather
+        than push the same event again; an event leaves the backlog only once pushed.
+        """
+        if not self.backlog:
+            return
+        async with self._flushing:
+            while self.backlog:
+                task, event = self.backlog[0]
+
+                async def push(r: Any, task: str = task, event: str = event) -> Any:
+                    return await self._appending(r, task, event).execute()
+
+                await self._run("trust", push)
+                self.backlog.pop(0)
 
     async def trajectory(self, task: str) -> Trajectory | None:
         await self._flush()
@@ -192,7 +228,14 @@ class RedisTrustStore:
     async def clear_step(
         self, task: str, step_id: str, how: str, by: str | None, similarity: float | None
     ) -> Step:
-        event = {"kind": "clear", "step": step_id, "how": how, "by": by, "similarity": similarity}
+        event = {
+            "kind": "clear",
+            "id": secrets.token_hex(8),
+            "step": step_id,
+            "how": how,
+            "by": by,
+            "similarity": similarity,
+        }
         events, _ = await self._push(task, json.dumps(event))
         self.writer.execute([clearance_row(task, step_id, how, by, similarity)])
         return _replay(task, events).trajectory.steps[step_id]
@@ -315,8 +358,13 @@ class _Replayed:
 def _replay(task: str, events: list[Any]) -> _Replayed:
     """The trajectory the events describe, and the step the last one recorded or cleared."""
     trajectory, last = Trajectory(task), Step("", -1)
+    seen: set[str] = set()
     for raw in events:
         e = json.loads(raw)
+        if "id" in e:  # older events have none
+            if e["id"] in seen:
+                continue  # pushed twice (a reply lost after the push): counted once
+            seen.add(e["id"])
         if e["kind"] == "step":
             last = trajectory.record(
                 e["step"],

@@ -13,6 +13,11 @@ the answer depends on outside the request (a commit, a data snapshot): an
 entry stored under other assumptions is a *validity miss*, never a hit.
 A hit is not a fresh answer, so it is served with trust ``degraded``.
 
+Where bodies live: in this process's memory (at most ``trust.cache_max_entries``,
+each for ``trust.cache_ttl_s``), never in the ledger; with ``[state]`` Redis, in
+Redis, each key expiring after ``trust.cache_ttl_s`` (and, with the ``appendonly``
+the trust state requires, in Redis's append-only file until it is rewritten).
+
 >>> cache = AnswerCache(max_entries=10)
 >>> cache.put(CacheEntry("k", "v1", b"{}", "application/json", "openai/gpt-4o", 0.0, 60.0))
 >>> cache.get("k", "v2", now=1.0)[0]

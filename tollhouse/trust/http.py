@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tollhouse import sane
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor
 from tollhouse.connections import read_body
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
@@ -86,7 +87,7 @@ async def begin_action(request: web.Request, trust: TrustService) -> web.StreamR
     key = parse_key(raw)
     if key is None:
         raise BadRequest(
-            "the Idempotency-Key header is required (1-255 characters), e.g. "
+            "the Idempotency-Key header is required (1-255 printable characters), e.g. "
             'Idempotency-Key: "8e03978e-40d5-43e8-bc93-6894a57f9324"; reuse it for retries'
         )
     body = await _json(request)
@@ -103,7 +104,8 @@ async def begin_action(request: web.Request, trust: TrustService) -> web.StreamR
 
 
 async def complete_action(request: web.Request, trust: TrustService) -> web.StreamResponse:
-    record = await trust.complete_action(request.match_info["id"], await _json(request))
+    caller = await _caller(request)
+    record = await trust.complete_action(caller, request.match_info["id"], await _json(request))
     return web.json_response(record.as_dict())
 
 
@@ -129,8 +131,9 @@ async def approve(request: web.Request, trust: TrustService) -> web.StreamRespon
     by = body.get("by", "api")
     if not isinstance(by, str) or not by.strip():
         raise BadRequest('"by" must name who approves, e.g. {"by": "alice"}')
+    who = sane.text(by.strip(), MAX_NAME)
     result = await trust.approve(
-        await _caller(request), request.match_info["task"], request.match_info["step"], by[:200]
+        await _caller(request), request.match_info["task"], request.match_info["step"], who
     )
     return web.json_response(result)
 
@@ -196,7 +199,8 @@ def _str(body: dict[str, Any], name: str) -> str:
         raise BadRequest(f'"{name}" is required: a non-empty string')
     if len(value.strip()) > MAX_NAME:  # cut, two long names could pass for one action
         raise BadRequest(f'"{name}" is {len(value.strip())} characters; use at most {MAX_NAME}')
-    return value.strip()
+    # Lone surrogates (JSON escapes) and NULs would be refused by the ledger's row.
+    return sane.text(value.strip(), MAX_NAME)
 
 
 def _bool(body: dict[str, Any], name: str) -> bool:

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from tollhouse import sane
+
 IN_FLIGHT = "in_flight"
 OUTCOMES = ("succeeded", "failed", "abandoned")
 MAX_KEY_LEN = 255
@@ -85,13 +87,18 @@ def fingerprint(body: dict[str, Any]) -> str:
 
 
 def parse_key(raw: str | None) -> str | None:
-    """The key from the header: a structured-field string (quoted) or a bare token."""
+    """The key from the header: a structured-field string (quoted) or a bare token.
+
+    None (refused) unless it is 1-255 printable characters: bytes that weren't UTF-8
+    or control characters can't be stored, and normalising them would let two keys
+    pass for one.
+    """
     if raw is None:
         return None
     key = raw.strip()
     if len(key) >= 2 and key[0] == key[-1] == '"':
         key = key[1:-1]
-    return key if 0 < len(key) <= MAX_KEY_LEN else None
+    return key if 0 < len(key) <= MAX_KEY_LEN and sane.text(key, MAX_KEY_LEN) == key else None
 
 
 class IdempotencyTable:
@@ -132,9 +139,17 @@ class IdempotencyTable:
             return None
         return found
 
+    def get(self, action_id: str, now: float) -> ActionRecord | None:
+        """The action, unless it is older than the retention: then it is unknown, as it is
+        in Redis (whose keys expire), whether or not it was pruned here yet."""
+        found = self.by_id.get(action_id)
+        return None if found is None or now - found.created > self.retention_s else found
+
     def complete(self, action_id: str, status: str, result: Any, now: float) -> ActionRecord:
-        """Record the outcome. KeyError: unknown id; ValueError: already reported."""
-        record = self.by_id[action_id]
+        """Record the outcome. KeyError: unknown (or expired) id; ValueError: already reported."""
+        record = self.get(action_id, now)
+        if record is None:
+            raise KeyError(action_id)
         if record.status != IN_FLIGHT:
             raise ValueError(f"action {action_id} was already reported as {record.status}")
         record.status, record.result, record.completed = status, result, now
@@ -142,6 +157,17 @@ class IdempotencyTable:
             self._forget(record)  # it never happened: the key may be claimed again
             self.by_id[action_id] = record
         return record
+
+    def release(self, record: ActionRecord) -> None:
+        """Undo a claim that could not be made durable: as if it never was."""
+        self._forget(record)
+        self.by_id.pop(record.id, None)
+
+    def reopen(self, record: ActionRecord) -> None:
+        """Undo an outcome that could not be made durable: in flight again."""
+        record.status, record.result, record.completed = IN_FLIGHT, None, None
+        self.by_key.setdefault((record.project, record.key), record)  # unless claimed anew
+        self.by_id[record.id] = record
 
     def put(self, record: ActionRecord) -> None:
         self.by_key[(record.project, record.key)] = record

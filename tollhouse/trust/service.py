@@ -441,14 +441,24 @@ class TrustService:
                 return 201, {**record.as_dict(), "gate": decision.as_dict()}
         return 200, _replay(found, fp, key)
 
-    async def complete_action(self, action_id: str, body: dict[str, Any]) -> ActionRecord:
+    async def complete_action(
+        self, caller: Attribution, action_id: str, body: dict[str, Any]
+    ) -> ActionRecord:
+        """Report an action's outcome: only its own project may (another gets the same
+        404 as for an id that never existed, so ids can't be probed across projects)."""
         status = body.get("status")
         if status not in OUTCOMES:
             raise BadRequest(f'"status" must be one of {", ".join(OUTCOMES)}')
-        if await self.store.action(action_id) is None:
-            raise NotFound(f"no action {action_id!r} (or it is older than the key retention)")
+        found = await self.store.action(action_id)
+        if found is None or found.project != caller.project:
+            raise NotFound(
+                f"project {caller.project!r} has no action {action_id!r} (or it is older than "
+                "the key retention); report it as the project that claimed it"
+            )
         try:
             return await self.store.complete(action_id, status, body.get("result"))
+        except KeyError:  # expired between the two reads
+            raise NotFound(f"no action {action_id!r}: it is older than the key retention") from None
         except ValueError as exc:
             raise Conflict(str(exc)) from None
 

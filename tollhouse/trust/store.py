@@ -1,5 +1,9 @@
 """Where trust state lives: trajectories, idempotency claims, cached answers.
 
+Cached answers (opt-in) are the one thing here with bodies: :class:`LedgerTrustStore`
+keeps them in memory only (``trust.cache_max_entries``, ``trust.cache_ttl_s``), never
+in the ledger, so a restart starts with an empty cache.
+
 :class:`TrustStore` is the narrow async interface the service uses; a later
 multi-instance deployment can put Redis behind it (an atomic ``SET NX`` for
 claims). :class:`LedgerTrustStore` keeps the state in this process and
@@ -21,11 +25,27 @@ import time
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from tollhouse.errors import GatewayError
 from tollhouse.ledger.writer import LedgerWriter
-from tollhouse.trust.audit import action_row, clearance_row, completion_row, now_iso, step_row
+from tollhouse.trust.audit import action_row, clearance_row, completion_row, step_row
 from tollhouse.trust.cache import AnswerCache, CacheEntry
 from tollhouse.trust.idempotency import ActionRecord, Claim, IdempotencyTable
 from tollhouse.trust.trajectory import Step, Trajectory, task_key, task_of
+
+
+class NotRecorded(GatewayError):
+    """503: the ledger refused the row of a claim or an outcome (it is quarantined, with
+    why); nothing was decided, so the agent may retry, and other rows are unaffected."""
+
+    status = 503
+    kind = "api_error"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"the ledger could not record {what} (see `tollhouse report` quarantine); "
+            "nothing was decided: retry with the same Idempotency-Key",
+            retry_after=1.0,
+        )
 
 
 class TrustStore(Protocol):
@@ -150,16 +170,24 @@ class LedgerTrustStore:
         )
         if outcome is Claim.CLAIMED:
             # Decided above, before any await: one winner. Now make it durable.
-            await self._committed(action_row(record))
+            try:
+                await self._committed(action_row(record))
+            except OSError:  # its row was refused (quarantined): the key must not stay taken
+                self.claims.release(record)
+                raise NotRecorded("the claim") from None
         return outcome, found
 
     async def complete(self, action_id: str, status: str, result: Any) -> ActionRecord:
         record = self.claims.complete(action_id, status, result, time.time())
-        await self._committed(completion_row(action_id, status, result))
+        try:
+            await self._committed(completion_row(action_id, status, result))
+        except OSError:
+            self.claims.reopen(record)  # the agent may report it again
+            raise NotRecorded("the outcome") from None
         return record
 
     async def action(self, action_id: str) -> ActionRecord | None:
-        return self.claims.by_id.get(action_id)
+        return self.claims.get(action_id, time.time())
 
     async def find_action(self, project: str, key: str) -> ActionRecord | None:
         return self.claims.lookup(project, key, time.time())
@@ -180,30 +208,7 @@ class LedgerTrustStore:
         return self.cache.get(key, assumes, time.time())
 
     async def cache_put(self, entry: CacheEntry) -> None:
-        self.cache.put(entry)
-        try:
-            body = entry.body.decode()
-        except UnicodeDecodeError:
-            return  # kept in memory only
-        self.writer.execute(
-            [
-                (
-                    "INSERT INTO trust_cache (ts, cache_key, assumes, body, content_type, "
-                    "served_by, created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        now_iso(),
-                        entry.key,
-                        entry.assumes,
-                        body,
-                        entry.content_type,
-                        entry.served_by,
-                        entry.created,
-                        entry.expires,
-                    ),
-                ),
-                ("DELETE FROM trust_cache WHERE expires < ?", (time.time(),)),
-            ]
-        )
+        self.cache.put(entry)  # memory only: answer bodies never reach the ledger
 
     # -- start-up
     def load(self, conn: sqlite3.Connection) -> None:
@@ -216,18 +221,8 @@ class LedgerTrustStore:
             (now - self.claims.retention_s,),
         ):
             self._load_action(row)
-        for row in conn.execute("SELECT * FROM trust_cache WHERE expires > ? ORDER BY id", (now,)):
-            self.cache.put(
-                CacheEntry(
-                    row["cache_key"],
-                    row["assumes"],
-                    row["body"].encode(),
-                    row["content_type"],
-                    row["served_by"],
-                    row["created"],
-                    row["expires"],
-                )
-            )
+        # Earlier versions kept cached answer bodies in the ledger; none are kept at rest now.
+        self.writer.execute([("DELETE FROM trust_cache", ())])
 
     def _load_steps(self, conn: sqlite3.Connection) -> None:
         since = datetime.fromtimestamp(time.time() - self.retention_s, UTC).isoformat()
