@@ -113,22 +113,53 @@ def test_concurrent_gate_and_action_traffic_after_an_outage_pushes_each_step_onc
 def test_a_step_answered_while_redis_was_down_holds_the_task_on_every_instance(
     make_gateway: GatewayFactory, faults: Simulator, durable_redis: PrivateRedis
 ) -> None:
-    a, b, c = (make_gateway(config(faults.url, durable_redis.url)) for _ in range(3))
+    slow = config(faults.url, durable_redis.url)
+    slow["state"]["retry_s"] = 1.5  # a tries Redis again well after b and c do
+    a = make_gateway(slow)
+    b, c = (make_gateway(config(faults.url, durable_redis.url)) for _ in range(2))
     assert step(a, "job", "1").status_code == 200
-    assert gate(b, "job").json()["allow"] is True
+    assert gate(b, "job").json()["allow"] is True, gate(b, "job").text
     durable_redis.kill()
     degraded_step(a, faults, "job", "2")  # only a knows of it
     for gateway in (a, b, c):
         assert gate(gateway, "job").status_code == 503  # can't see: says so, never allows
     durable_redis.start()
-    # a makes no further call: its backlog is pushed by itself once Redis answers.
+    # a makes no further call. Until it has pushed step 2 (and beaten, after that) the
+    # others hold: a's last beat is older than the restarted Redis.
     deadline = time.monotonic() + 30
-    while [s["step"] for s in api(c, "GET", "/tasks/job").json().get("steps", [])] != ["1", "2"]:
-        assert time.monotonic() < deadline, "the step answered during the outage never arrived"
-        time.sleep(0.05)
+    while (answer := gate(b, "job")).status_code == 503:
+        assert time.monotonic() < deadline, "b never decided again"
+        time.sleep(0.02)
+    assert (answer.json()["allow"], answer.json()["tainted_by"]) == (False, ["2"])
     for gateway in (a, b, c):
         held = gate(gateway, "job").json()
         assert (held["allow"], held["tainted_by"]) == (False, ["2"])
+    assert [s["step"] for s in api(c, "GET", "/tasks/job").json()["steps"]] == ["1", "2"]
+
+
+def test_an_instance_not_heard_from_holds_irreversible_actions_until_forgotten(
+    make_gateway: GatewayFactory, faults: Simulator, durable_redis: PrivateRedis
+) -> None:
+    cfg = config(faults.url, durable_redis.url)
+    cfg["state"]["lease_ttl_s"] = 3.0
+    b = make_gateway(cfg)
+    assert step(b, "seen", "1").status_code == 200
+    assert gate(b, "seen").json()["allow"] is True
+    r = redis.Redis(unix_socket_path=str(durable_redis.socket), socket_timeout=5)
+    now_ms = int(r.time()[0]) * 1000
+    r.zadd(f"{PREFIX}instances", {"cut-off": now_ms - 2000})  # beat 2 s ago, then silence
+    r.close()
+    refused = gate(b, "seen")
+    assert refused.status_code == 503 and "cut-off" in refused.json()["error"]["message"]
+    body = {"task": "seen", "action": "draft", "irreversible": False}
+    undoable = api(b, "POST", "/gate", json=body, headers={"X-Tollhouse-Project": "acme"})
+    assert undoable.json()["allow"] is True  # only irreversible actions wait
+    deadline = time.monotonic() + 30  # lease_ttl_s of silence: taken as crashed, forgotten
+    while (answer := gate(b, "seen")).status_code == 503:
+        assert "cut-off" in answer.json()["error"]["message"]
+        assert time.monotonic() < deadline, "a silent instance was never forgotten"
+        time.sleep(0.1)
+    assert answer.json()["allow"] is True
 
 
 def test_the_recording_instance_never_allows_before_its_backlog_is_pushed(

@@ -36,19 +36,27 @@ class SharedState:
             lease_ttl_s=settings.lease_ttl_s,
             expected_instances=settings.expected_instances,
         )
+        self.trust: RedisTrustStore | None = None
 
     def trust_store(
         self, writer: LedgerWriter, *, retention_s: float, key_retention_s: float
     ) -> RedisTrustStore:
-        return RedisTrustStore(
-            self.redis, writer, retention_s=retention_s, key_retention_s=key_retention_s
+        self.trust = RedisTrustStore(
+            self.redis,
+            writer,
+            retention_s=retention_s,
+            key_retention_s=key_retention_s,
+            forget_s=self.settings.lease_ttl_s,  # a crashed instance is forgotten as its slots
         )
+        return self.trust
 
     async def check(self) -> list[str]:
         """At start: what Redis lacks to keep the trust state across its restart (logged)."""
         return await check_persistence(self.redis)
 
     async def close(self) -> None:
+        if self.trust is not None:
+            await self.trust.close()
         await self.redis.close()
 
 

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from tollhouse.errors import GatewayError
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.state.client import RedisState, StateDown, decode
+from tollhouse.state.sight import Sight
 from tollhouse.tasks import spawn
 from tollhouse.trust.audit import action_row, clearance_row, completion_row, step_row
 from tollhouse.trust.cache import HIT, MISS, VALIDITY_MISS, CacheEntry
@@ -99,6 +100,7 @@ class RedisTrustStore:
         *,
         retention_s: float,
         key_retention_s: float,
+        forget_s: float = 30.0,
     ) -> None:
         self.state = state
         self.writer = writer
@@ -108,6 +110,8 @@ class RedisTrustStore:
         """Trajectory events answered while Redis was down, pushed once it is back."""
         self._flushing = asyncio.Lock()  # one flush at a time: each event pushed once
         self._keeper: asyncio.Task[None] | None = None
+        # Silent for three beats and a second: maybe cut off, with steps no one else sees.
+        self.sight = Sight(state, stale_s=3 * state.retry_s + 1.0, forget_s=forget_s)
         self._claim = state.client.register_script(CLAIM)
         self._complete = state.client.register_script(COMPLETE)
 
@@ -135,11 +139,12 @@ class RedisTrustStore:
             "inputs": None if inputs is None else list(inputs),
             "request_id": request_id,
         }
+        self._keep_watch()  # from its first step on, this instance beats
         try:
             events, n = await self._push(task, json.dumps(event))
             step = _replay(task, events[:n]).last
         except StateUnavailable:
-            self._keep(task, json.dumps(event))
+            self.backlog.append((task, json.dumps(event)))
             step = Trajectory(task).record(
                 step_id, degraded_because=degraded_because, inputs=inputs, request_id=request_id
             )
@@ -165,25 +170,44 @@ class RedisTrustStore:
         pipe.rpush(key, event).pexpire(key, self.retention_ms)
         return pipe.sadd(owners, project).pexpire(owners, self.retention_ms)
 
-    def _keep(self, task: str, event: str) -> None:
-        """An event answered while Redis is down: pushed as soon as Redis answers again,
-        by a keeper task, not whenever this instance happens to make another trust call
-        (until then no other instance can see it)."""
-        self.backlog.append((task, event))
+    def _keep_watch(self) -> None:
         if self._keeper is None or self._keeper.done():
-            self._keeper = spawn(self._keep_trying(), name="tollhouse-trust-backlog")
+            self._keeper = spawn(self._watch(), name="tollhouse-trust-beat")
 
-    async def _keep_trying(self) -> None:
+    async def _watch(self) -> None:
+        """Push the backlog as soon as Redis answers (not whenever this instance happens to
+        make another trust call), then beat: see :mod:`tollhouse.state.sight`."""
         pause = max(0.01, self.state.retry_s)
-        while self.backlog:
-            await asyncio.sleep(pause)  # Redis counts as down for retry_s after a failure
+        while True:
             try:
                 await self._flush()
+                await self._run("trust", self.sight.beat)
             except StateUnavailable:
-                continue
-            except Exception:  # a bug must not end the keeper with events unpushed
-                log.exception("trust: pushing the backlog failed; trying again")
-        log.warning("trust: steps answered while Redis was down are now shared")
+                pass  # Redis counts as down for retry_s after a failure: try again then
+            except Exception:  # a bug must not end the beat with events unpushed
+                log.exception("trust: pushing the backlog or beating failed; trying again")
+            await asyncio.sleep(pause)
+
+    async def blind_spots(self) -> None:
+        """Refuse (503) while another instance may have answered steps no one else sees."""
+        await self._flush()
+        blind = await self._run("trust", self.sight.blind)
+        if blind:
+            silent = ", ".join(f"{who} ({seconds:.0f}s)" for who, seconds in blind)
+            raise StateUnavailable(
+                f"gateway instance(s) {silent} haven't reached the shared state (Redis) "
+                "lately: they may have answered steps no other instance can see yet, so no "
+                "irreversible action is allowed until they have; retry in a few seconds",
+                retry_after=2.0,
+            )
+
+    async def close(self) -> None:
+        """A clean stop: leave the registry (what was answered is pushed, or kept in the
+        ledger's audit rows if Redis is gone)."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+        if not self.backlog:
+            await self.state.attempt("trust", self.sight.leave)
 
     async def _flush(self) -> None:
         """Push the events answered while Redis was down, oldest first, each once.
@@ -202,6 +226,7 @@ class RedisTrustStore:
 
                 await self._run("trust", push)
                 self.backlog.pop(0)
+            log.warning("trust: steps answered while Redis was down are now shared")
 
     async def trajectory(self, task: str) -> Trajectory | None:
         await self._flush()

@@ -388,6 +388,8 @@ class TrustService:
     ) -> GateDecision:
         trajectory = await self.trajectory(caller, task)
         _check_inputs(trajectory, task, inputs, '"inputs"')
+        if irreversible:  # another instance may have answered steps this one can't see
+            await self.store.blind_spots()
         decision = decide(
             trajectory,
             irreversible=irreversible,

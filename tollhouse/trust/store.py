@@ -81,6 +81,10 @@ class TrustStore(Protocol):
 
     async def cache_put(self, entry: CacheEntry) -> None: ...
 
+    async def blind_spots(self) -> None:
+        """Raise (503) while another instance may know of steps this one can't see."""
+        ...
+
 
 class LedgerTrustStore:
     """In-process state, persisted to (and reloaded from) the SQLite ledger."""
@@ -202,6 +206,9 @@ class LedgerTrustStore:
         self.writer.execute([statement], report)
         if not await done:
             raise OSError("the ledger could not record the idempotency claim")
+
+    async def blind_spots(self) -> None:
+        """One process: it sees every step it answered."""
 
     # -- cache
     async def cache_get(self, key: str, assumes: str | None) -> tuple[str, CacheEntry | None]:
