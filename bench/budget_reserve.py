@@ -9,7 +9,12 @@ two checkouts to compare:
     .venv/bin/python bench/budget_reserve.py
     PYTHONPATH=/path/to/other/checkout .venv/bin/python bench/budget_reserve.py
 
-Prints µs per request (best of 5 rounds of 2,000).
+Prints µs per request (best of 5 rounds of 2,000). Wall clock drifts on a
+shared box; for a deterministic count, run one case N times under callgrind
+and subtract a run of 0 (instructions per request = difference / N):
+
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python bench/budget_reserve.py --count "small chat" budgeted 2000
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import sys
 import timeit
 from decimal import Decimal
 from typing import Any
@@ -89,6 +95,14 @@ def main() -> None:
     def unbudgeted(payload: dict[str, Any], body: bytes) -> None:
         assert hold("other", payload, body) is None
 
+    if len(sys.argv) == 5 and sys.argv[1] == "--count":
+        payload = PAYLOADS[sys.argv[2]]
+        fn = budgeted if sys.argv[3] == "budgeted" else unbudgeted
+        body = json.dumps(payload).encode()
+        fn(payload, body)  # warm: the first price loads genai-prices' data (a one-off)
+        for _ in range(int(sys.argv[4])):
+            fn(payload, body)
+        return
     for name, payload in PAYLOADS.items():
         body = json.dumps(payload).encode()
         for label, fn in (("budgeted", budgeted), ("unbudgeted", unbudgeted)):
