@@ -263,7 +263,7 @@ class Gateway:
         project, kind = ex.attribution.project, candidates[0].provider.kind
         if self.budgets.cap_output(project, out.payload, ex.dialect.name, kind):
             out.body = json.dumps(out.payload).encode()  # the cap its hold assumes goes upstream
-        ex.budget = await self.budgets.reserve(project, candidates, out.payload, ex.ts)
+        ex.budget = await self.budgets.reserve(project, candidates, out.payload, ex.ts, out.body)
 
     async def _attribute(self, ex: Exchange, out: Outgoing) -> bool:
         """Wait for a pending process lookup; True when that changed the request's project."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import zlib
 from typing import Any
@@ -40,10 +41,30 @@ def chat(*content: Any, **extra: Any) -> dict[str, Any]:
 
 def test_text_counts_its_utf8_bytes_not_its_characters() -> None:
     ascii_only = bound(chat({"type": "text", "text": "a" * 300}), "openai", "gpt-4o")
-    euros = bound(chat({"type": "text", "text": "€" * 300}), "openai", "gpt-4o")
-    assert ascii_only.input_tokens is not None and euros.input_tokens is not None
-    assert euros.input_tokens - ascii_only.input_tokens == 600  # 3 bytes each, not 1
+    euros = chat({"type": "text", "text": "€" * 300})
+    as_sent = json.dumps(euros, ensure_ascii=False).encode()  # as SDKs send it: UTF-8
+    escaped = json.dumps(euros).encode()  # \u20ac: longer still
+    assert ascii_only.input_tokens is not None
+    for body in (as_sent, escaped):
+        found = bound(euros, "openai", "gpt-4o", body).input_tokens
+        assert found is not None and found - ascii_only.input_tokens >= 600  # 3 bytes, not 1
     assert ascii_only.input_tokens >= 300 + REQUEST_OVERHEAD
+
+
+def test_a_utf16_body_counts_double() -> None:
+    payload = chat("日本語" * 100)
+    utf16 = json.dumps(payload, ensure_ascii=False).encode("utf-16")
+    found = bound(payload, "openai", "gpt-4o", utf16).input_tokens
+    assert found is not None and found >= 2 * len(utf16) > 900  # UTF-8: 900 bytes of text
+
+
+def test_the_walk_counts_text_bytes_when_media_is_present() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 9000}}
+    payload = chat({"type": "text", "text": "€" * 300}, image)
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    found = bound(payload, "openai", "gpt-4o", body).input_tokens
+    assert found is not None
+    assert 900 + IMAGE_TOKENS_OPENAI <= found < 900 + IMAGE_TOKENS_OPENAI + 300
 
 
 def test_tool_definitions_count_with_an_overhead() -> None:
@@ -66,10 +87,9 @@ def test_an_image_counts_its_providers_maximum_not_its_base64(
     kind: str, model: str, each: int
 ) -> None:
     big = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 400_000}}
-    text_only = bound(chat("x"), kind, model).input_tokens
     two = bound(chat("x", big, big), kind, model).input_tokens
-    assert text_only is not None and two is not None
-    assert 2 * each <= two - text_only < 2 * each + 200  # the 400 kB of base64 aren't text
+    assert two is not None
+    assert 2 * each <= two < 2 * each + 300  # the 400 kB of base64 aren't text
 
 
 def test_gemini_images_count_258_per_768_pixel_tile_from_their_header() -> None:
@@ -77,7 +97,7 @@ def test_gemini_images_count_258_per_768_pixel_tile_from_their_header() -> None:
         part = {"inlineData": {"mimeType": "image/png", "data": data}}
         return {"contents": [{"role": "user", "parts": [part]}]}
 
-    small = bound(gemini(png(300, 300)), "gemini", "gemini-2.5-flash").input_tokens
+    small = bound(gemini(png(300, 300)), "gemini", "gemini-2.5-flash").input_tokens  # 2,240
     huge = bound(gemini(png(7680, 7680)), "gemini", "gemini-2.5-flash").input_tokens
     assert small is not None and huge is not None
     assert huge - small == 100 * 258 - IMAGE_TOKENS_GEMINI_MIN

@@ -15,6 +15,7 @@ import base64
 from decimal import Decimal
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -176,3 +177,62 @@ def test_a_project_header_cannot_move_a_keys_spend_past_its_hard_budget(
     rows = gateway.rows()
     assert {r["project"] for r in rows} == {"acme"}
     assert ledger_total(gateway) == Decimal(2)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/responses", {"model": MODEL, "input": "a long one"}),
+        (
+            "/v1beta/models/gemini-2.0-flash:generateContent",
+            {"contents": [{"role": "user", "parts": [{"text": "a long one"}]}]},
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": "local/llama-3", "messages": [{"role": "user", "content": "a long one"}]},
+        ),
+    ],
+)
+def test_every_dialect_is_capped_when_it_names_no_maximum(
+    make_gateway: GatewayFactory, simulator: Simulator, path: str, body: dict[str, Any]
+) -> None:
+    import json
+    import urllib.request
+
+    config = budget_config(simulator, budget_daily_usd=100_000, budget_mode="hard")
+    config["prices"]["local/llama-3"] = {"input": 0, "output": 1_000_000}
+    gateway = make_gateway(config)
+    headers = {
+        "Authorization": f"Bearer {ACME_KEY}",
+        "x-goog-api-key": ACME_KEY,
+        "x-sim-output-tokens": "6000",
+    }
+    request = urllib.request.Request(
+        gateway.url + path,
+        data=json.dumps(body).encode(),
+        headers={**headers, "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 200
+    [row] = gateway.rows()
+    assert row["output_tokens"] == OUTPUT_CAP
+
+
+def test_a_server_side_tool_is_refused_on_a_hard_budget(
+    make_gateway: GatewayFactory, simulator: Simulator
+) -> None:
+    gateway = make_gateway(budget_config(simulator, budget_daily_usd=100, budget_mode="hard"))
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=ACME_KEY, max_retries=0)
+    billed = len(simulator.bills())
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        client.messages.create(
+            model="anthropic/claude-sonnet-4-5",
+            max_tokens=10,
+            tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}],
+            messages=[{"role": "user", "content": "search"}],
+        )
+    assert refused.value.status_code == 402
+    assert "web_search_20250305" in refused.value.message
+    assert "no cost bound" in refused.value.message
+    assert len(simulator.bills()) == billed

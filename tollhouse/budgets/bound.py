@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +75,11 @@ _IMAGE_TYPES = frozenset({"image_url", "input_image", "image"})
 _MEDIA_TYPES = frozenset({"input_audio", "audio", "input_file", "file", "document", "video"})
 _MEDIA_KEYS = frozenset({"input_audio", "file_data", "fileData", "file_id", "fileUri", "file_uri"})
 _STATE_KEYS = ("previous_response_id", "conversation", "cachedContent", "cached_content", "prompt")
+# Every media part type or key above starts with one of these, quoted: a body without
+# any of them holds text only (a false match only costs the walk). One pass, in C.
+_MEDIA_MARKER = re.compile(
+    rb'"(?:i(?:mage|nput_(?:image|audio|file)|nline)|audio|file|document|video)'
+)
 _BLOB_KEYS = frozenset({"data", "image_url", "url"})
 _FUNCTION_TOOLS = frozenset({"function", "custom"})
 _GEMINI_SERVER_TOOLS = (
@@ -99,21 +106,37 @@ class Bound:
     output_tokens: int
     capped: bool  # the request names its own output maximum
     unbounded: str | None = None  # why no bound exists (a server-side tool)
+    cache_writes: bool = False  # marks cache_control: input may be billed as cache writes
 
 
-def bound(payload: dict[str, Any], kind: str, model: str) -> Bound:
-    """The most ``payload`` can be billed on a provider of ``kind`` serving ``model``."""
+def bound(payload: dict[str, Any], kind: str, model: str, body: bytes | None = None) -> Bound:
+    """The most ``payload`` (parsed from ``body``) can be billed on ``kind`` serving ``model``.
+
+    Text-only requests (no media marker anywhere in the body) are bounded by the
+    body's length: a JSON string's encoding is never shorter than its UTF-8 text,
+    so no walk is needed. Others are walked part by part.
+    """
+    raw = body if body is not None else json.dumps(payload).encode()
     walk = _Walk(kind, model)
-    walk.visit(payload)
+    if _MEDIA_MARKER.search(raw):
+        walk.visit(payload)
+        text = walk.tokens
+    else:  # UTF-16/32 JSON (json.loads reads it) is shorter than its UTF-8: double it
+        text = len(raw) * (1 if raw.lstrip()[:1] == b"{" else 2)
     if any(payload.get(key) for key in _STATE_KEYS[:-1]) or isinstance(payload.get("prompt"), dict):
         walk.whole_context = True  # server-side state: earlier turns, a cache, a stored prompt
     output, capped = output_tokens(payload)
     tools = payload.get("tools")
     input_bound = None
     if not walk.whole_context:
-        extra = REQUEST_OVERHEAD + (TOOLS_OVERHEAD if tools else 0)
-        input_bound = walk.tokens + extra
-    return Bound(input_bound, output * answers(payload), capped, server_tool(tools))
+        input_bound = text + REQUEST_OVERHEAD + (TOOLS_OVERHEAD if tools else 0)
+    return Bound(
+        input_bound,
+        output * answers(payload),
+        capped,
+        server_tool(tools),
+        b'"cache_control"' in raw,
+    )
 
 
 def output_tokens(payload: dict[str, Any]) -> tuple[int, bool]:
@@ -192,7 +215,10 @@ class _Walk:
         while stack:
             node = stack.pop()
             if isinstance(node, str):
-                self.tokens += len(node.encode("utf-8", "surrogatepass"))
+                ascii_only = node.isascii()  # the common case: no encoding needed
+                self.tokens += (
+                    len(node) if ascii_only else len(node.encode("utf-8", "surrogatepass"))
+                )
             elif isinstance(node, list):
                 stack.extend(node)
             elif isinstance(node, dict):

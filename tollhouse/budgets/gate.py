@@ -4,7 +4,8 @@ The bound is :mod:`tollhouse.budgets.bound`'s token bound (bytes for text,
 each provider's image rule, the context window for what only it bounds;
 the output maximum times ``n``), priced like a real call of the dearest
 candidate, with its input priced the dearest way it can be billed (plain,
-or written to a 5-minute or 1-hour cache), so contracted prices and
+or, when the request marks ``cache_control``, all written to the 1-hour
+cache), so contracted prices and
 discounts apply to it too. A request whose model has no known price
 reserves nothing (and is recorded unpriced). A hard-budgeted request
 without an output maximum gets one (:func:`~tollhouse.budgets.bound.cap_output`).
@@ -18,6 +19,7 @@ without an output maximum gets one (:func:`~tollhouse.budgets.bound.cap_output`)
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -26,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from tollhouse.budgets.book import ZERO, Budget, BudgetBook, Hold, periods
-from tollhouse.budgets.bound import UNKNOWN_CONTEXT, bound, cap_output, output_tokens
+from tollhouse.budgets.bound import UNKNOWN_CONTEXT, Bound, bound, cap_output, output_tokens
 from tollhouse.errors import BudgetExceeded, BudgetStoreUnavailable
 from tollhouse.metering.usage import Usage
 from tollhouse.pricing import PriceQuery, Pricer
@@ -112,17 +114,19 @@ class BudgetGate:
         routes: Sequence[Any],
         payload: dict[str, Any],
         now: datetime | None = None,
+        body: bytes | None = None,
     ) -> Hold | None:
         """Reserve the request's worst-case cost; raises BudgetExceeded on a hard budget.
 
         ``routes`` are the candidates (a chain's primary and fallbacks): any of them may
         answer, so the dearest one's bound is held. ``now`` (the request's start, its
-        ledger row's time) says which day and month it counts in.
+        ledger row's time) says which day and month it counts in; ``body`` (the
+        payload's JSON, as it goes upstream) bounds its text.
         """
         if project not in self.book.budgets:
             return None
         now = now or self.clock()
-        amount = self._worst(project, routes, payload, now)
+        amount = self._worst(project, routes, payload, now, body)
         return self._warned(self.book.reserve(project, amount, now))
 
     async def reserve(
@@ -131,13 +135,14 @@ class BudgetGate:
         routes: Sequence[Any],
         payload: dict[str, Any],
         now: datetime | None = None,
+        body: bytes | None = None,
     ) -> Hold | None:
         """:meth:`hold`, in the shared ledger when budgets are shared (off the loop)."""
         shared = self.shared
         if shared is None or project not in self.book.budgets:
-            return self.hold(project, routes, payload, now)
+            return self.hold(project, routes, payload, now, body)
         now = now or self.clock()
-        amount = self._worst(project, routes, payload, now)
+        amount = self._worst(project, routes, payload, now, body)
         loop = asyncio.get_running_loop()
         hold: Hold | None = await loop.run_in_executor(
             shared.executor, shared.reserve, project, amount, now
@@ -145,23 +150,32 @@ class BudgetGate:
         return self._warned(hold)
 
     def _worst(
-        self, project: str, routes: Sequence[Any], payload: dict[str, Any], now: datetime
+        self,
+        project: str,
+        routes: Sequence[Any],
+        payload: dict[str, Any],
+        now: datetime,
+        body: bytes | None,
     ) -> Decimal:
-        if self.book.budgets[project].hard:
-            tool = next(
-                (b.unbounded for r in routes if (b := self._bound(r, payload)).unbounded), None
-            )
-            if tool is not None:
+        hard = self.book.budgets[project].hard
+        if body is None:
+            body = json.dumps(payload).encode()  # once, not per candidate
+        worst = ZERO
+        for route in routes:
+            found = self._bound(route, payload, body)
+            if hard and found.unbounded:
                 raise BudgetExceeded(
                     f"project {project!r} has a hard budget, and the server-side tool "
-                    f"{tool!r} has no cost bound before the call (its results are billed "
-                    "as input, with per-call fees); call it from a project without a hard budget"
+                    f"{found.unbounded!r} has no cost bound before the call (its results are "
+                    "billed as input, with per-call fees); call it from a project without a "
+                    "hard budget"
                 )
-        return max((self.estimate(route, payload, now) for route in routes), default=ZERO)
+            worst = max(worst, self._cost(route, found, now))
+        return worst
 
     @staticmethod
-    def _bound(route: Any, payload: dict[str, Any]) -> Any:
-        return bound(payload, route.provider.kind, route.model)
+    def _bound(route: Any, payload: dict[str, Any], body: bytes | None = None) -> Bound:
+        return bound(payload, route.provider.kind, route.model, body)
 
     def _warned(self, hold: Hold | None) -> Hold | None:
         """A soft budget's first warning of the day goes to the log (the header, every time)."""
@@ -171,44 +185,34 @@ class BudgetGate:
 
     def estimate(self, route: Any, payload: dict[str, Any], now: datetime) -> Decimal:
         """The most this request can cost on ``route`` (see :mod:`tollhouse.budgets.bound`)."""
+        return self._cost(route, self._bound(route, payload), now)
+
+    def _cost(self, route: Any, found: Bound, now: datetime) -> Decimal:
         provider = route.provider
         try:
-            return max(self._prices(route, self._usage(route, payload), now))
+            context = self.pricer.context_window(provider.price_provider, route.model)
+            context = context or UNKNOWN_CONTEXT
+            tokens = context if found.input_tokens is None else min(found.input_tokens, context)
+            out = found.output_tokens
+            ways = [Usage(input_tokens=tokens, output_tokens=out)]
+            if found.cache_writes:  # all of it may be written to the (dearer) 1-hour cache
+                ways.append(
+                    Usage(
+                        input_tokens=tokens,
+                        cache_write_tokens=tokens,
+                        cache_write_1h_tokens=tokens,
+                        output_tokens=out,
+                    )
+                )
+            return max(self._price(route, usage, now) for usage in ways)
         except Exception:  # an estimate must never fail a request
             log.exception("budget estimate failed for %s/%s", provider.name, route.model)
             return ZERO
 
-    def _usage(self, route: Any, payload: dict[str, Any]) -> Usage:
-        found = self._bound(route, payload)
-        context = self.pricer.context_window(route.provider.price_provider, route.model)
-        context = context or UNKNOWN_CONTEXT
-        tokens_in = context if found.input_tokens is None else min(found.input_tokens, context)
-        return Usage(input_tokens=tokens_in, output_tokens=found.output_tokens)
-
-    def _prices(self, route: Any, usage: Usage, now: datetime) -> list[Decimal]:
-        """The usage priced as plain input, and as input all written to each cache."""
+    def _price(self, route: Any, usage: Usage, now: datetime) -> Decimal:
         provider = route.provider
-        tokens = usage.input_tokens
-        ways = (
-            usage,
-            Usage(
-                input_tokens=tokens, cache_write_tokens=tokens, output_tokens=usage.output_tokens
-            ),
-            Usage(
-                input_tokens=tokens,
-                cache_write_tokens=tokens,
-                cache_write_1h_tokens=tokens,
-                output_tokens=usage.output_tokens,
-            ),
-        )
-        models = (route.model,)
-        return [
-            self.pricer.cost(
-                PriceQuery(provider.name, provider.price_provider, models, u, None, now)
-            ).usd
-            or ZERO
-            for u in ways
-        ]
+        query = PriceQuery(provider.name, provider.price_provider, (route.model,), usage, None, now)
+        return self.pricer.cost(query).usd or ZERO
 
     def settle(self, hold: Hold, cost: Decimal | None) -> None:
         if self.shared is not None and hold.ref:
