@@ -148,12 +148,22 @@ class TrustMachine(RuleBasedStateMachine):
         step=st.none() | st.sampled_from(STEP_IDS),
         inputs=st.none() | st.lists(st.sampled_from(INPUT_IDS), max_size=3, unique=True),
         how=st.sampled_from(["fresh", "fresh", "fallback", "cache"]),
+        stream=st.booleans(),
         at=st.integers(0, 2),
     )
     def call(
-        self, task: str, step: str | None, inputs: list[str] | None, how: str, at: int
+        self,
+        task: str,
+        step: str | None,
+        inputs: list[str] | None,
+        how: str,
+        stream: bool,
+        at: int,
     ) -> None:
         at %= len(self.gateways)
+        # A streamed step is recorded once its stream has ended: other instances may ask
+        # before that, so streams run on one instance only (whose gate waits for it).
+        stream = stream and how != "cache" and len(self.gateways) == 1
         model, self.touched = self.tasks[task], task
         headers = {"X-Tollhouse-Task": self.task_id(task)}
         if step is not None:
@@ -167,12 +177,14 @@ class TrustMachine(RuleBasedStateMachine):
         elif how == "fallback" and known:  # only a call that reaches upstream uses the fault
             self.sim.program("server_error", count=1, model=PRIMARY)
         create = self.clients[at].chat.completions.with_raw_response.create
-        messages = [{"role": "user", "content": text}]
+        messages: Any = [{"role": "user", "content": text}]
         if not known:
             with pytest.raises(openai.BadRequestError, match="has no step"):
-                create(model="smart", messages=messages, extra_headers=headers)  # type: ignore[arg-type]
+                create(model="smart", messages=messages, extra_headers=headers)
             return
-        raw = create(model="smart", messages=messages, extra_headers=headers)  # type: ignore[arg-type]
+        raw: Any = create(model="smart", messages=messages, extra_headers=headers, stream=stream)
+        if stream:
+            assert [c for c in raw.parse() if c.choices]  # the whole stream, to its end
         hit = raw.headers.get("x-tollhouse-cache") == "hit"
         if hit:
             assert self.cache_warm, "a cache hit before any fresh cached answer"
