@@ -9,7 +9,7 @@ gateway's answers must equal those of :class:`Model`, a plain reference
 written from the semantics in ``tollhouse/trust/trajectory.py`` (a forward
 walk, unlike the gateway's backward one).
 
-Run on one instance (SQLite) and on three sharing Redis, every request to an
+Run on one instance (SQLite) and on three sharing Redis and a Postgres ledger, every request to an
 instance drawn at random. The profile is the suite's "tollhouse" one
 (derandomised); each machine is bounded to a few hundred requests.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -27,10 +28,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from tests.conftest import ACME_KEY, GatewayFactory, Harness
+from tests.conftest import ACME_KEY, KEY_ENV, PROVIDER_KEY, GatewayFactory, Harness
 from tests.state.conftest import prefix, state_config  # noqa: F401  (the Redis key prefix)
 from tests.trust.test_trust_e2e import PRIMARY, token, trust_config
+from tollhouse.app import create_app
+from tollhouse.settings import parse_settings
 from tollhouse.simulator import Simulator
+from tollhouse.testing import BackgroundServer
 
 PROJECT = {"X-Tollhouse-Project": "acme"}
 TASKS = ("a", "b", "never")  # "never" gets no model call: the gate's unknown task
@@ -351,11 +355,25 @@ def test_one_instance_matches_the_model(make_gateway: GatewayFactory, faults: Si
     run_machine([make_gateway(trust_config(faults.url, unknown_task="hold"))], faults)
 
 
-def test_three_instances_on_redis_match_the_model(
-    make_gateway: GatewayFactory,
+def test_three_instances_on_redis_and_postgres_match_the_model(
     faults: Simulator,
     prefix: str,  # noqa: F811  (the fixture imported above)
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """As deployed behind a load balancer: trust state on Redis, one Postgres ledger."""
+    monkeypatch.setenv(KEY_ENV, PROVIDER_KEY)
     config = trust_config(faults.url, unknown_task="hold")
     config["state"] = state_config(faults.url, prefix)["state"]
-    run_machine([make_gateway(config) for _ in range(3)], faults)
+    settings = parse_settings(config)
+    servers = [
+        BackgroundServer(
+            lambda: create_app(settings, ledger_path=postgres_url), handler_cancellation=True
+        ).start()
+        for _ in range(3)
+    ]
+    try:
+        run_machine([Harness(s, Path(postgres_url), settings) for s in servers], faults)
+    finally:
+        for server in servers:
+            server.stop()
