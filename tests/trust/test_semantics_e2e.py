@@ -177,3 +177,46 @@ def test_an_unknown_task_hold_says_the_task_is_unknown(gw: Harness) -> None:
     assert "task 'never-called' is unknown (no model calls are recorded for it)" in message
     assert "step(s)" not in message
     assert held.json()["gate"]["trust"] == "unknown"
+
+
+def test_the_graph_is_the_same_after_a_restart(
+    faults: Simulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import KEY_ENV, PROVIDER_KEY
+    from tollhouse.app import GATEWAY, create_app
+    from tollhouse.settings import parse_settings
+    from tollhouse.testing import BackgroundServer
+
+    monkeypatch.setenv(KEY_ENV, PROVIDER_KEY)
+    settings = parse_settings(trust_config(faults.url))
+    ledger = tmp_path / "ledger.db"
+
+    def taint(server: BackgroundServer) -> dict[str, list[str]]:
+        with Task("reload", base_url=server.url) as task:
+            return {s["step"]: s["tainted_by"] for s in task.trajectory()["steps"]}
+
+    server = BackgroundServer(lambda: create_app(settings, ledger_path=ledger)).start()
+    try:
+        with Task("reload", base_url=server.url) as task:
+            c = client(Harness(server, ledger, settings), task)
+            with task.step("1"):
+                ask(c, "one")  # read nothing: nothing was there
+            degraded(faults)
+            with task.step("2"):
+                ask(c, "two")
+            with task.step("1"):
+                ask(c, "one again")  # by default it read 2 this time
+            with task.step("x", []):
+                ask(c, "reads nothing")
+            ask(c, "unnumbered")  # 3 steps: 4
+        assert server.app is not None
+        server.call(server.app[GATEWAY].settle())
+        before = taint(server)
+    finally:
+        server.stop()
+    assert before == {"1": ["2"], "2": ["2"], "x": [], "4": ["2"]}
+    server = BackgroundServer(lambda: create_app(settings, ledger_path=ledger)).start()
+    try:
+        assert taint(server) == before  # rebuilt from the ledger's rows, in the order they ran
+    finally:
+        server.stop()

@@ -9,7 +9,7 @@ gateway's answers must equal those of :class:`Model`, a plain reference
 written from the semantics in ``tollhouse/trust/trajectory.py`` (a forward
 walk, unlike the gateway's backward one).
 
-Run on one instance (SQLite) and on three sharing Redis, every request to an
+Run on one instance (SQLite) and on three sharing Redis and a Postgres ledger, every request to an
 instance drawn at random. The profile is the suite's "tollhouse" one
 (derandomised); each machine is bounded to a few hundred requests.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -27,10 +28,13 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from tests.conftest import ACME_KEY, GatewayFactory, Harness
+from tests.conftest import ACME_KEY, KEY_ENV, PROVIDER_KEY, GatewayFactory, Harness
 from tests.state.conftest import prefix, state_config  # noqa: F401  (the Redis key prefix)
 from tests.trust.test_trust_e2e import PRIMARY, token, trust_config
+from tollhouse.app import create_app
+from tollhouse.settings import parse_settings
 from tollhouse.simulator import Simulator
+from tollhouse.testing import BackgroundServer
 
 PROJECT = {"X-Tollhouse-Project": "acme"}
 TASKS = ("a", "b", "never")  # "never" gets no model call: the gate's unknown task
@@ -148,12 +152,22 @@ class TrustMachine(RuleBasedStateMachine):
         step=st.none() | st.sampled_from(STEP_IDS),
         inputs=st.none() | st.lists(st.sampled_from(INPUT_IDS), max_size=3, unique=True),
         how=st.sampled_from(["fresh", "fresh", "fallback", "cache"]),
+        stream=st.booleans(),
         at=st.integers(0, 2),
     )
     def call(
-        self, task: str, step: str | None, inputs: list[str] | None, how: str, at: int
+        self,
+        task: str,
+        step: str | None,
+        inputs: list[str] | None,
+        how: str,
+        stream: bool,
+        at: int,
     ) -> None:
         at %= len(self.gateways)
+        # A streamed step is recorded once its stream has ended: other instances may ask
+        # before that, so streams run on one instance only (whose gate waits for it).
+        stream = stream and how != "cache" and len(self.gateways) == 1
         model, self.touched = self.tasks[task], task
         headers = {"X-Tollhouse-Task": self.task_id(task)}
         if step is not None:
@@ -167,12 +181,14 @@ class TrustMachine(RuleBasedStateMachine):
         elif how == "fallback" and known:  # only a call that reaches upstream uses the fault
             self.sim.program("server_error", count=1, model=PRIMARY)
         create = self.clients[at].chat.completions.with_raw_response.create
-        messages = [{"role": "user", "content": text}]
+        messages: Any = [{"role": "user", "content": text}]
         if not known:
             with pytest.raises(openai.BadRequestError, match="has no step"):
-                create(model="smart", messages=messages, extra_headers=headers)  # type: ignore[arg-type]
+                create(model="smart", messages=messages, extra_headers=headers)
             return
-        raw = create(model="smart", messages=messages, extra_headers=headers)  # type: ignore[arg-type]
+        raw: Any = create(model="smart", messages=messages, extra_headers=headers, stream=stream)
+        if stream:
+            assert [c for c in raw.parse() if c.choices]  # the whole stream, to its end
         hit = raw.headers.get("x-tollhouse-cache") == "hit"
         if hit:
             assert self.cache_warm, "a cache hit before any fresh cached answer"
@@ -339,11 +355,25 @@ def test_one_instance_matches_the_model(make_gateway: GatewayFactory, faults: Si
     run_machine([make_gateway(trust_config(faults.url, unknown_task="hold"))], faults)
 
 
-def test_three_instances_on_redis_match_the_model(
-    make_gateway: GatewayFactory,
+def test_three_instances_on_redis_and_postgres_match_the_model(
     faults: Simulator,
     prefix: str,  # noqa: F811  (the fixture imported above)
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """As deployed behind a load balancer: trust state on Redis, one Postgres ledger."""
+    monkeypatch.setenv(KEY_ENV, PROVIDER_KEY)
     config = trust_config(faults.url, unknown_task="hold")
     config["state"] = state_config(faults.url, prefix)["state"]
-    run_machine([make_gateway(config) for _ in range(3)], faults)
+    settings = parse_settings(config)
+    servers = [
+        BackgroundServer(
+            lambda: create_app(settings, ledger_path=postgres_url), handler_cancellation=True
+        ).start()
+        for _ in range(3)
+    ]
+    try:
+        run_machine([Harness(s, Path(postgres_url), settings) for s in servers], faults)
+    finally:
+        for server in servers:
+            server.stop()

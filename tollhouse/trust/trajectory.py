@@ -22,10 +22,12 @@ depends on the order steps were recorded in.
 step the task had when this run was recorded (the agent's context so far).
 Declared inputs must name steps the task has already recorded: a typo or a step
 not yet answered would read nothing and so hide taint, so it is a 400 in the
-client's own dialect on a model call, as in the gate's ``"inputs"``. A step may
-read itself (a re-run refining its earlier answer). Re-runs can close cycles
-(``1``; ``2`` reading ``1``; ``1`` re-run reading ``2``): taint treats a cycle
-as any other part of the graph.
+client's own dialect on a model call, as in the gate's ``"inputs"`` (when the
+shared state is out of reach and the check can't be made, the call is answered
+and the step reads the default, which hides nothing). A step may read itself
+(a re-run refining its earlier answer). Re-runs can close cycles (``1``; ``2``
+reading ``1``; ``1`` re-run reading ``2``): taint treats a cycle as any other
+part of the graph.
 
 **Taint.** A step is a taint *source* when its own answer was degraded (a
 fallback model, a cache hit, an incomplete answer) and it is not cleared. A
@@ -40,7 +42,9 @@ accepted the answer) removes a step's *own* degradation: it stops being a
 source, but it can't vouch for the steps it read, so taint still flows
 through it. ``approve`` (a person vouched for the step's output) endorses it:
 it is tainted by nothing and taint stops flowing through it. An approval
-outranks a later verify; a re-run clears both.
+outranks a later verify; a re-run clears both. Verify re-runs the step's
+current run only: a request kept from an earlier run (by another instance,
+before the step ran again elsewhere) is dropped, not used to vouch for it.
 
 A trajectory belongs to a project: the project of its model calls (header,
 key or process, as for the ledger). Two projects' task ``t1`` are two
