@@ -168,7 +168,10 @@ class Gateway:
             ex.status, ex.error = 500, "gateway:internal"
             if ex.ttfb is not None:
                 raise
-            bug = InternalError(f"tollhouse failed on this request ({ex.request_id}); a bug")
+            bug = InternalError(
+                f"tollhouse failed on this request ({ex.request_id}): a bug in tollhouse, "
+                "not in the request; its log has the details"
+            )
             return error_response(dialect, bug, ex.provenance())
         finally:
             # After the response is on its way: the ledger row is not on the latency path.
