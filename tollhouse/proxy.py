@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,6 +51,7 @@ log = logging.getLogger("tollhouse.proxy")
 
 REQUEST_ID_HEADER = "X-Tollhouse-Request-Id"
 DEADLINE_HEADER = "X-Tollhouse-Deadline-Ms"
+MAX_DEADLINE_MS = 86_400_000.0  # a day: past it, a deadline is a mistake (or inf)
 CLIENT_CLOSED = 499  # nginx's status for "client closed the request"; ledger only
 
 
@@ -188,7 +190,10 @@ class Gateway:
             ex.status, ex.error = 500, "gateway:internal"
             if ex.ttfb is not None:
                 raise
-            bug = InternalError(f"tollhouse failed on this request ({ex.request_id}); a bug")
+            bug = InternalError(
+                f"tollhouse failed on this request ({ex.request_id}): a bug in tollhouse, "
+                "not in the request; its log has the details"
+            )
             return error_response(dialect, bug, ex.provenance())
         finally:
             # After the response is on its way: the ledger row is not on the latency path.
@@ -317,9 +322,14 @@ class Gateway:
         if raw is None:
             return self.deadline_ms
         try:
-            return max(0.0, float(raw))
+            value = float(raw)
         except ValueError:
-            raise BadRequest(f"{DEADLINE_HEADER} must be a number of milliseconds") from None
+            value = math.nan
+        if not value <= MAX_DEADLINE_MS:  # NaN and Infinity fail too
+            raise BadRequest(
+                f"{DEADLINE_HEADER} must be a number of milliseconds up to {MAX_DEADLINE_MS:.0f}"
+            )
+        return max(0.0, value)
 
     async def _read_body(self, request: web.Request) -> bytes:
         return await read_body(request)  # bounded in size and in time (tollhouse.connections)

@@ -6,8 +6,13 @@ a wrong method) lost their project and landed as ``unattributed``, or left no ro
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from tests.conftest import ACME_KEY, GatewayFactory
 from tests.ingress.wire import raw_request
+from tollhouse.ingress.openai_chat import OpenAIChat
 
 CHAT = "/v1/chat/completions"
 WRONG_TYPES = b'{"model": "gpt-4o-mini", "messages": 5}'
@@ -65,3 +70,28 @@ def test_refused_requests_keep_their_project_from_the_header_or_the_key(
     assert [(r["project"], r["attribution"], r["status"]) for r in rows] == expected
     assert all(r["error"].startswith("gateway:") and r["cost_usd"] == "0" for r in rows)
     assert {r["dialect"] for r in rows} == {"openai-chat", "anthropic", "gemini"}
+
+
+def test_a_bug_of_ours_is_a_500_in_the_clients_dialect_with_its_row(
+    make_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not aiohttp's bare text 500: the client's SDK can read it, the ledger keeps it."""
+
+    def broken(*args: object) -> bool:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(OpenAIChat, "prepare", broken)
+    gw = make_gateway()
+    body = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
+    status, headers, data = raw_request(
+        gw.url,
+        b"POST",
+        CHAT,
+        b"X-Tollhouse-Project: proj-a\r\nContent-Type: application/json\r\n",
+        body,
+    )
+    assert status == 500
+    error = json.loads(data)["error"]
+    assert error["type"] == "api_error" and "a bug in tollhouse" in error["message"]
+    row = gw.row(headers["x-tollhouse-request-id"])
+    assert (row["project"], row["status"], row["error"]) == ("proj-a", 500, "gateway:internal")

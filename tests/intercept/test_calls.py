@@ -78,3 +78,14 @@ def test_chat_streams_are_asked_for_usage_once() -> None:
 def test_other_requests_are_not_rewritten(path: str, body: bytes) -> None:
     call = classify("POST", path, body)
     assert call is not None and ask_for_usage(call) is None
+
+
+def test_odd_bodies_pass_the_interceptor_untouched() -> None:
+    """A wrong-typed stream_options or 100k-deep JSON: the provider's to refuse, not a crash."""
+    odd = classify(
+        "POST", "/v1/chat/completions", b'{"model": "m", "stream": true, "stream_options": "x"}'
+    )
+    assert odd is not None and ask_for_usage(odd) is None
+    deep = b'{"model": "m", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    call = classify("POST", "/v1/chat/completions", deep)
+    assert call is not None and call.payload is None

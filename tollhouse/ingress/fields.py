@@ -173,9 +173,36 @@ def text_or(parts: Check, wanted: str) -> Check:
 # The fields, per dialect -----------------------------------------------------
 
 STRINGS = list_of(string, hint="a list of strings")
+_generation_config = obj(
+    {
+        "maxOutputTokens": tokens,
+        "max_output_tokens": tokens,
+        "candidateCount": count,
+        "candidate_count": count,
+        "temperature": number,
+        "topP": number,
+        "top_p": number,
+        "topK": number,
+        "top_k": number,
+        "stopSequences": STRINGS,
+        "stop_sequences": STRINGS,
+        "thinkingConfig": obj({"thinkingBudget": whole}),
+        "thinking_config": obj({"thinking_budget": whole}),
+    }
+)
+# Read from a body of any dialect (capacity and budget estimates look for the output
+# limit under every dialect's spelling), so typed in every dialect.
+ESTIMATED: dict[str, Check] = {
+    "max_tokens": tokens,
+    "max_completion_tokens": tokens,
+    "max_output_tokens": tokens,
+    "generationConfig": _generation_config,
+    "generation_config": _generation_config,
+}
 PART = obj({"type": string, "text": string})
 PARTS = list_of(PART, hint="a list of content parts")
 SAMPLING: dict[str, Check] = {
+    **ESTIMATED,
     "temperature": number,
     "top_p": number,
     "stream": boolean,
@@ -257,24 +284,8 @@ ANTHROPIC: Spec = {
 }
 
 _gemini_content = obj({"role": string, "parts": list_of(obj({"text": string}))})
-_generation_config = obj(
-    {
-        "maxOutputTokens": tokens,
-        "max_output_tokens": tokens,
-        "candidateCount": count,
-        "candidate_count": count,
-        "temperature": number,
-        "topP": number,
-        "top_p": number,
-        "topK": number,
-        "top_k": number,
-        "stopSequences": STRINGS,
-        "stop_sequences": STRINGS,
-        "thinkingConfig": obj({"thinkingBudget": whole}),
-        "thinking_config": obj({"thinking_budget": whole}),
-    }
-)
 GEMINI: Spec = {
+    **ESTIMATED,
     "contents": list_of(_gemini_content, hint="a list of content objects"),
     "systemInstruction": either(string, _gemini_content, "a content object"),
     "system_instruction": either(string, _gemini_content, "a content object"),

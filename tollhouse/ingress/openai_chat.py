@@ -48,9 +48,11 @@ class OpenAIChat(Dialect):
         super().prepare(payload, call, upstream_model)
         if not call.stream:
             return False
-        options = payload.get("stream_options")  # an object or None: typed by OPENAI_CHAT
+        options = payload.get("stream_options")  # typed by OPENAI_CHAT at the gateway's edge
         if isinstance(options, dict) and options.get("include_usage") is True:
             return False
+        if options is not None and not isinstance(options, dict):
+            return False  # the interceptor's untyped call: the provider's to refuse, untouched
         # Usage only arrives in a stream when asked for; ask, and hide it again.
         payload["stream_options"] = {**(options or {}), "include_usage": True}
         return True

@@ -95,7 +95,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
         return None
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     return parsed if isinstance(parsed, dict) else None
 

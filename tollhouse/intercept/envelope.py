@@ -80,5 +80,5 @@ def _unwrap(value: Any, key: str) -> Any:
 def _loads(data: bytes) -> Any:
     try:
         return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
