@@ -41,6 +41,7 @@ class Relayed(Protocol):
     """What the relay reports back into the request's record."""
 
     metered: Metered | None
+    status: int  # what the client is answered (a failed generation's 502 included)
     ttfb: float | None
     incomplete: bool
     delivered: bool  # the client has its answer's end marker: leaving now is not a loss
@@ -76,7 +77,8 @@ async def relay_body(
             try:
                 data = _translated_body(dialect.name, route.dialect, data, route.model)
             except GenerationFailed as failed:  # a 200 whose generation failed
-                status, ex.error = failed.error.status, "generation_failed"
+                status, ex.error = failed.error.status, "upstream:generation_failed"
+                ex.status = status  # the ledger and the trust cache see the failure
                 data = failure_body(dialect.name, failed.error)
     else:
         ex.error = upstream_error_kind(data)
