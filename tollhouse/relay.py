@@ -28,12 +28,14 @@ from tollhouse.settings import ServerSettings
 from tollhouse.translate import (
     OMITTED_HEADER,
     GenerationFailed,
+    StreamTranslator,
     error_translate,
     failure_body,
     omitted_header,
     stream_translator,
     translate_response,
 )
+from tollhouse.translate.model import GENERATION_FAILED
 from tollhouse.upstream import downstream_headers, refuse_redirect, upstream_error_kind
 
 
@@ -208,6 +210,7 @@ async def relay_stream(
             out = meter.feed(chunk)
             if translator is not None:
                 out = translator.feed(out)
+                _note_failure(ex, translator)  # before the seal below journals the row
             if out:
                 if ex.capture is not None:
                     ex.capture.append(out)
@@ -246,6 +249,14 @@ async def relay_stream(
     finally:
         ex.metered = meter.result()
     return response
+
+
+def _note_failure(ex: Relayed, translator: StreamTranslator) -> None:
+    """A streamed generation that failed (a 200 upstream) is no answer: not complete,
+    so neither the ledger nor the trust cache takes it for one."""
+    failure = translator.failure
+    if failure is not None and failure.kind == GENERATION_FAILED and ex.error is None:
+        ex.error, ex.incomplete = "upstream:generation_failed", True
 
 
 def _seal(ex: Relayed, meter: Any) -> None:

@@ -98,6 +98,8 @@ def test_a_failed_gemini_generation_raises_in_the_openai_sdk(
     with pytest.raises(openai.APIError, match="MALFORMED_FUNCTION_CALL"):
         for _ in stream:
             pass
+    row = gw.last()  # no answer: the ledger, and so the trust cache, never takes it for one
+    assert (row["stream"], row["error"], row["incomplete"]) == (1, "upstream:generation_failed", 1)
 
 
 def test_a_failed_gemini_generation_raises_in_the_anthropic_sdk(
