@@ -163,6 +163,12 @@ class AnthropicCodec:
     def encode_error(self, error: ErrorInfo) -> dict[str, Any]:
         return encode_error(error)
 
+    def repair(self, payload: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        if not thinking_conflict(payload):
+            return payload, ()
+        repaired, note = without_thinking(payload)
+        return repaired, (note,)
+
 
 # --- requests: wire -> neutral
 

@@ -230,6 +230,9 @@ class GeminiCodec:
     def encode_error(self, error: ErrorInfo) -> dict[str, Any]:
         return encode_error(error)
 
+    def repair(self, payload: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        return payload, ()  # nothing a fallback's turn makes unacceptable
+
 
 def field(obj: dict[str, Any], camel: str) -> Any:
     """``obj[camel]``, else the snake_case spelling the REST API also accepts."""
