@@ -28,7 +28,9 @@ Omissions (named when they happen):
   capability table (:mod:`tollhouse.translate.capabilities`); an effort the
   model lacks is sent as its nearest one, named;
 * thinking, for a request whose open tool loop was made by another provider
-  (Anthropic refuses it; the signed thinking cannot be rebuilt);
+  (Anthropic refuses it; the signed thinking cannot be rebuilt), whose tool
+  choice forces a tool, or whose ``max_tokens`` leaves no room for a budget;
+  a thinking budget above the model's most is sent as its most;
 * earlier turns' opaque reasoning: Anthropic thinking blocks, Gemini thought
   signatures and thoughts (only their own provider can read them);
 * Gemini ``safetySettings`` that only relax filters (the target applies its
