@@ -42,8 +42,7 @@ from tollhouse.errors import (
 from tollhouse.ingress import Call, Dialect
 from tollhouse.providers import Provider
 from tollhouse.routing import Route
-from tollhouse.translate import Untranslatable, translate_request_noted
-from tollhouse.translate.anthropic import thinking_conflict, without_thinking
+from tollhouse.translate import Untranslatable, repair_native, translate_request_noted
 from tollhouse.upstream import Upstreams, refuse_redirect
 
 log = logging.getLogger("tollhouse.dispatch")
@@ -357,11 +356,8 @@ class Dispatcher:
 def prepare(out: Outgoing, route: Route) -> Prepared:
     """The request as ``route`` must receive it: same dialect, or translated."""
     if route.dialect == out.dialect.name:
-        payload = dict(out.payload)
-        omitted: tuple[str, ...] = ()
-        if route.dialect == "anthropic" and thinking_conflict(payload):
-            payload, note = without_thinking(payload)  # a fallback made the tool turn
-            omitted = (note,)
+        repaired = repair_native(route.dialect, out.payload)  # after a fallback's turn
+        payload, omitted = dict(repaired.body), repaired.omitted
         hide = out.dialect.prepare(payload, out.call, route.model)
         body = out.body
         if hide or omitted or payload.get("model", route.model) != out.call.model:

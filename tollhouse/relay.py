@@ -28,12 +28,14 @@ from tollhouse.settings import ServerSettings
 from tollhouse.translate import (
     OMITTED_HEADER,
     GenerationFailed,
+    StreamTranslator,
     error_translate,
     failure_body,
     omitted_header,
     stream_translator,
     translate_response,
 )
+from tollhouse.translate.model import GENERATION_FAILED
 from tollhouse.upstream import downstream_headers, refuse_redirect, upstream_error_kind
 
 
@@ -41,6 +43,7 @@ class Relayed(Protocol):
     """What the relay reports back into the request's record."""
 
     metered: Metered | None
+    status: int  # what the client is answered (a failed generation's 502 included)
     ttfb: float | None
     incomplete: bool
     delivered: bool  # the client has its answer's end marker: leaving now is not a loss
@@ -76,7 +79,8 @@ async def relay_body(
             try:
                 data = _translated_body(dialect.name, route.dialect, data, route.model)
             except GenerationFailed as failed:  # a 200 whose generation failed
-                status, ex.error = failed.error.status, "generation_failed"
+                status, ex.error = failed.error.status, "upstream:generation_failed"
+                ex.status = status  # the ledger and the trust cache see the failure
                 data = failure_body(dialect.name, failed.error)
     else:
         ex.error = upstream_error_kind(data)
@@ -211,6 +215,7 @@ async def relay_stream(
             out = meter.feed(chunk)
             if translator is not None:
                 out = translator.feed(out)
+                _note_failure(ex, translator)  # before the seal below journals the row
             if out:
                 if ex.capture is not None:
                     ex.capture.append(out)
@@ -249,6 +254,14 @@ async def relay_stream(
     finally:
         ex.metered = meter.result()
     return response
+
+
+def _note_failure(ex: Relayed, translator: StreamTranslator) -> None:
+    """A streamed generation that failed (a 200 upstream) is no answer: not complete,
+    so neither the ledger nor the trust cache takes it for one."""
+    failure = translator.failure
+    if failure is not None and failure.kind == GENERATION_FAILED and ex.error is None:
+        ex.error, ex.incomplete = "upstream:generation_failed", True
 
 
 def _seal(ex: Relayed, meter: Any) -> None:

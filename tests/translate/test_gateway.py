@@ -13,7 +13,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.conftest import ACME_KEY, KEY_ENV, GatewayFactory, base_config
+from tests.conftest import ACME_KEY, KEY_ENV, GatewayFactory, Harness, base_config
 from tests.translate.capture import CAPTURE, CaptureState, capture_app
 from tests.translate.corpus import GEMINI_FAILS
 from tollhouse.agent import Task
@@ -32,7 +32,9 @@ def _state(capture: BackgroundServer) -> CaptureState:
     return capture.app[CAPTURE]
 
 
-def _gateway(make_gateway: GatewayFactory, simulator: Simulator, capture: BackgroundServer) -> str:
+def _gateway(
+    make_gateway: GatewayFactory, simulator: Simulator, capture: BackgroundServer
+) -> Harness:
     config = base_config(simulator.url)
     config["providers"] += [
         {
@@ -52,13 +54,13 @@ def _gateway(make_gateway: GatewayFactory, simulator: Simulator, capture: Backgr
         "claude": {"chain": ["cap-anthropic/claude-opus-4-8"]},
         "flash": {"chain": ["cap-gemini/gemini-2.5-flash"]},
     }
-    return make_gateway(config).url
+    return make_gateway(config)
 
 
 def test_an_openai_client_is_told_what_claude_did_not_take(
     make_gateway: GatewayFactory, simulator: Simulator, capture: BackgroundServer
 ) -> None:
-    url = _gateway(make_gateway, simulator, capture)
+    url = _gateway(make_gateway, simulator, capture).url
     client = openai.OpenAI(base_url=f"{url}/v1", api_key=ACME_KEY, max_retries=0)
     raw = client.chat.completions.with_raw_response.create(
         model="claude", messages=[{"role": "user", "content": "hi"}], temperature=0.1, seed=3
@@ -82,23 +84,28 @@ def _fail_gemini(capture: BackgroundServer) -> None:
 def test_a_failed_gemini_generation_raises_in_the_openai_sdk(
     make_gateway: GatewayFactory, simulator: Simulator, capture: BackgroundServer
 ) -> None:
-    url = _gateway(make_gateway, simulator, capture)
+    gw = _gateway(make_gateway, simulator, capture)
     _fail_gemini(capture)
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key=ACME_KEY, max_retries=0)
+    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=ACME_KEY, max_retries=0)
     with pytest.raises(openai.InternalServerError, match="MALFORMED_FUNCTION_CALL"):
         client.chat.completions.create(model="flash", messages=[{"role": "user", "content": "w"}])
+    row = gw.last()
+    assert (row["status"], row["error"]) == (502, "upstream:generation_failed")
+    assert row["input_tokens"] == 12  # what Gemini billed is still metered
     stream = client.chat.completions.create(
         model="flash", messages=[{"role": "user", "content": "w"}], stream=True
     )
     with pytest.raises(openai.APIError, match="MALFORMED_FUNCTION_CALL"):
         for _ in stream:
             pass
+    row = gw.last()  # no answer: the ledger, and so the trust cache, never takes it for one
+    assert (row["stream"], row["error"], row["incomplete"]) == (1, "upstream:generation_failed", 1)
 
 
 def test_a_failed_gemini_generation_raises_in_the_anthropic_sdk(
     make_gateway: GatewayFactory, simulator: Simulator, capture: BackgroundServer
 ) -> None:
-    url = _gateway(make_gateway, simulator, capture)
+    url = _gateway(make_gateway, simulator, capture).url
     _fail_gemini(capture)
     client = anthropic.Anthropic(base_url=url, api_key=ACME_KEY, max_retries=0)
     ask: dict[str, Any] = {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.translate.streams import events, translate
-from tollhouse.translate import Untranslatable, translate_request_noted
+from tollhouse.translate import Untranslatable, repair_native, translate_request_noted
 from tollhouse.translate.anthropic import thinking_conflict, without_thinking
 from tollhouse.translate.capabilities import EFFORTS, capabilities, nearest_effort
 from tollhouse.translate.codec import omitted_header
@@ -252,6 +252,11 @@ def test_a_native_tool_loop_made_by_a_fallback_turns_thinking_off() -> None:
     assert not thinking_conflict(off)
     payload, note = without_thinking(_native([USE]))
     assert payload["thinking"] == {"type": "disabled"} and "another provider" in note
+    repaired = repair_native("anthropic", _native([USE]))
+    assert repaired.body["thinking"] == {"type": "disabled"} and repaired.omitted == (note,)
+    native = _native([thought, USE])
+    assert repair_native("anthropic", native).body is native
+    assert repair_native("openai-chat", native).omitted == ()
 
 
 # --- item 7: reasoning efforts and thinking modes the model takes

@@ -28,7 +28,9 @@ Omissions (named when they happen):
   capability table (:mod:`tollhouse.translate.capabilities`); an effort the
   model lacks is sent as its nearest one, named;
 * thinking, for a request whose open tool loop was made by another provider
-  (Anthropic refuses it; the signed thinking cannot be rebuilt);
+  (Anthropic refuses it; the signed thinking cannot be rebuilt), whose tool
+  choice forces a tool, or whose ``max_tokens`` leaves no room for a budget;
+  a thinking budget above the model's most is sent as its most;
 * earlier turns' opaque reasoning: Anthropic thinking blocks, Gemini thought
   signatures and thoughts (only their own provider can read them);
 * Gemini ``safetySettings`` that only relax filters (the target applies its
@@ -70,6 +72,7 @@ from tollhouse.translate.codec import (
     error_translate,
     failure_body,
     omitted_header,
+    repair_native,
     stream_translator,
     translate_request,
     translate_request_noted,
@@ -89,6 +92,7 @@ __all__ = [
     "error_translate",
     "failure_body",
     "omitted_header",
+    "repair_native",
     "stream_translator",
     "translate_request",
     "translate_request_noted",

@@ -25,6 +25,8 @@ Wire facts this codec relies on:
   So thinking is turned off for such a request, named; the same holds for a
   native Anthropic request whose tool turn came from a fallback
   (:func:`thinking_conflict`);
+* a tool result keeps its parts (several text parts stay several text
+  blocks) and its ``is_error`` flag;
 * a trailing assistant message is a *prefill* to Anthropic (the model
   continues it); other dialects would answer it with a new turn, so it is
   not translated either way;
@@ -162,6 +164,12 @@ class AnthropicCodec:
 
     def encode_error(self, error: ErrorInfo) -> dict[str, Any]:
         return encode_error(error)
+
+    def repair(self, payload: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        if not thinking_conflict(payload):
+            return payload, ()
+        repaired, note = without_thinking(payload)
+        return repaired, (note,)
 
 
 # --- requests: wire -> neutral

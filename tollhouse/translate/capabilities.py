@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -146,6 +147,7 @@ _ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=512)  # route models come from the config: a bounded set
 def capabilities(dialect: str, model: str) -> Capabilities:
     """The row for ``model`` of ``dialect`` (longest matching prefix; ``""`` by default)."""
     name = model.lower().removeprefix("models/").rpartition("/")[2]

@@ -65,6 +65,11 @@ class Codec(Protocol):
 
     def encode_error(self, error: ErrorInfo) -> dict[str, Any]: ...
 
+    def repair(self, payload: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """A native request a fallback's turn made unacceptable to this dialect's
+        providers, made acceptable, and what was left out (usually unchanged, ())."""
+        ...
+
 
 def register(codecs: dict[str, Codec], codec: Codec) -> None:
     codecs[codec.name] = codec
@@ -114,6 +119,15 @@ def translate_request_noted(
     request = codec(source).decode_request(payload)
     body = codec(target).encode_request(request, model=model, stream=stream)
     return Translated(body, tuple(request.omitted))
+
+
+def repair_native(dialect: str, payload: dict[str, Any]) -> Translated:
+    """A same-dialect request as its provider will take it after a fallback's turn
+    (e.g. Anthropic thinking off for a tool loop another provider made)."""
+    if dialect not in CODECS:
+        return Translated(payload)
+    body, omitted = CODECS[dialect].repair(payload)
+    return Translated(body, omitted)
 
 
 def omitted_header(omitted: tuple[str, ...] | list[str]) -> str:

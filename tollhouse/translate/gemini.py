@@ -45,6 +45,7 @@ from typing import Any
 from tollhouse.metering.sse import SSEEvent
 from tollhouse.translate.capabilities import Capabilities, capabilities
 from tollhouse.translate.model import (
+    GENERATION_FAILED,
     ChoiceMode,
     ErrorInfo,
     GenerationFailed,
@@ -228,6 +229,9 @@ class GeminiCodec:
 
     def encode_error(self, error: ErrorInfo) -> dict[str, Any]:
         return encode_error(error)
+
+    def repair(self, payload: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        return payload, ()  # nothing a fallback's turn makes unacceptable
 
 
 def field(obj: dict[str, Any], camel: str) -> Any:
@@ -635,7 +639,7 @@ def _stop(candidate: dict[str, Any], body: dict[str, Any], calls: bool) -> StopR
         message = str(field(candidate, "finishMessage") or "")
         detail = f": {message[:500]}" if message else ""
         error = f"the model's generation failed (Gemini finishReason {reason}){detail}"
-        raise GenerationFailed(ErrorInfo(502, "api_error", error))
+        raise GenerationFailed(ErrorInfo(502, GENERATION_FAILED, error))
     if reason is None:
         blocked = field(as_dict(field(body, "promptFeedback")), "blockReason")
         return StopReason.CONTENT_FILTER if blocked else None

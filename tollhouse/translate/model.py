@@ -27,6 +27,9 @@ DEFAULT_MAX_TOKENS = 4096
 Role = Literal["user", "assistant"]
 
 
+GENERATION_FAILED = "generation_failed"
+
+
 class GenerationFailed(TollhouseError):
     """The upstream answered 200 but its generation failed (Gemini's
     ``MALFORMED_FUNCTION_CALL``, ``OTHER``...): a client of another dialect
@@ -203,7 +206,8 @@ class ErrorInfo:
     """An upstream error: its status, a neutral kind and the message.
 
     Kinds: invalid_request, authentication, permission, not_found,
-    request_too_large, rate_limit, quota, overloaded, timeout, api_error.
+    request_too_large, rate_limit, quota, overloaded, timeout, api_error,
+    generation_failed (a 200 whose generation failed; rendered as api_error).
     """
 
     status: int

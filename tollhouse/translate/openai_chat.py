@@ -158,6 +158,9 @@ class OpenAIChatCodec:
     def encode_error(self, error: ErrorInfo) -> dict[str, Any]:
         return encode_error(error)
 
+    def repair(self, payload: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        return payload, ()  # nothing a fallback's turn makes unacceptable
+
 
 # --- requests: wire -> neutral
 

@@ -105,6 +105,11 @@ class StreamTranslator(Protocol):
     @property
     def ended(self) -> bool: ...
 
+    @property
+    def failure(self) -> ErrorInfo | None:
+        """The error the stream ended with, if it failed."""
+        ...
+
 
 class StreamDecoder(Protocol):
     def feed(self, chunk: bytes) -> list[StreamEvent]: ...
@@ -174,11 +179,16 @@ class Pipeline:
         self._finished = False
         self._closed = False
         self._done = False
+        self._failure: ErrorInfo | None = None
 
     @property
     def ended(self) -> bool:
         """The client's end marker has gone out (a normal end, not a failure)."""
         return self._done
+
+    @property
+    def failure(self) -> ErrorInfo | None:
+        return self._failure
 
     def feed(self, chunk: bytes) -> bytes:
         if self._closed:
@@ -204,6 +214,7 @@ class Pipeline:
                 self._finished = True
             elif isinstance(event, Done | StreamFailed):
                 self._closed, self._done = True, isinstance(event, Done)
+                self._failure = event.error if isinstance(event, StreamFailed) else None
         return bytes(out)
 
 
@@ -219,3 +230,7 @@ class Passthrough:
     @property
     def ended(self) -> bool:
         return False  # it can't know; the meter of the same bytes does
+
+    @property
+    def failure(self) -> ErrorInfo | None:
+        return None
