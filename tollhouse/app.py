@@ -241,6 +241,7 @@ def build_capacity(settings: Settings, shared: SharedState | None = None) -> Cap
         default_cooldown=cap.default_cooldown_s,
         breaker_failures=cap.breaker_failures,
         breaker_reset=cap.breaker_reset_s,
+        provider_models=cap.provider_models_failing,
         weights={name: p.weight for name, p in settings.projects.items()},
         max_queue=cap.max_queue,
     )
