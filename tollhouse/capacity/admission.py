@@ -55,6 +55,11 @@ _SKIP = {GONE: "model gone", CIRCUIT: "circuit open", EJECTED: "provider ejected
 """Shared refusals to skip at once (never wait out): the attempt's ``skipped`` text."""
 
 
+def _skip_text(grant: Grant) -> str:
+    text = _SKIP.get(grant.reason, "capacity timeout")
+    return f"{text} ({grant.why})" if grant.why else text
+
+
 class CapacityTimeout(Exception):
     """The request could not start before its deadline (or the queue was full)."""
 
@@ -295,7 +300,7 @@ class Capacity:
                 raise CapacityTimeout(
                     f"{up.name}/{lease.model}: no shared capacity ({grant.reason}) for {wait:.1f}s",
                     max(wait, UNKNOWN_WAIT) if grant.reason == SLOTS else wait,
-                    _SKIP.get(grant.reason, "capacity timeout"),
+                    _skip_text(grant),
                 )
             up.counters.waits += 1
             up.counters.wait_seconds += wait
@@ -307,9 +312,9 @@ class Capacity:
         if grant.reason == GONE:
             up.gone[model] = max(up.gone.get(model, -math.inf), now + grant.wait)
         elif grant.reason == CIRCUIT:
-            up.model_breaker(model).trip(now, "open on another instance", grant.wait)
+            up.model_breaker(model).trip(now, grant.why or "open elsewhere", grant.wait)
         elif grant.reason == EJECTED:
-            up.breaker.trip(now, "ejected on another instance", grant.wait)
+            up.breaker.trip(now, grant.why or "ejected elsewhere", grant.wait)
         elif grant.reason == COOLDOWN:
             up.model_quota(model, now).cool_down(now + grant.wait)
 

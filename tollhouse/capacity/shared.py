@@ -41,6 +41,8 @@ class Grant(NamedTuple):
     hold: SharedHold | None
     wait: float = 0.0
     reason: str = ""
+    why: str = ""
+    """For a circuit or an ejection: the failure that opened it, on whichever instance."""
 
     @property
     def admitted(self) -> bool:

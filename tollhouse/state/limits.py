@@ -130,13 +130,13 @@ class RedisLimiter:
             round(self.lease_ttl_s * US),
         ]
         try:
-            admitted, wait_us, reason = await self.state.run(
+            admitted, wait_us, reason, *why = await self.state.run(
                 FEATURE, lambda r: self._admit(keys=keys.admit, args=args, client=r)
             )
         except StateDown:
             return self._admit_share(upstream, model, tokens)
         if not admitted:
-            return Grant(None, int(wait_us) / US, decode(reason))
+            return Grant(None, int(wait_us) / US, decode(reason), decode(why[0]) if why else "")
         if keys.slots:
             self.held[lease_id] = keys.slots
             self._start_renewer()

@@ -13,7 +13,8 @@ three refuse at once (the caller skips to its next candidate, never waits).
 ARGV per quota: request interval and burst, token interval and burst, max in
 flight (0: none of that limit); then the token
 cost, the lease id and the lease TTL (µs). The result is ``{admitted, wait_us,
-reason}``; when admitted, every bucket has been charged and the lease added.
+reason}`` (and, for a circuit or an ejection, why it opened); when admitted,
+every bucket has been charged and the lease added.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ end
 local gone = redis.call('PTTL', KEYS[9])
 if gone > 0 then return {0, gone * 1000, 'gone'} end
 local ejected = redis.call('PTTL', KEYS[10])
-if ejected > 0 then return {0, ejected * 1000, 'ejected'} end
+if ejected > 0 then return {0, ejected * 1000, 'ejected', redis.call('GET', KEYS[10])} end
 local circuit = redis.call('PTTL', KEYS[11])
-if circuit > 0 then return {0, circuit * 1000, 'circuit'} end
+if circuit > 0 then return {0, circuit * 1000, 'circuit', redis.call('GET', KEYS[11])} end
 for _, k in ipairs({KEYS[7], KEYS[8]}) do
   local p = redis.call('PTTL', k)
   if p > 0 then later(p * 1000, 'cooldown') end
