@@ -7,17 +7,21 @@ it ejects and what keeps serving, through the real SDKs and the simulator.
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import anthropic
 import openai
 import pytest
 from aiohttp import web
+from click.testing import CliRunner
 
 from tests.conftest import GatewayFactory, Harness, base_config
 from tests.test_capacity_e2e import attempts
 from tests.test_metering_e2e import an, oa
+from tollhouse.cli.main import cli
 from tollhouse.simulator import Simulator
 from tollhouse.testing import BackgroundServer, free_port
 
@@ -266,3 +270,81 @@ def test_timeouts_eject_the_deployment_only(
     assert raw.headers["x-tollhouse-served-by"] == f"openai/{SIBLING}"
     assert set(ejected(gateway)) == {("openai", SICK)}
     assert ejected(gateway)[("openai", SICK)]["reason"] == "timeout"
+
+
+def clear_faults(sim: Simulator) -> None:
+    request = urllib.request.Request(sim.url + "/_sim/faults", method="DELETE")
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def post_reset(gateway: Harness, body: dict[str, Any], token: str | None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["X-Tollhouse-Operator"] = token
+    request = urllib.request.Request(
+        gateway.url + "/tollhouse/v1/models/reset",
+        data=json.dumps(body).encode(),
+        headers=headers,
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
+
+
+def test_report_capacity_shows_ejections_and_models_reset_readmits(
+    make_gateway: GatewayFactory,
+    faults: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOLLHOUSE_HOME", str(tmp_path / "home"))  # the operator token's
+    config = base_config(faults.url)
+    config["capacity"] = {"breaker_failures": 1, "max_attempts": 1}
+    gateway = make_gateway(config)
+    faults.program("overloaded", count=1000, model=SICK)
+    with pytest.raises(openai.InternalServerError):
+        chat(gateway, f"openai/{SICK}")
+    gateway.settle()
+    runner = CliRunner()
+    report = ["report", "--capacity", "--ledger", str(gateway.ledger_path), "--format", "json"]
+    result = runner.invoke(cli, [*report, "--url", gateway.url])
+    assert result.exit_code == 0, result.output
+    rows = {(r["provider"], r["model"]): r for r in json.loads(result.output)}
+    sick = rows[("openai", SICK)]
+    assert sick["ejected"] == "overloaded" and sick["overloaded"] == 1
+    assert sick["ejected_since"] < sick["ejected_until"]
+    status, refused = post_reset(gateway, {"provider": "openai", "model": SICK}, "not-it")
+    assert status == 403 and "operator token" in refused["error"]["message"]
+    assert ("openai", SICK) in ejected(gateway)  # still ejected
+    clear_faults(faults)  # the model has recovered
+    result = runner.invoke(cli, ["models", "reset", f"openai/{SICK}", "--url", gateway.url])
+    assert result.exit_code == 0, result.output
+    assert "openai/sick-model: re-admitted" in result.output
+    assert ejected(gateway) == {}
+    assert chat(gateway, f"openai/{SICK}").http_response.status_code == 200  # at once
+    again = runner.invoke(cli, ["models", "reset", f"openai/{SICK}", "--url", gateway.url])
+    assert "was not ejected" in again.output
+    unknown = runner.invoke(cli, ["models", "reset", "nosuch/x", "--url", gateway.url])
+    assert unknown.exit_code != 0 and "no provider named 'nosuch'" in unknown.output
+
+
+def test_models_reset_clears_a_provider_wide_ejection(
+    make_gateway: GatewayFactory,
+    simulator: Simulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOLLHOUSE_HOME", str(tmp_path / "home"))
+    config = base_config(simulator.url)
+    config["providers"][0]["base_url"] = f"http://127.0.0.1:{free_port()}/v1"
+    gateway = make_gateway(config)
+    with pytest.raises(openai.APIStatusError):
+        chat(gateway, f"openai/{SIBLING}")
+    assert ("openai", None) in ejected(gateway)
+    token = (tmp_path / "home" / "operator.token").read_text().strip()
+    status, found = post_reset(gateway, {"provider": "openai"}, token)
+    assert status == 200 and found == {"provider": "openai", "model": None, "cleared": True}
+    assert ejected(gateway) == {}

@@ -249,7 +249,10 @@ class Dispatcher:
                 route.provider.name, route.model, d.out.project, tokens, d.out.deadline
             )
         except CapacityTimeout as exc:
-            attempt.skipped, attempt.error_class = exc.skipped, ErrorClass.RATE_LIMIT
+            attempt.skipped = exc.skipped
+            if exc.unhealthy:
+                return None
+            attempt.error_class = ErrorClass.RATE_LIMIT
             attempt.retry_after_s = exc.retry_after
             d.retry_after = min(d.retry_after or exc.retry_after, exc.retry_after)
             return None

@@ -8,6 +8,8 @@ its siblings keep answering everywhere, directly and as fallbacks.
 from __future__ import annotations
 
 import time
+import urllib.request
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
@@ -107,3 +109,43 @@ def test_marks_carry_their_reason(
     finally:
         client.close()
     assert reason == (b"server" if model else b"no connection (ClientConnectorError)")
+
+
+def test_a_reset_through_one_instance_readmits_the_model_on_every_instance(
+    make_gateway: GatewayFactory,
+    faults: Simulator,
+    prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOLLHOUSE_HOME", str(tmp_path / "home"))
+    config = state_config(faults.url, prefix)
+    config["capacity"] = {"breaker_failures": 1, "max_attempts": 1}
+    a, b = make_gateway(config), make_gateway(config)
+    faults.program("overloaded", count=1000, model=SICK)
+    assert post(a, f"openai/{SICK}").status_code == 503
+    key = f"{prefix}open:openai:{SICK}"
+    wait_for_key(key)
+    skipped = post(b, f"openai/{SICK}")  # b learns it from Redis, and mirrors it
+    assert skipped.status_code == 503 and "skipped (circuit open" in skipped.text
+    client = redis.Redis.from_url(REDIS_URL)
+    block = f"{prefix}block:openai:{SICK}"  # where the kill switch (issue 25) will live
+    client.set(block, "operator")
+    try:
+        token = (tmp_path / "home" / "operator.token").read_text().strip()
+        reset = httpx.post(
+            f"{a.url}/tollhouse/v1/models/reset",
+            json={"provider": "openai", "model": SICK},
+            headers={"X-Tollhouse-Operator": token},
+            timeout=30,
+        )
+        assert reset.json()["cleared"] is True
+        assert not client.exists(key) and client.get(block) == b"operator"  # never unblocked
+    finally:
+        client.close()
+    request = urllib.request.Request(faults.url + "/_sim/faults", method="DELETE")
+    urllib.request.urlopen(request, timeout=10).close()
+    deadline = time.monotonic() + 10
+    while (answer := post(b, f"openai/{SICK}")).status_code != 200:  # b's mirror is brief
+        assert time.monotonic() < deadline, answer.text
+        time.sleep(0.1)

@@ -55,6 +55,15 @@ _SKIP = {GONE: "model gone", CIRCUIT: "circuit open", EJECTED: "provider ejected
 """Shared refusals to skip at once (never wait out): the attempt's ``skipped`` text."""
 
 
+MIRROR_S = 1.0
+"""Another instance's circuit is mirrored here this long at most, then asked again: a
+reset by hand (which clears the shared store) reaches every instance within it."""
+
+
+def _mirrored(grant: Grant) -> float:
+    return min(grant.wait, MIRROR_S)
+
+
 def _skip_text(grant: Grant) -> str:
     text = _SKIP.get(grant.reason, "capacity timeout")
     return f"{text} ({grant.why})" if grant.why else text
@@ -69,6 +78,12 @@ class CapacityTimeout(Exception):
         self.retry_after = retry_after
         self.skipped = skipped
         """What the attempt's ledger row says (another instance may know the model is gone)."""
+
+    @property
+    def unhealthy(self) -> bool:
+        """Skipped for its health (gone, circuit open, provider ejected), not for capacity:
+        waiting would not help, so no Retry-After comes of it."""
+        return self.skipped != "capacity timeout"
 
 
 @dataclass(eq=False)
@@ -312,9 +327,9 @@ class Capacity:
         if grant.reason == GONE:
             up.gone[model] = max(up.gone.get(model, -math.inf), now + grant.wait)
         elif grant.reason == CIRCUIT:
-            up.model_breaker(model).trip(now, grant.why or "open elsewhere", grant.wait)
+            up.model_breaker(model).trip(now, grant.why or "open elsewhere", _mirrored(grant))
         elif grant.reason == EJECTED:
-            up.breaker.trip(now, grant.why or "ejected elsewhere", grant.wait)
+            up.breaker.trip(now, grant.why or "ejected elsewhere", _mirrored(grant))
         elif grant.reason == COOLDOWN:
             up.model_quota(model, now).cool_down(now + grant.wait)
 

@@ -52,13 +52,17 @@ def capacity(rows: list[dict[str, Any]]) -> Table | str:
         return "No upstream attempts in the ledger for this period."
     table = Table(title="Upstream attempts", header_style="bold")
     columns = CAPACITY_COLUMNS
+    live = [c for c in ("ejected", "ejected_until") if c in rows[0]]
     table.add_column("provider")
     table.add_column("model")
     for name in columns:
         table.add_column(name.replace("_", " "), justify="right")
+    for name in live:
+        table.add_column(name.replace("_", " "))
     for r in rows:
         values = [f"{r[c]:,.1f}" if isinstance(r[c], float) else f"{r[c]:,}" for c in columns]
-        table.add_row(Text(str(r["provider"])), Text(str(r["model"])), *values)
+        extra = [Text(str(r[c] or "")) for c in live]  # Text: reasons are not rich markup
+        table.add_row(Text(str(r["provider"])), Text(str(r["model"])), *values, *extra)
     return table
 
 
