@@ -7,6 +7,7 @@ it ejects and what keeps serving, through the real SDKs and the simulator.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -265,11 +266,18 @@ def test_timeouts_eject_the_deployment_only(
     config["models"] = {"chain": {"chain": [f"openai/{SICK}", f"openai/{SIBLING}"]}}
     config["capacity"] = {**FAST, "breaker_failures": 1, "max_attempts": 1}
     gateway = make_gateway(config, read_timeout_s=0.3)
-    faults.program("latency=3000", count=1, model=SICK)
+    faults.program("latency=1000", count=1, model=SICK)
+    before = len([b for b in faults.bills() if b["model"] == SICK])
     raw = chat(gateway, "chain")
     assert raw.headers["x-tollhouse-served-by"] == f"openai/{SIBLING}"
     assert set(ejected(gateway)) == {("openai", SICK)}
     assert ejected(gateway)[("openai", SICK)]["reason"] == "timeout"
+    # The simulator finishes (and bills) the abandoned call later: wait for it here, so it
+    # doesn't land in another test's count of the shared simulator's bills.
+    deadline = time.monotonic() + 10
+    while len([b for b in faults.bills() if b["model"] == SICK]) == before:
+        assert time.monotonic() < deadline, "the timed-out call was never billed"
+        time.sleep(0.05)
 
 
 def clear_faults(sim: Simulator) -> None:
