@@ -270,7 +270,10 @@ def test_a_dead_primary_sees_fewer_requests_not_more(
     hits = len([b for b in faults.bills() if b["model"] == "gpt-4.1-mini"]) - before
     assert hits <= 10, f"the dead primary got {hits} requests for 30 client requests"
     stats = json.load(urllib.request.urlopen(gateway.url + "/tollhouse/v1/capacity", timeout=10))
-    assert stats["openai"]["breaker"] in ("open", "half_open")
+    assert stats["openai"]["breaker"] == "closed"  # the provider: only one model is sick
+    ejected = {e["model"]: e for e in stats["openai"]["ejections"]}
+    assert ejected["gpt-4.1-mini"]["state"] in ("open", "half_open")
+    assert ejected["gpt-4.1-mini"]["reason"] == "server"
 
 
 def test_a_client_that_leaves_gives_its_slot_back(

@@ -21,6 +21,7 @@ from tollhouse.attribution.chain import Attributor
 from tollhouse.attribution.process import ProcessAttributor
 from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
+from tollhouse.capacity import http as capacity_http
 from tollhouse.connections import CONNECTIONS
 from tollhouse.dispatch import Dispatcher
 from tollhouse.errors import (
@@ -116,6 +117,12 @@ def create_app(
     if shared is not None:
         app[STATE] = shared
     capacity = app[CAPACITY] = build_capacity(settings, shared)  # config errors surface now
+    capacity_http.add_routes(
+        app,
+        capacity,
+        {p.name for p in settings.providers},
+        settings.trust.resolved_operator_token_file(),
+    )
     trust = app[trust_http.TRUST] = build_trust(
         settings.trust, writer, _shared_trust(shared, settings, writer) if shared else None
     )
@@ -242,6 +249,7 @@ def build_capacity(settings: Settings, shared: SharedState | None = None) -> Cap
         default_cooldown=cap.default_cooldown_s,
         breaker_failures=cap.breaker_failures,
         breaker_reset=cap.breaker_reset_s,
+        provider_models=cap.provider_models_failing,
         weights={name: p.weight for name, p in settings.projects.items()},
         max_queue=cap.max_queue,
     )

@@ -36,6 +36,7 @@ from tollhouse.errors import (
     CapacityExhausted,
     GatewayError,
     MissingKey,
+    NoCandidateServed,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -43,7 +44,7 @@ from tollhouse.ingress import Call, Dialect
 from tollhouse.providers import Provider
 from tollhouse.routing import Route
 from tollhouse.translate import Untranslatable, repair_native, translate_request_noted
-from tollhouse.upstream import Upstreams, refuse_redirect
+from tollhouse.upstream import Upstreams, refuse_redirect, upstream_error_kind
 
 log = logging.getLogger("tollhouse.dispatch")
 
@@ -147,7 +148,7 @@ class Dispatcher:
             answer = await self._candidate(d, route, index == 0, alias)
             if answer is not None:
                 return answer
-        return self._exhausted(d)
+        return self._exhausted(d, single=len(candidates) == 1)
 
     async def _candidate(
         self, d: Dispatch, route: Route, primary: bool, alias: bool
@@ -219,11 +220,16 @@ class Dispatcher:
                 key,
                 prepared.body,
             )
-        except (UpstreamTimeout, UpstreamUnavailable) as err:
-            cls = ErrorClass.TIMEOUT if isinstance(err, UpstreamTimeout) else ErrorClass.CONNECTION
-            self._failed(attempt, lease, cls, None)
+        except UpstreamTimeout as err:
+            self._failed(attempt, lease, ErrorClass.TIMEOUT, None)
             d.first_refusal = d.first_refusal or err
             return None, await self._backoff(d, route, attempt, None)
+        except UpstreamUnavailable as err:
+            # No response at all (refused, reset, DNS, TLS): the provider, not the model.
+            # Ejected as a whole; the next candidate is tried at once, no retry here.
+            self._failed(attempt, lease, ErrorClass.CONNECTION, None, err.cause)
+            d.first_refusal = d.first_refusal or err
+            return None, False
         attempt.status = response.status
         attempt.latency_ms = (time.monotonic() - attempt.started) * 1000
         if 300 <= response.status < 400:  # misconfigured: never followed, never retried
@@ -237,7 +243,8 @@ class Dispatcher:
             answer = Answer(route, response, lease, prepared.hide_usage, primary)
             answer.omitted = prepared.omitted
             return answer, False
-        return await self._upstream_error(d, route, attempt, lease, response, primary)
+        own_key = not d.out.client_key or key != d.out.client_key
+        return await self._upstream_error(d, route, attempt, lease, response, primary, own_key)
 
     async def _acquire(self, d: Dispatch, route: Route, attempt: Attempt) -> Lease | None:
         tokens = estimate_tokens(d.out.payload)
@@ -246,7 +253,10 @@ class Dispatcher:
                 route.provider.name, route.model, d.out.project, tokens, d.out.deadline
             )
         except CapacityTimeout as exc:
-            attempt.skipped, attempt.error_class = exc.skipped, ErrorClass.RATE_LIMIT
+            attempt.skipped = exc.skipped
+            if exc.unhealthy:
+                return None
+            attempt.error_class = ErrorClass.RATE_LIMIT
             attempt.retry_after_s = exc.retry_after
             d.retry_after = min(d.retry_after or exc.retry_after, exc.retry_after)
             return None
@@ -262,6 +272,7 @@ class Dispatcher:
         lease: Lease,
         response: aiohttp.ClientResponse,
         primary: bool,
+        own_key: bool,
     ) -> tuple[Answer | None, bool]:
         try:
             data = await response.read()
@@ -272,8 +283,14 @@ class Dispatcher:
             route.provider.name, route.model, response.status, response.headers, data
         )
         cls = classify(response.status, data) or ErrorClass.CLIENT
-        self._failed(attempt, lease, cls, hint)
+        # The gateway's own key refused: every model of this provider would be refused too.
+        auth = cls is ErrorClass.CLIENT and response.status in (401, 403) and own_key
+        down = f"authentication refused ({response.status})" if auth else None
+        self._failed(attempt, lease, cls, hint, down)
         answer = Answer(route, response, lease, False, primary, body=data)
+        if auth:
+            d.last_error = answer
+            return None, False
         if cls not in FALLBACK_TRIGGERS:
             return answer, False  # the client's error: never retried, never failed over
         d.last_error = answer
@@ -304,12 +321,19 @@ class Dispatcher:
         await asyncio.sleep(delay)
         return True
 
-    def _failed(self, attempt: Attempt, lease: Lease, cls: ErrorClass, hint: float | None) -> None:
+    def _failed(
+        self,
+        attempt: Attempt,
+        lease: Lease,
+        cls: ErrorClass,
+        hint: float | None,
+        provider_down: str | None = None,
+    ) -> None:
         attempt.error_class = cls.value
         attempt.retry_after_s = hint
         if attempt.latency_ms is None:
             attempt.latency_ms = (time.monotonic() - attempt.started) * 1000
-        lease.release(cls)
+        lease.release(cls, provider_down=provider_down)
 
     def _skip(self, d: Dispatch, route: Route, reason: str) -> Attempt:
         return Attempt(
@@ -337,20 +361,55 @@ class Dispatcher:
             + ", or send your own provider key"
         )
 
-    def _exhausted(self, d: Dispatch) -> Answer:
-        if d.last_error is not None:
+    def _exhausted(self, d: Dispatch, single: bool) -> Answer:
+        """Nothing served. The one candidate's own error is relayed as it came (the
+        provider's code, its Retry-After); after several, an error of ours names each
+        candidate and why. Neither claims a model served it (Exchange.provenance)."""
+        tried = tried_summary(d.attempts)
+        if d.last_error is not None and single:
             d.last_error.gave_up = True
             return d.last_error
+        if d.last_error is not None:
+            status, data = d.last_error.response.status, d.last_error.body or b""
+            raise NoCandidateServed(
+                f"no candidate could serve this request; {tried}; the last answer was "
+                f"HTTP {status} {upstream_error_kind(data)}",
+                status=status,
+                retry_after=d.retry_after,
+            )
         if d.retry_after is not None:
             raise CapacityExhausted(
                 "no capacity within this request's deadline "
-                f"(retry in {d.retry_after:.1f}s, or raise X-Tollhouse-Deadline-Ms)",
+                f"(retry in {d.retry_after:.1f}s, or raise X-Tollhouse-Deadline-Ms); {tried}",
                 retry_after=d.retry_after,
+            )
+        if isinstance(d.first_refusal, UpstreamUnavailable):
+            raise NoCandidateServed(
+                f"no candidate could serve this request; {tried}; {d.first_refusal.message}",
+                status=d.first_refusal.status,
             )
         if d.first_refusal is not None:
             raise d.first_refusal
-        reasons = "; ".join(f"{a.provider}/{a.model}: {a.skipped}" for a in d.attempts)
-        raise UpstreamUnavailable(f"no candidate could serve this request ({reasons})")
+        raise NoCandidateServed(f"no candidate could serve this request; {tried}", status=503)
+
+
+def tried_summary(attempts: list[Attempt]) -> str:
+    """What each candidate did, for the client: "openai/x: failed, overloaded (503) x3; ..."."""
+    counted: list[list[Any]] = []
+    for a in attempts:
+        what = f"skipped ({a.skipped})" if a.skipped else _outcome(a)
+        text = f"{a.provider}/{a.model}: {what}"
+        if counted and counted[-1][0] == text:
+            counted[-1][1] += 1
+        else:
+            counted.append([text, 1])
+    parts = [text if n == 1 else f"{text} x{n}" for text, n in counted]
+    return "candidates: " + "; ".join(parts) if parts else "no candidates"
+
+
+def _outcome(a: Attempt) -> str:
+    status = f" ({a.status})" if a.status is not None else ""
+    return f"failed, {a.error_class or 'error'}{status}"
 
 
 def prepare(out: Outgoing, route: Route) -> Prepared:

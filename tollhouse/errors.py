@@ -115,7 +115,24 @@ class UpstreamUnavailable(GatewayError):
 
     status = 502
     kind = "api_error"
+    cause = "no connection"
+    """Short and key-free (why its provider was ejected): "no connection (ClientConnectorError)"."""
 
 
 class UpstreamTimeout(UpstreamUnavailable):
     status = 504
+
+
+class NoCandidateServed(GatewayError):
+    """Every candidate failed or was skipped; the message names each one and why.
+
+    The status is the last upstream answer's (a 503 stays a 503 for the SDK),
+    and no model is named as having served it.
+    """
+
+    KINDS = {401: "authentication", 403: "permission", 404: "not_found", 429: "rate_limit"}
+
+    def __init__(self, message: str, *, status: int, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.status = status if 400 <= status < 600 else 502
+        self.kind = self.KINDS.get(self.status, "api_error")

@@ -92,7 +92,7 @@ class Exchange:
             headers["X-Tollhouse-Cache"] = self.cache
         tried = [a for a in self.attempts if not a.skipped]
         headers["X-Tollhouse-Attempts"] = str(len(tried))
-        if self.route is not None:
+        if self.route is not None and self.status < 400:  # an error was served by no model
             headers["X-Tollhouse-Served-By"] = f"{self.route.provider.name}/{self.route.model}"
             headers["X-Tollhouse-Trust"] = "full" if self.primary else "degraded"
         who = self.attribution

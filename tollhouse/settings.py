@@ -256,10 +256,16 @@ class CapacitySettings:
         600.0, "How long a model that answered 404 is skipped.", hi=7 * DAY, zero=True
     )
     breaker_failures: int = _opt(
-        5, "Consecutive failures that open an upstream's circuit.", lo=1, hi=1_000_000
+        5, "Consecutive failures that open a model's circuit (per provider).", lo=1, hi=1_000_000
     )
     breaker_reset_s: float = _seconds(
         30.0, "Seconds before an open circuit lets a probe through.", hi=DAY
+    )
+    provider_models_failing: int = _opt(
+        3,
+        "Distinct models with open circuits at once that eject their whole provider.",
+        lo=1,
+        hi=1_000_000,
     )
     max_queue: int = _opt(
         1000, "Requests that may wait for capacity per upstream (then 429).", lo=0, hi=1_000_000

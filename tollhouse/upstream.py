@@ -81,10 +81,12 @@ class Upstreams:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"provider {provider.name!r} did not answer in time") from None
         except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(
+            err = UpstreamUnavailable(
                 f"could not reach provider {provider.name!r} at {provider.base_url}: "
                 f"{type(exc).__name__}; check its base_url and that it is up"
-            ) from None
+            )
+            err.cause = f"no connection ({type(exc).__name__})"
+            raise err from None
 
     def url(self, provider: Provider, path: str, query: str) -> URL:
         """The upstream URL, parsed once per distinct (provider, path, query)."""

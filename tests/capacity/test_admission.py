@@ -299,13 +299,23 @@ def test_observe_learns_what_the_provider_says_is_left() -> None:
     run_virtual(main())
 
 
+def circuit(cap: Capacity, upstream: str, model: str | None) -> str:
+    """A deployment's circuit (or, model None, the provider's ejection) as reported."""
+    for e in cap.ejections():
+        if (e["provider"], e["model"]) == (upstream, model):
+            return str(e["state"])
+    return "closed"
+
+
 def test_breaker_opens_probes_and_closes() -> None:
     async def main() -> None:
         cap = capacity(breaker_failures=2, breaker_reset=30.0)
         for _ in range(2):
             (await cap.acquire("up", "m", "p", 0, FAR)).release(ErrorClass.SERVER)
-        assert cap.unavailable("up", "m") == "circuit open"
-        assert cap.stats()["up"]["breaker"] == "open"
+        assert cap.unavailable("up", "m") == "circuit open (server) for 30s more"
+        assert circuit(cap, "up", "m") == "open"
+        assert cap.stats()["up"]["breaker"] == "closed"  # the provider's: one model proves nothing
+        assert cap.unavailable("up", "sibling") is None
         with pytest.raises(CapacityTimeout):
             await cap.acquire("up", "m", "p", 0, deadline=10.0)  # decided at once
         assert now() == 0.0
@@ -317,7 +327,7 @@ def test_breaker_opens_probes_and_closes() -> None:
         assert cap.unavailable("up", "m") == "circuit half-open, probe in flight"
         probe.release(None)
         assert not (await second).probe and now() == 33.0
-        assert cap.stats()["up"]["breaker"] == "closed"
+        assert circuit(cap, "up", "m") == "closed"
 
     run_virtual(main())
 
@@ -327,10 +337,10 @@ def test_rate_limits_and_client_errors_do_not_trip_the_breaker() -> None:
         cap = capacity(breaker_failures=2)
         for outcome in [ErrorClass.RATE_LIMIT, ErrorClass.CLIENT, ErrorClass.MODEL_GONE] * 3:
             (await cap.acquire("up", "m", "p", 0, FAR)).release(outcome)
-        assert cap.stats()["up"]["breaker"] == "closed"
+        assert circuit(cap, "up", "m") == "closed"
         for outcome in [ErrorClass.TIMEOUT, ErrorClass.CONNECTION]:
             (await cap.acquire("up", "m", "p", 0, FAR)).release(outcome)
-        assert cap.stats()["up"]["breaker"] == "open"
+        assert circuit(cap, "up", "m") == "open"
 
     run_virtual(main())
 
@@ -477,3 +487,63 @@ def test_on_a_real_loop_with_the_default_clock() -> None:
         return order
 
     assert asyncio.run(main()) == [0, 1, 2, 3, 4]
+
+
+def test_a_sick_model_opens_its_own_circuit_and_its_siblings_keep_going() -> None:
+    async def main() -> None:
+        cap = capacity(breaker_failures=1, breaker_reset=30.0)
+        (await cap.acquire("up", "sick", "p", 0, FAR)).release(ErrorClass.OVERLOADED)
+        assert circuit(cap, "up", "sick") == "open"
+        sibling = await cap.acquire("up", "fine", "p", 0, FAR)
+        assert now() == 0.0 and not sibling.probe  # at once: nothing of the sick one's
+        sibling.release(None)
+        probe = await cap.acquire("up", "sick", "p", 0, FAR)
+        assert now() == 30.0 and probe.probe
+        probe.release(None)  # recovered: re-admitted
+        assert cap.ejections() == []
+
+    run_virtual(main())
+
+
+def test_provider_wide_evidence_ejects_every_model_then_one_probe_readmits() -> None:
+    async def main() -> None:
+        cap = capacity(breaker_failures=5, breaker_reset=10.0)
+        lease = await cap.acquire("up", "a", "p", 0, FAR)
+        lease.release(ErrorClass.CONNECTION, provider_down="no connection")
+        assert cap.unavailable("up", "b") == "provider ejected (no connection) for 10s more"
+        assert circuit(cap, "up", None) == "open" and circuit(cap, "up", "a") == "closed"
+        probe = await cap.acquire("up", "b", "p", 0, FAR)
+        assert now() == 10.0 and probe.provider_probe
+        assert cap.unavailable("up", "a") == "provider ejected, probe in flight"
+        probe.release(ErrorClass.OVERLOADED)  # it answered: the provider is back
+        assert circuit(cap, "up", None) == "closed"
+
+    run_virtual(main())
+
+
+def test_n_distinct_models_failing_eject_the_provider() -> None:
+    async def main() -> None:
+        cap = capacity(breaker_failures=1, provider_models=2)
+        (await cap.acquire("up", "a", "p", 0, FAR)).release(ErrorClass.SERVER)
+        (await cap.acquire("up", "a2", "p", 0, FAR)).release(ErrorClass.RATE_LIMIT)
+        assert circuit(cap, "up", None) == "closed"
+        (await cap.acquire("up", "b", "p", 0, FAR)).release(ErrorClass.TIMEOUT)
+        assert circuit(cap, "up", None) == "open"
+        assert cap.ejections()[0]["reason"] == "2 models failing: a, b"
+
+    run_virtual(main())
+
+
+def test_reset_clears_a_deployment_by_hand() -> None:
+    async def main() -> None:
+        cap = capacity(breaker_failures=1)
+        (await cap.acquire("up", "m", "p", 0, FAR)).release(ErrorClass.SERVER)
+        cap.mark_gone("up", "old", 600.0)
+        cap.observe("up", "hot", 429, {"retry-after": "60"}, None)
+        assert await cap.reset("up", "m") and await cap.reset("up", "old")
+        assert await cap.reset("up", "hot")
+        assert not await cap.reset("up", "m")  # nothing left to clear
+        for model in ("m", "old", "hot"):
+            assert cap.unavailable("up", model) is None
+
+    run_virtual(main())

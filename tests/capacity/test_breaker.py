@@ -75,3 +75,24 @@ def test_late_outcomes_while_open_are_ignored() -> None:
     b.record(True, 5.0)  # a request sent before the circuit opened
     b.record(False, 6.0)
     assert b.state == "open" and b.wait(6.0) == 24.0
+
+
+def test_trip_opens_at_once_with_its_reason_and_news() -> None:
+    b = CircuitBreaker(failures=5, reset_after=30.0)
+    b.trip(10.0, "no connection")
+    assert (b.state, b.reason, b.news, b.until) == ("open", "no connection", True, 40.0)
+    assert not b.allow(39.0) and b.allow(40.0)
+
+
+def test_a_mirrored_trip_keeps_the_other_instances_until_and_is_no_news() -> None:
+    b = CircuitBreaker(failures=5, reset_after=30.0)
+    b.trip(10.0, "open on another instance", for_seconds=5.0)
+    assert b.until == 15.0 and not b.news
+    b.trip(11.0, "open on another instance", for_seconds=1.0)  # never shortened
+    assert b.until == 15.0
+
+
+def test_reset_closes_as_new() -> None:
+    b = opened()
+    b.reset()
+    assert b.state == "closed" and b.allow(1.0) and b.consecutive == 0

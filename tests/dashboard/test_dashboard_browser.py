@@ -87,6 +87,7 @@ def test_tags_unpriced_budgets_commitments_trust_and_capacity(dash: Dash, page: 
     assert "held actions\t1" in trust and "cache validity miss rate\t25" in trust
     capacity = page.locator("#capacity").inner_text()
     assert "openai" in capacity and "anthropic" in capacity
+    assert "Nothing ejected" in page.locator("#ejections").inner_text()
     no_problems(page)
 
 

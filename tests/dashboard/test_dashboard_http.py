@@ -88,3 +88,28 @@ def test_cli_prints_the_url_with_the_token(tmp_path: Path, monkeypatch: pytest.M
     assert "tollhouse serve" in result.output
     again = CliRunner().invoke(cli, ["dashboard", "--config", str(config)])
     assert token in again.output  # the same token, not a new one each time
+
+
+def test_capacity_api_lists_ejections_per_deployment(dash: Dash) -> None:
+    from tollhouse.app import CAPACITY
+    from tollhouse.capacity import ErrorClass
+
+    assert dash.server.app is not None
+    capacity = dash.server.app[CAPACITY]
+
+    async def sicken() -> None:  # what a failed call does to the gate, without the call
+        lease = await capacity.acquire("openai", "sick-model", "acme", 0, capacity.clock() + 5)
+        lease.release(ErrorClass.CONNECTION, provider_down="no connection (test)")
+
+    auth = {"Authorization": f"Bearer {dash.token}"}
+    status, _, body = get(dash.base + "/api/capacity", **auth)
+    assert status == 200 and json.loads(body)["ejections"] == []
+    dash.server.call(sicken())
+    _, _, body = get(dash.base + "/api/capacity", **auth)
+    (found,) = json.loads(body)["ejections"]
+    assert (found["provider"], found["model"], found["reason"]) == (
+        "openai",
+        None,
+        "no connection (test)",
+    )
+    assert found["since"] < found["until"]

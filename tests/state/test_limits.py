@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from tests.state.conftest import REDIS_URL, PrivateRedis
 from tollhouse.capacity import Capacity, CapacityTimeout, Limits
-from tollhouse.capacity.shared import CIRCUIT, COOLDOWN, GONE, RATE, SLOTS, Grant
+from tollhouse.capacity.shared import CIRCUIT, COOLDOWN, EJECTED, GONE, RATE, SLOTS, Grant
 from tollhouse.settings import StateSettings
 from tollhouse.state import RedisLimiter, RedisState
 from tollhouse.state.limits import share
@@ -147,10 +147,13 @@ def test_cooldown_gone_and_circuit_marks_reach_every_instance(prefix: str) -> No
         out.append(await b.admit("xai", "grok", 1))
         await a.cool_down("openai", "gpt-4o", 1)  # a shorter cooldown never shortens one
         out.append(await b.admit("openai", "gpt-4o", 1))
+        await a.open_circuit("openai", 20, model="sick", reason="overloaded")
+        out.append(await b.admit("openai", "sick", 1))
+        out.append(await b.admit("openai", "gpt-4o-mini", 1))  # its sibling: admitted
         return [(g.reason, g.wait) for g in out]
 
     got = run(lambda: closing([a, b], body))
-    assert [r for r, _ in got] == [COOLDOWN, GONE, CIRCUIT, COOLDOWN]
+    assert [r for r, _ in got] == [COOLDOWN, GONE, EJECTED, COOLDOWN, CIRCUIT, ""]
     assert 4 < got[0][1] <= 5 and 599 < got[1][1] <= 600 and 29 < got[2][1] <= 30
     assert got[3][1] > 1
 

@@ -7,6 +7,32 @@ says), :class:`QuotaState` (GCRA buckets, slots, cooldown), :class:`RetryPolicy`
 The async shell, :class:`Capacity`, queues requests per upstream until they may
 start and hands out :class:`Lease` objects; with several instances it also asks
 a :class:`SharedLimiter` (:mod:`tollhouse.state.limits` keeps it in Redis).
+
+Health is kept per deployment (provider x model), because providers fail per
+model far more often than as a whole (issue 15). What each signal ejects:
+
+==========================================  ===========================================
+signal                                      ejects
+==========================================  ===========================================
+503/529 overloaded, other 5xx, 408/409,     the deployment, after ``breaker_failures``
+a timeout, a body cut off mid-way           consecutive ones (its own circuit)
+429 rate limit                              nothing: the model cools down for the hint
+404 model gone                              nothing: the model is skipped for
+                                            ``model_gone_cooldown_s``
+no connection before any answer (refused,   the whole provider, on the first one
+reset, DNS, TLS)
+401/403 to the gateway's own key            the whole provider, on the first one (a
+                                            client's own key refused ejects nothing)
+``provider_models`` (3) distinct models     the whole provider: their circuits open at
+with open circuits at once                  the same time
+==========================================  ===========================================
+
+An ejection lasts ``breaker_reset_s``; then one real request at a time probes
+(half-open): its success re-admits the deployment (or provider), its failure
+ejects it again. Probes are retried under the same retry budget as any request.
+A reset by hand (``tollhouse models reset``) clears health marks only; the kill
+switch of issue 25 belongs in the same store under its own key and is never
+lifted by a reset.
 """
 
 from tollhouse.capacity.admission import Capacity, CapacityTimeout

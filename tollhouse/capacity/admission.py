@@ -13,6 +13,7 @@ computed admit time) or when a lease is released. It never polls.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,9 @@ from tollhouse.capacity.lease import Lease
 from tollhouse.capacity.quota import Limits, QuotaState
 from tollhouse.capacity.retry import RetryPolicy
 from tollhouse.capacity.shared import (
+    CIRCUIT,
     COOLDOWN,
+    EJECTED,
     GONE,
     SLOTS,
     Grant,
@@ -37,6 +40,8 @@ from tollhouse.capacity.shared import (
 )
 from tollhouse.tasks import spawn
 
+log = logging.getLogger("tollhouse.capacity")
+
 MAX_MODELS = 1024
 """Per upstream, model states beyond this are pruned when idle (names come from clients)."""
 UNKNOWN_WAIT = 1.0
@@ -44,6 +49,24 @@ UNKNOWN_WAIT = 1.0
 SLOT_POLL = (0.02, 0.5)
 """A shared slot freed by another instance sends no signal: ask again after this long,
 doubling from the first to the second figure."""
+
+
+_SKIP = {GONE: "model gone", CIRCUIT: "circuit open", EJECTED: "provider ejected"}
+"""Shared refusals to skip at once (never wait out): the attempt's ``skipped`` text."""
+
+
+MIRROR_S = 1.0
+"""Another instance's circuit is mirrored here this long at most, then asked again: a
+reset by hand (which clears the shared store) reaches every instance within it."""
+
+
+def _mirrored(grant: Grant) -> float:
+    return min(grant.wait, MIRROR_S)
+
+
+def _skip_text(grant: Grant) -> str:
+    text = _SKIP.get(grant.reason, "capacity timeout")
+    return f"{text} ({grant.why})" if grant.why else text
 
 
 class CapacityTimeout(Exception):
@@ -55,6 +78,12 @@ class CapacityTimeout(Exception):
         self.retry_after = retry_after
         self.skipped = skipped
         """What the attempt's ledger row says (another instance may know the model is gone)."""
+
+    @property
+    def unhealthy(self) -> bool:
+        """Skipped for its health (gone, circuit open, provider ejected), not for capacity:
+        waiting would not help, so no Retry-After comes of it."""
+        return self.skipped != "capacity timeout"
 
 
 @dataclass(eq=False)
@@ -111,7 +140,11 @@ class _Upstream:
     name: str
     quota: QuotaState
     breaker: CircuitBreaker
+    """The provider's own: opened only by provider-wide evidence (it ejects every model)."""
     queue: FairQueue[_Waiter]
+    new_breaker: Callable[[], CircuitBreaker]
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    """One per deployment (this provider's model): a sick model ejects only itself."""
     models: dict[str, QuotaState] = field(default_factory=dict)
     configured: set[str] = field(default_factory=set)
     gone: dict[str, float] = field(default_factory=dict)
@@ -120,7 +153,6 @@ class _Upstream:
     shared_lines: dict[str, _SharedLine] = field(default_factory=dict)
     """Per model, only the head of this instance's line asks the shared limiter, in the
     order the fair queue admitted them (a model waiting out its cooldown blocks no other)."""
-    shared_opened: float = -math.inf
 
     def model_quota(self, model: str, now: float) -> QuotaState:
         found = self.models.get(model)
@@ -129,6 +161,20 @@ class _Upstream:
                 self._prune(now)
             found = self.models[model] = QuotaState(Limits())
         return found
+
+    def model_breaker(self, model: str) -> CircuitBreaker:
+        found = self.breakers.get(model)
+        if found is None:
+            if len(self.breakers) >= MAX_MODELS:  # a closed one forgets nothing worth keeping
+                for name, b in list(self.breakers.items()):
+                    if b.state == CLOSED and not b.consecutive:
+                        del self.breakers[name]
+            found = self.breakers[model] = self.new_breaker()
+        return found
+
+    def failing(self) -> list[str]:
+        """Models whose circuit is not closed (open, or probing)."""
+        return sorted(name for name, b in self.breakers.items() if b.state != CLOSED)
 
     def _prune(self, now: float) -> None:
         for name, quota in list(self.models.items()):
@@ -157,6 +203,7 @@ class Capacity:
         default_cooldown: float = 10.0,
         breaker_failures: int = 5,
         breaker_reset: float = 30.0,
+        provider_models: int = 3,
         weights: Mapping[str, float] | None = None,
         max_queue: int = 1000,
         wall_clock: Callable[[], float] = time.time,
@@ -168,6 +215,8 @@ class Capacity:
         self.default_cooldown = default_cooldown
         self.breaker_failures = breaker_failures
         self.breaker_reset = breaker_reset
+        self.provider_models = provider_models
+        """This many distinct models failing at once is provider-wide evidence."""
         self.weights = dict(weights or {})
         self.max_queue = max_queue
         self.shared: SharedLimiter = shared or LocalLimiter()
@@ -193,10 +242,15 @@ class Capacity:
     def _upstream(self, name: str) -> _Upstream:
         up = self._upstreams.get(name)
         if up is None:
-            breaker = CircuitBreaker(failures=self.breaker_failures, reset_after=self.breaker_reset)
+            provider = CircuitBreaker(failures=1, reset_after=self.breaker_reset)
             queue: FairQueue[_Waiter] = FairQueue(self.weights, max_depth=self.max_queue)
-            up = self._upstreams[name] = _Upstream(name, QuotaState(Limits()), breaker, queue)
+            up = self._upstreams[name] = _Upstream(
+                name, QuotaState(Limits()), provider, queue, self._new_breaker
+            )
         return up
+
+    def _new_breaker(self) -> CircuitBreaker:
+        return CircuitBreaker(failures=self.breaker_failures, reset_after=self.breaker_reset)
 
     # -- admission -------------------------------------------------------------
 
@@ -256,12 +310,12 @@ class Capacity:
             wait = grant.wait
             if grant.reason == SLOTS:
                 wait, poll = poll, min(poll * 2, SLOT_POLL[1])
-            if grant.reason == GONE or self.clock() + wait > deadline:
+            if grant.reason in _SKIP or self.clock() + wait > deadline:
                 up.counters.timeouts += 1
                 raise CapacityTimeout(
                     f"{up.name}/{lease.model}: no shared capacity ({grant.reason}) for {wait:.1f}s",
                     max(wait, UNKNOWN_WAIT) if grant.reason == SLOTS else wait,
-                    "model gone" if grant.reason == GONE else "capacity timeout",
+                    _skip_text(grant),
                 )
             up.counters.waits += 1
             up.counters.wait_seconds += wait
@@ -272,6 +326,10 @@ class Capacity:
         now = self.clock()
         if grant.reason == GONE:
             up.gone[model] = max(up.gone.get(model, -math.inf), now + grant.wait)
+        elif grant.reason == CIRCUIT:
+            up.model_breaker(model).trip(now, grant.why or "open elsewhere", _mirrored(grant))
+        elif grant.reason == EJECTED:
+            up.breaker.trip(now, grant.why or "ejected elsewhere", _mirrored(grant))
         elif grant.reason == COOLDOWN:
             up.model_quota(model, now).cool_down(now + grant.wait)
 
@@ -302,13 +360,14 @@ class Capacity:
     def _verdict(self, up: _Upstream, model: str, tokens: int, now: float) -> _Verdict:
         upstream = up.quota.check(tokens, now)
         mine = up.model_quota(model, now).check(tokens, now)
-        breaker = up.breaker.wait(now)
-        probing = math.isinf(breaker)
+        ejected = up.breaker.wait(now)
+        found = up.breakers.get(model)
+        circuit = found.wait(now) if found is not None else 0.0
         return _Verdict(
-            max(upstream.wait, 0.0 if probing else breaker),
-            mine.wait,
-            upstream.slot_free and not probing,
-            mine.slot_free,
+            max(upstream.wait, 0.0 if math.isinf(ejected) else ejected),
+            max(mine.wait, 0.0 if math.isinf(circuit) else circuit),
+            upstream.slot_free and not math.isinf(ejected),
+            mine.slot_free and not math.isinf(circuit),
         )
 
     def _try_now(self, up: _Upstream, model: str, tokens: int, now: float) -> Lease | None:
@@ -319,9 +378,14 @@ class Capacity:
     def _admit(
         self, up: _Upstream, model: str, tokens: int, now: float, enqueued: float
     ) -> Lease | None:
-        """Reserve for a request whose verdict is ready; None if the breaker says no after all."""
-        probe = up.breaker.state != CLOSED
+        """Reserve for a request whose verdict is ready; None if a breaker says no after all."""
+        mine = up.model_breaker(model)
+        probe, provider_probe = mine.state != CLOSED, up.breaker.state != CLOSED
+        if not mine.allow(now):
+            return None
         if not up.breaker.allow(now):
+            if probe:
+                mine.abandon()
             return None
         quotas = (up.quota, up.model_quota(model, now))
         for quota in quotas:
@@ -337,18 +401,37 @@ class Capacity:
             tokens=tokens,
             waited=waited,
             quotas=quotas,
-            breaker=up.breaker,
+            breaker=mine,
             probe=probe,
+            provider=up.breaker,
+            provider_probe=provider_probe,
             clock=self.clock,
-            wake=lambda: self._released(up),
+            wake=lambda: self._released(up, model),
         )
 
-    def _released(self, up: _Upstream) -> None:
-        b = up.breaker
-        if self.shared.shared and b.state == OPEN and b.opened_at != up.shared_opened:
-            up.shared_opened = b.opened_at  # it has just opened: tell the other instances
-            spawn(self.shared.open_circuit(up.name, self.breaker_reset))
+    def _released(self, up: _Upstream, model: str) -> None:
+        mine = up.breakers.get(model)
+        if mine is not None and mine.news:  # it has just opened
+            mine.news = False
+            log.warning(
+                "%s/%s ejected for %.0f s: %s", up.name, model, self.breaker_reset, mine.reason
+            )
+            self._announce(up.name, model, mine)
+            failing = up.failing()
+            if len(failing) >= self.provider_models and up.breaker.state == CLOSED:
+                why = f"{len(failing)} models failing: {', '.join(failing)}"
+                up.breaker.trip(self.clock(), why)
+        if up.breaker.news:
+            up.breaker.news = False
+            log.warning("provider %s ejected: %s", up.name, up.breaker.reason)
+            self._announce(up.name, None, up.breaker)
         self._dispatch(up)
+
+    def _announce(self, upstream: str, model: str | None, breaker: CircuitBreaker) -> None:
+        """Tell the other instances (with shared state) that a circuit has just opened."""
+        if self.shared.shared:
+            left = max(0.0, breaker.until - self.clock())
+            spawn(self.shared.open_circuit(upstream, left, model=model, reason=breaker.reason))
 
     def _dispatch(self, up: _Upstream) -> None:
         """Admit what can start now in fair order; set the timer for the next admit time.
@@ -495,11 +578,17 @@ class Capacity:
         now = self.clock()
         if up.gone.get(model, -math.inf) > now:
             return "model gone"
-        breaker = up.breaker.wait(now)
-        if breaker > 0:
-            return (
-                "circuit open" if math.isfinite(breaker) else "circuit half-open, probe in flight"
-            )
+        ejected = up.breaker.wait(now)
+        if ejected > 0:
+            if math.isinf(ejected):
+                return "provider ejected, probe in flight"
+            return f"provider ejected ({up.breaker.reason}) for {ejected:.0f}s more"
+        found = up.breakers.get(model)
+        circuit = found.wait(now) if found is not None else 0.0
+        if found is not None and circuit > 0:
+            if math.isinf(circuit):
+                return "circuit half-open, probe in flight"
+            return f"circuit open ({found.reason}) for {circuit:.0f}s more"
         quota = up.models.get(model)
         cooling = max(up.quota.cooling_for(now), quota.cooling_for(now) if quota else 0.0)
         if cooling > 0:
@@ -528,6 +617,7 @@ class Capacity:
             "queue_full": c.queue_full,
             "rate_limited_received": c.rate_limited_received,
             "breaker": up.breaker.state,
+            "ejections": self._ejections(up, now),
             "cooling_down_until": until if until > now else None,
             "models": {
                 name: {"in_flight": q.in_flight, "cooling_for": round(q.cooling_for(now), 3)}
@@ -536,6 +626,54 @@ class Capacity:
             },
             "gone": sorted(name for name, t in up.gone.items() if t > now),
         }
+
+    def _ejections(self, up: _Upstream, now: float) -> list[dict[str, Any]]:
+        """Open circuits, the provider's (model None) first: why, since and until (epoch s)."""
+        to_wall = self.wall_clock() - now
+        found: list[tuple[str | None, CircuitBreaker]] = []
+        if up.breaker.state != CLOSED:
+            found.append((None, up.breaker))
+        found += [(m, up.breakers[m]) for m in up.failing()]
+        return [
+            {
+                "provider": up.name,
+                "model": model,
+                "state": b.state,
+                "reason": b.reason,
+                "since": round(b.opened_at + to_wall, 3),
+                "until": round(b.until + to_wall, 3) if b.state == OPEN else None,
+            }
+            for model, b in found
+        ]
+
+    def ejections(self) -> list[dict[str, Any]]:
+        """Every ejected provider and deployment, with reason and since/until (wall clock)."""
+        now = self.clock()
+        return [e for up in self._upstreams.values() for e in self._ejections(up, now)]
+
+    async def reset(self, upstream: str, model: str | None) -> bool:
+        """Clear an ejection by hand: a deployment's circuit, gone mark and cooldown, or
+        (``model`` None) the provider's ejection; here and in the shared store.
+
+        Only health state is cleared: a kill switch (``models block``, issue 25) is an
+        operator's decision, kept apart, and a reset never lifts it. True if anything was set.
+        """
+        up, now = self._upstreams.get(upstream), self.clock()
+        found = False
+        if up is not None and model is None:
+            found = up.breaker.state != CLOSED
+            up.breaker.reset()
+        elif up is not None and model is not None:
+            b, quota = up.breakers.pop(model, None), up.models.get(model)
+            found = b is not None and b.state != CLOSED
+            found = up.gone.pop(model, -math.inf) > now or found
+            if quota is not None and quota.cooldown_until > now:
+                quota.cooldown_until, found = -math.inf, True
+        if self.shared.shared:
+            found = await self.shared.reset(upstream, model) or found
+        if up is not None:
+            self._dispatch(up)
+        return found
 
     async def close(self) -> None:
         """Cancel every timer and fail every waiter (shutdown). Later acquires fail at once."""

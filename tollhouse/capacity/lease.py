@@ -36,6 +36,8 @@ class Lease:
         quotas: Sequence[QuotaState],
         breaker: CircuitBreaker,
         probe: bool,
+        provider: CircuitBreaker | None = None,
+        provider_probe: bool = False,
         clock: Callable[[], float],
         wake: Callable[[], None],
     ) -> None:
@@ -46,9 +48,12 @@ class Lease:
         """Seconds spent queued for capacity."""
         self.released = False
         self.probe = probe
-        """This call is the half-open circuit's one probe."""
+        """This call is the deployment's half-open circuit's one probe."""
+        self.provider_probe = provider_probe
+        """This call is the ejected provider's one probe."""
         self._quotas = [(q, q.reserved_until) for q in quotas]
         self._breaker = breaker
+        self._provider = provider
         self._clock = clock
         self._wake = wake
         self._charged = tokens
@@ -70,15 +75,28 @@ class Lease:
         if refunded:
             self._wake()
 
-    def release(self, outcome: ErrorClass | None) -> None:
-        """The call is over: its slot back; its outcome to the breaker. Idempotent.
+    def release(self, outcome: ErrorClass | None, *, provider_down: str | None = None) -> None:
+        """The call is over: its slot back; its outcome to the breakers. Idempotent.
 
-        Success, RATE_LIMIT, CLIENT and MODEL_GONE show the upstream answering;
+        Success, RATE_LIMIT, CLIENT and MODEL_GONE show the deployment answering;
         SERVER, OVERLOADED, TIMEOUT and CONNECTION count as its failures.
+        ``provider_down`` (why) is provider-wide evidence: it ejects the whole
+        provider and says nothing about this model (see :mod:`tollhouse.capacity`).
         """
-        if self._give_back():
-            self._breaker.record(outcome not in BREAKER_FAILURES, self._clock())
-            self._wake()
+        if not self._give_back():
+            return
+        now = self._clock()
+        if provider_down is not None:
+            if self._provider is not None:
+                self._provider.trip(now, provider_down)
+            if self.probe:
+                self._breaker.abandon()
+        else:
+            ok = outcome not in BREAKER_FAILURES
+            self._breaker.record(ok, now, outcome.value if outcome else "")
+            if self._provider is not None:
+                self._provider.record(True, now)  # it answered: the provider is reachable
+        self._wake()
 
     def abandon(self) -> None:
         """The call was never made (cancelled before sending): slot and tokens back,
@@ -87,6 +105,8 @@ class Lease:
             self.settle(0)
             if self.probe:
                 self._breaker.abandon()
+            if self.provider_probe and self._provider is not None:
+                self._provider.abandon()
             self._wake()
 
     def _give_back(self) -> bool:

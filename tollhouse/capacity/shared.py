@@ -21,7 +21,10 @@ from typing import NamedTuple, Protocol
 from tollhouse.capacity.quota import Limits
 
 GONE, CIRCUIT, COOLDOWN, RATE, SLOTS = "gone", "circuit", "cooldown", "rate", "slots"
-"""Why a shared decision said "not now" (the longest wait wins)."""
+EJECTED = "ejected"
+"""Why a shared decision said "not now" (the longest wait wins; gone, ejected and
+circuit are skipped at once). CIRCUIT is the deployment's (provider x model),
+EJECTED the whole provider's."""
 
 
 class SharedHold(Protocol):
@@ -38,6 +41,8 @@ class Grant(NamedTuple):
     hold: SharedHold | None
     wait: float = 0.0
     reason: str = ""
+    why: str = ""
+    """For a circuit or an ejection: the failure that opened it, on whichever instance."""
 
     @property
     def admitted(self) -> bool:
@@ -61,7 +66,13 @@ class SharedLimiter(Protocol):
 
     async def mark_gone(self, upstream: str, model: str, seconds: float) -> None: ...
 
-    async def open_circuit(self, upstream: str, seconds: float) -> None: ...
+    async def open_circuit(
+        self, upstream: str, seconds: float, *, model: str | None = None, reason: str = ""
+    ) -> None:
+        """A deployment's circuit (``model``), or the provider's ejection (None)."""
+
+    async def reset(self, upstream: str, model: str | None) -> bool:
+        """Clear health marks (circuit, gone, cooldown; never a block); True if any was set."""
 
     async def close(self) -> None: ...
 
@@ -91,8 +102,13 @@ class LocalLimiter:
     async def mark_gone(self, upstream: str, model: str, seconds: float) -> None:
         pass
 
-    async def open_circuit(self, upstream: str, seconds: float) -> None:
+    async def open_circuit(
+        self, upstream: str, seconds: float, *, model: str | None = None, reason: str = ""
+    ) -> None:
         pass
+
+    async def reset(self, upstream: str, model: str | None) -> bool:
+        return False
 
     async def close(self) -> None:
         pass

@@ -244,8 +244,12 @@ def _serve_simulated(settings: Settings, host: str | None, port: int | None) -> 
 @click.option("--ledger", help="Ledger file or postgresql:// URL (default: the config's).")
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
 @click.option(
-    "--capacity", is_flag=True, help="Upstream attempts: error classes, skips, queue wait, 429s."
+    "--capacity",
+    is_flag=True,
+    help="Upstream attempts: error classes, skips, queue wait, 429s; and what the running "
+    "gateway has ejected now (reason, since, until).",
 )
+@click.option("--url", help="The gateway, for --capacity (default: the config's host and port).")
 @click.option(
     "--trust", is_flag=True, help="Degraded tasks, held actions, cache validity, divergence."
 )
@@ -277,6 +281,7 @@ def report(
     commitments: bool,
     quarantine: bool,
     output: Path | None,
+    url: str | None,
 ) -> None:
     """Show spend from the ledger.
 
@@ -330,7 +335,9 @@ def report(
             out.show(render_quarantine(kept, fmt), lambda: render_quarantine(kept, "table"))
             return
         if capacity:
-            found = capacity_summary(conn, parse_time(since), parse_time(until))
+            found = _with_ejections(
+                capacity_summary(conn, parse_time(since), parse_time(until)), path, url, fmt
+            )
             out.show(render_capacity(found, fmt), lambda: reporting.capacity(found))
             return
         window = (parse_time(since), parse_time(until), project)
@@ -349,6 +356,60 @@ def report(
             )
         if project and fmt == "table":
             reporting.project_budget(conn, _settings(path), project, out)
+
+
+def _with_ejections(
+    rows: list[dict[str, Any]], path: Path | None, url: str | None, fmt: str
+) -> Any:
+    """The ledger's rows plus the running gateway's live ejections. No gateway: the rows
+    alone (no ejection columns: unknown is not "none"), and a note under a table."""
+    from tollhouse.cli import models
+
+    url = url or _gateway_url(_settings(path))
+    try:
+        return models.merge(rows, models.live_ejections(url))
+    except (models.GatewayUnreachable, RuntimeError) as exc:
+        if fmt == "table":
+            click.echo(f"live ejections unknown: {exc}", err=True)
+        return rows
+
+
+@cli.group()
+def models() -> None:
+    """Model health: clear an ejection by hand."""
+
+
+@models.command("reset")
+@click.argument("target")
+@click.option("--url", help="The gateway (default: the config's [server] host and port).")
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@friendly
+def models_reset(target: str, url: str | None, path: Path | None) -> None:
+    """Re-admit PROVIDER/MODEL now: clear its circuit, gone mark and cooldown.
+
+    PROVIDER alone clears the provider-wide ejection. Takes the operator token
+    (the gateway writes it; this reads it like `tollhouse approve`). With shared
+    state (Redis) every instance sees the reset; a blocked model stays blocked.
+
+    \b
+    Examples:
+      tollhouse models reset openai/gpt-4o
+      tollhouse models reset openai            # the provider's own ejection
+    """
+    from tollhouse.cli import models as health
+
+    try:
+        provider, model = health.parse_target(target)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = _settings(path)
+    url = url or _gateway_url(settings)
+    try:
+        found = health.reset_model(url, _operator_token(settings), provider, model)
+    except (health.GatewayUnreachable, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    what = f"{provider}/{model}" if model else f"provider {provider}"
+    click.echo(f"{what}: " + ("re-admitted" if found["cleared"] else "was not ejected"))
 
 
 def _trust_report(conn: Any, since: Any, until: Any, project: str | None, fmt: str) -> str:

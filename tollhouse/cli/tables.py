@@ -105,14 +105,18 @@ def capacity(rows: list[dict[str, Any]]) -> Table | str:
         return "No upstream attempts in the ledger for this period."
     table = Table(title="Upstream attempts", header_style="bold")
     columns = CAPACITY_COLUMNS
+    live = [c for c in ("ejected", "ejected_until") if c in rows[0]]
     for name in ("provider", "model"):  # whole names, never cut to "…"
         widest = max(len(name), *(len(str(r[name])) for r in rows))
         table.add_column(name, overflow="fold", min_width=widest)
     for name in columns:
         table.add_column(name.replace("_", " "), justify="right")
+    for name in live:
+        table.add_column(name.replace("_", " "))
     for r in rows:
         values = [f"{r[c]:,.1f}" if isinstance(r[c], float) else f"{r[c]:,}" for c in columns]
-        table.add_row(Text(str(r["provider"])), Text(str(r["model"])), *values)
+        extra = [Text(str(r[c] or "")) for c in live]  # Text: reasons are not rich markup
+        table.add_row(Text(str(r["provider"])), Text(str(r["model"])), *values, *extra)
     return table
 
 

@@ -234,13 +234,16 @@ class Dashboard:
         return lambda conn: commitment_status(conn, deals, datetime.now(UTC))
 
     async def _capacity(self, request: web.Request) -> web.StreamResponse:
-        """Live gate state, plus the last hour's attempts (429s, error classes) per model."""
+        """Live gate state and ejections (per deployment: reason, since, until), plus the
+        last hour's attempts (429s, error classes) per model."""
         live = self.sources.capacity.stats()
+        ejections = self.sources.capacity.ejections()
         since = parse_time("1h")
         recent = await asyncio.get_running_loop().run_in_executor(
             None, self._read, lambda conn: capacity_summary(conn, since)
         )
-        return _no_store(web.json_response({"upstreams": live, "last_hour": recent}))
+        found = {"upstreams": live, "ejections": ejections, "last_hour": recent}
+        return _no_store(web.json_response(found))
 
     async def _budgets(self, request: web.Request) -> web.StreamResponse:
         budgets = self.sources.budgets

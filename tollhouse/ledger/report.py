@@ -372,9 +372,14 @@ CAPACITY_COLUMNS = (
 )
 
 
+def _live_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The gateway's live ejection columns, when the rows carry them (tollhouse.cli.models)."""
+    return [c for c in ("ejected", "ejected_since", "ejected_until") if rows and c in rows[0]]
+
+
 def render_capacity(rows: list[dict[str, Any]], fmt: str) -> str:
     keys = ["provider", "model"]
-    columns = [*keys, *CAPACITY_COLUMNS]
+    columns = [*keys, *CAPACITY_COLUMNS, *_live_columns(rows)]
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":

@@ -130,13 +130,13 @@ class RedisLimiter:
             round(self.lease_ttl_s * US),
         ]
         try:
-            admitted, wait_us, reason = await self.state.run(
+            admitted, wait_us, reason, *why = await self.state.run(
                 FEATURE, lambda r: self._admit(keys=keys.admit, args=args, client=r)
             )
         except StateDown:
             return self._admit_share(upstream, model, tokens)
         if not admitted:
-            return Grant(None, int(wait_us) / US, decode(reason))
+            return Grant(None, int(wait_us) / US, decode(reason), decode(why[0]) if why else "")
         if keys.slots:
             self.held[lease_id] = keys.slots
             self._start_renewer()
@@ -149,7 +149,7 @@ class RedisLimiter:
         quotas = [(up, ("q", upstream)), (mine, ("m", upstream, model))]
         admit = [k(*base, part) for _, base in quotas for part in ("req", "tok", "slots")]
         admit += [k("cool", upstream), k("cool", upstream, model)]
-        admit += [k("gone", upstream, model), k("open", upstream)]
+        admit += [k("gone", upstream, model), k("open", upstream), k("open", upstream, model)]
         tokens, intervals, slots = [], [], []
         for limits, base in quotas:
             rate = limits.token_rate() if limits else None
@@ -229,11 +229,48 @@ class RedisLimiter:
     async def mark_gone(self, upstream: str, model: str, seconds: float) -> None:
         await self._mark(self.state.key("gone", upstream, model), seconds)
 
-    async def open_circuit(self, upstream: str, seconds: float) -> None:
-        await self._mark(self.state.key("open", upstream), seconds)
+    async def open_circuit(
+        self, upstream: str, seconds: float, *, model: str | None = None, reason: str = ""
+    ) -> None:
+        """The deployment's circuit (``model``) or the provider's ejection, for every instance."""
+        key = self.state.key("open", upstream, *([] if model is None else [model]))
+        await self._mark(key, seconds, reason[:200])
 
-    async def _mark(self, key: str, seconds: float) -> None:
-        args = [round(seconds * US)]
+    async def reset(self, upstream: str, model: str | None) -> bool:
+        """Delete the health marks (never ``block``: the kill switch of issue 25 lives
+        beside them, keyed ``block:…``, and only its own command lifts it)."""
+        k = self.state.key
+        keys = (
+            [k("open", upstream)]
+            if model is None
+            else [k(kind, upstream, model) for kind in ("open", "gone", "cool")]
+        )
+        found = await self.state.attempt(FEATURE, lambda r: r.delete(*keys))
+        return bool(found)
+
+    async def ejections(self) -> list[dict[str, Any]]:
+        """Circuits open in the shared store (every instance's): provider, model, reason, until."""
+
+        async def scan(r: Any) -> list[dict[str, Any]]:
+            pattern = self.state.key("open", "*")
+            found = []
+            async for key in r.scan_iter(match=pattern, count=500):
+                reason, ms = await r.get(key), await r.pttl(key)
+                parts = decode(key)[len(self.state.key("open", "")) :].split(":", 1)
+                found.append(
+                    {
+                        "provider": parts[0],
+                        "model": parts[1] if len(parts) > 1 else None,
+                        "reason": decode(reason) if reason else "",
+                        "until": round(time.time() + max(ms, 0) / 1000, 3),
+                    }
+                )
+            return found
+
+        return await self.state.attempt(FEATURE, scan) or []
+
+    async def _mark(self, key: str, seconds: float, value: str = "1") -> None:
+        args: list[Any] = [round(seconds * US), value or "1"]
         # Redis down: the local gate keeps its own mark.
         await self.state.attempt(FEATURE, lambda r: self._until(keys=[key], args=args, client=r))
 

@@ -7,11 +7,14 @@ microsecond) stored with ``%.17g``; every key expires once it no longer
 constrains anything, so idle upstreams leave nothing behind.
 
 ADMIT keys, per quota (the upstream's, then the model's): request TAT, token
-TAT, in-flight lease set; then cooldown (upstream, model), gone (model) and
-circuit (upstream). ARGV per quota: request interval and burst, token
-interval and burst, max in flight (0: none of that limit); then the token
+TAT, in-flight lease set; then cooldown (upstream, model), gone (model), the
+provider's ejection and the deployment's (provider x model) open circuit; those
+three refuse at once (the caller skips to its next candidate, never waits).
+ARGV per quota: request interval and burst, token interval and burst, max in
+flight (0: none of that limit); then the token
 cost, the lease id and the lease TTL (µs). The result is ``{admitted, wait_us,
-reason}``; when admitted, every bucket has been charged and the lease added.
+reason}`` (and, for a circuit or an ejection, why it opened); when admitted,
+every bucket has been charged and the lease added.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ local function later(w, why)
 end
 local gone = redis.call('PTTL', KEYS[9])
 if gone > 0 then return {0, gone * 1000, 'gone'} end
-local circuit = redis.call('PTTL', KEYS[10])
-if circuit > 0 then later(circuit * 1000, 'circuit') end
+local ejected = redis.call('PTTL', KEYS[10])
+if ejected > 0 then return {0, ejected * 1000, 'ejected', redis.call('GET', KEYS[10])} end
+local circuit = redis.call('PTTL', KEYS[11])
+if circuit > 0 then return {0, circuit * 1000, 'circuit', redis.call('GET', KEYS[11])} end
 for _, k in ipairs({KEYS[7], KEYS[8]}) do
   local p = redis.call('PTTL', k)
   if p > 0 then later(p * 1000, 'cooldown') end
@@ -118,7 +123,8 @@ UNTIL = """
 local ms = math.ceil(tonumber(ARGV[1]) / 1000)
 if ms <= 0 then return 0 end
 local left = redis.call('PTTL', KEYS[1])
-if left < ms then redis.call('SET', KEYS[1], '1', 'PX', ms) end
+if left < ms then redis.call('SET', KEYS[1], ARGV[2] or '1', 'PX', ms) end
 return 1
 """
-"""A mark (cooldown, gone, open circuit) for ARGV µs; a later mark never shortens one."""
+"""A mark (cooldown, gone, open circuit) for ARGV[1] µs, its value ARGV[2] (why, if
+given); a later mark never shortens one."""

@@ -201,6 +201,10 @@ async function capacity() {
     ["429s received", r => count(r.rate_limited_received), { num: true }],
     ["timeouts", r => count(r.timeouts), { num: true }], ["breaker", r => r.breaker],
     ["cooling down", r => r.cooling_down_until ? "yes" : "no"]], rows, "No upstreams configured.");
+  const when = t => t ? new Date(t * 1000).toLocaleTimeString() : "on its probe";
+  table("ejections", [["provider", r => r.provider], ["model", r => r.model || "all models"],
+    ["state", r => r.state], ["reason", r => r.reason], ["since", r => when(r.since)],
+    ["until", r => when(r.until)]], found.ejections, "Nothing ejected: every model is admitted.");
   const classes = ["rate_limit", "overloaded", "server", "timeout", "connection", "model_gone", "client"];
   table("capacity-hour", [["provider", r => r.provider], ["model", r => r.model],
     ["attempts", r => count(r.attempts), { num: true }],
