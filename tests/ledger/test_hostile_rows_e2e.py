@@ -7,7 +7,6 @@ used to stop the ledger writer, leave /metrics answering 500, and fail the resta
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from decimal import Decimal
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.conftest import GatewayFactory, base_config
+from tests.ingress.wire import raw_request
 from tollhouse.simulator import Simulator
 from tollhouse.testing import BackgroundServer
 
@@ -23,22 +23,10 @@ BODY = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}
 
 def raw_post(url: str, path: str, headers: bytes, body: bytes = BODY) -> tuple[int, bytes]:
     """A request with header bytes no HTTP library would send (they aren't UTF-8)."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            b"Content-Type: application/json\r\nConnection: close\r\n"
-            + headers
-            + b"Content-Length: "
-            + str(len(body)).encode()
-            + b"\r\n\r\n"
-            + body
-        )
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), rest
+    status, _, rest = raw_request(
+        url, b"POST", path, b"Content-Type: application/json\r\n" + headers, body
+    )
+    return status, rest
 
 
 def metrics(url: str) -> str:
