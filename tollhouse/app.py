@@ -17,13 +17,14 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from tollhouse import __version__
+from tollhouse.access_tokens import ensure_token
 from tollhouse.attribution.chain import Attributor
 from tollhouse.attribution.process import ProcessAttributor
 from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.capacity import http as capacity_http
+from tollhouse.cluster import RedisTrustStore, SharedState
 from tollhouse.connections import CONNECTIONS
-from tollhouse.dispatch import Dispatcher
 from tollhouse.errors import (
     ConfigError,
     Forbidden,
@@ -32,6 +33,10 @@ from tollhouse.errors import (
     NoSuchEndpoint,
     UnsupportedMediaType,
 )
+from tollhouse.gateway.dispatch import Dispatcher
+from tollhouse.gateway.pipeline import REQUEST_ID_HEADER, Gateway, error_response
+from tollhouse.gateway.routing import Router
+from tollhouse.gateway.upstream import Upstreams
 from tollhouse.hostguard import (
     LOCAL_NAMES,
     PASS,
@@ -46,25 +51,20 @@ from tollhouse.ledger.postgres import is_postgres
 from tollhouse.ledger.store import Location
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metrics import GatewayMetrics
-from tollhouse.observe import (
+from tollhouse.pricing import Pricer
+from tollhouse.pricing.discount import discounts
+from tollhouse.providers import build_providers
+from tollhouse.settings import LimitSettings, Settings, tollhouse_home
+from tollhouse.tasks import cancel_all
+from tollhouse.trust import http as trust_http
+from tollhouse.trust.service import build_trust
+from tollhouse.wiring import (
     DASHBOARD,
     attach_dashboard,
     load_budgets,
     metrics_handler,
     observe_gateway,
 )
-from tollhouse.pricing import Pricer
-from tollhouse.pricing.discount import discounts
-from tollhouse.providers import build_providers
-from tollhouse.proxy import REQUEST_ID_HEADER, Gateway, error_response
-from tollhouse.routing import Router
-from tollhouse.settings import LimitSettings, Settings, tollhouse_home
-from tollhouse.state import RedisTrustStore, SharedState
-from tollhouse.tasks import cancel_all
-from tollhouse.tokens import ensure_token
-from tollhouse.trust import http as trust_http
-from tollhouse.trust.service import build_trust
-from tollhouse.upstream import Upstreams
 
 log = logging.getLogger("tollhouse")
 

@@ -19,11 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
+from tollhouse.access_tokens import ensure_token, same
 from tollhouse.capacity.admission import Capacity
 from tollhouse.connections import read_body
 from tollhouse.errors import BadRequest, Forbidden, GatewayError, UnknownModel
 from tollhouse.ingress.base import parse_json_body
-from tollhouse.tokens import ensure_token, same
 
 OPERATOR_HEADER = "X-Tollhouse-Operator"
 PREFIX = "/tollhouse/v1/models"

@@ -529,7 +529,7 @@ def dashboard(path: Path | None, open_browser: bool, port: int | None) -> None:
     """
     import webbrowser
 
-    from tollhouse.tokens import ensure_token
+    from tollhouse.access_tokens import ensure_token
 
     conf = _settings(path).dashboard
     if not conf.enabled:

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from tollhouse.access_tokens import same
 from tollhouse.budgets import BudgetGate
 from tollhouse.budgets.commitments import commitment_status
 from tollhouse.capacity import Capacity
@@ -34,7 +35,6 @@ from tollhouse.hostguard import BrowserGuard, decide, preflight_headers
 from tollhouse.ledger.report import capacity_summary, parse_time
 from tollhouse.ledger.store import Location, connect
 from tollhouse.settings import CommitmentSettings, ServerSettings
-from tollhouse.tokens import same
 from tollhouse.trust.metrics import trust_metrics
 
 BASE = "/tollhouse/ui"

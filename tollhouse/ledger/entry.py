@@ -44,7 +44,7 @@ class LedgerEntry:
     process_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     trust: str | None = None  # "full" | "degraded" | "direct" (intercepted); None: nothing answered
-    attempts: list[Any] = field(default_factory=list)  # tollhouse.dispatch.Attempt
+    attempts: list[Any] = field(default_factory=list)  # tollhouse.gateway.dispatch.Attempt
     attempt_count: int = 0
     queue_wait_ms: float = 0.0
     error_class: str | None = None  # of the last attempt

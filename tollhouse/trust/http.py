@@ -20,13 +20,13 @@ from typing import Any
 from aiohttp import web
 
 from tollhouse import sane
+from tollhouse.access_tokens import same
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor
 from tollhouse.connections import read_body
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
 from tollhouse.ingress import DIALECTS
 from tollhouse.ingress.base import parse_json_body
 from tollhouse.ledger.store import Location, connect
-from tollhouse.tokens import same
 from tollhouse.trust.errors import Held, NotAnOperator, NotFound
 from tollhouse.trust.idempotency import parse_key
 from tollhouse.trust.service import TrustService, label

@@ -1,7 +1,7 @@
 """Running a kept request again on its primary only: no cache, no fallback.
 
 Used by ``verify`` and by the sampled fallback-divergence replays. The call
-goes through the same :class:`~tollhouse.dispatch.Dispatcher` (capacity,
+goes through the same :class:`~tollhouse.gateway.dispatch.Dispatcher` (capacity,
 retries on the primary) with the gateway's own key (clients' keys are never
 kept), is metered like any other and gets its own ledger row, tagged
 ``tollhouse=verify`` or ``tollhouse=divergence``. It spends the project's
@@ -20,15 +20,15 @@ from typing import Any
 
 from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import ErrorClass
-from tollhouse.dispatch import Dispatch, Dispatcher, Outgoing
 from tollhouse.errors import UpstreamUnavailable
+from tollhouse.gateway.dispatch import Dispatch, Dispatcher, Outgoing
+from tollhouse.gateway.routing import Route, Router
 from tollhouse.ids import RequestIds
 from tollhouse.ingress import DIALECTS
 from tollhouse.ledger.entry import LedgerEntry
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering import meter_body, stream_meter
 from tollhouse.metering.usage import Metered
-from tollhouse.routing import Route, Router
 from tollhouse.trust.text import answer_text
 
 # Request headers worth keeping for a re-run: none of them carries a credential.

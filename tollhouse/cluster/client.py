@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from tollhouse.settings import StateSettings
 
-log = logging.getLogger("tollhouse.state")
+log = logging.getLogger("tollhouse.cluster")
 
 T = TypeVar("T")
 

@@ -40,13 +40,13 @@ from tollhouse.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from tollhouse.gateway.routing import Route
+from tollhouse.gateway.upstream import Upstreams, refuse_redirect, upstream_error_kind
 from tollhouse.ingress import Call, Dialect
 from tollhouse.providers import Provider
-from tollhouse.routing import Route
 from tollhouse.translate import Untranslatable, repair_native, translate_request_noted
-from tollhouse.upstream import Upstreams, refuse_redirect, upstream_error_kind
 
-log = logging.getLogger("tollhouse.dispatch")
+log = logging.getLogger("tollhouse.gateway.dispatch")
 
 # Where each dialect's native endpoint lives, for translated calls.
 NATIVE_PATHS = {

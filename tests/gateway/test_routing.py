@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import ACME_KEY, Harness, base_config
 from tollhouse.errors import UnknownModel
+from tollhouse.gateway.routing import Router
 from tollhouse.providers import build_providers
-from tollhouse.routing import Router
 from tollhouse.settings import parse_settings
 
 

@@ -1,6 +1,6 @@
 """Provider limits shared by every instance through Redis: the Redis :class:`SharedLimiter`.
 
-Each admission is one :data:`~tollhouse.state.scripts.ADMIT` script: the
+Each admission is one :data:`~tollhouse.cluster.scripts.ADMIT` script: the
 upstream's and the model's request and token GCRA buckets (numeric cost), the
 in-flight lease sets, the cooldown, gone and open-circuit marks, decided and
 charged atomically on the Redis server's clock. An in-flight slot is a member
@@ -33,11 +33,11 @@ from typing import Any
 from tollhouse.capacity.gcra import US
 from tollhouse.capacity.quota import Limits, QuotaState
 from tollhouse.capacity.shared import RATE, SLOTS, Grant
-from tollhouse.state import scripts
-from tollhouse.state.client import RedisState, StateDown, decode
+from tollhouse.cluster import scripts
+from tollhouse.cluster.client import RedisState, StateDown, decode
 from tollhouse.tasks import spawn
 
-log = logging.getLogger("tollhouse.state")
+log = logging.getLogger("tollhouse.cluster")
 
 FEATURE = "limits"
 

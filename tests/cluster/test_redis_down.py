@@ -36,7 +36,7 @@ def metric(gateway: Harness, name: str) -> float:
 
 
 def logged(caplog: pytest.LogCaptureFixture, text: str) -> int:
-    return sum(1 for r in caplog.records if r.name == "tollhouse.state" and text in r.message)
+    return sum(1 for r in caplog.records if r.name == "tollhouse.cluster" and text in r.message)
 
 
 def test_redis_down_then_back(
@@ -45,7 +45,7 @@ def test_redis_down_then_back(
     private_redis: PrivateRedis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="tollhouse.state")
+    caplog.set_level(logging.INFO, logger="tollhouse.cluster")
     config: dict[str, Any] = trust_config(simulator.url)
     config["state"] = state_config(
         simulator.url, "down:", url=private_redis.url, expected_instances=2, retry_s=0.05

@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from tollhouse.state.client import DOWN_ERRORS, RedisState, decode
+from tollhouse.cluster.client import DOWN_ERRORS, RedisState, decode
 
-log = logging.getLogger("tollhouse.state")
+log = logging.getLogger("tollhouse.cluster")
 
 SETTINGS = ("appendonly", "maxmemory", "maxmemory-policy")
 FIX = (

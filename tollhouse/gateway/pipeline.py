@@ -28,12 +28,15 @@ from tollhouse.attribution.chain import (
     Attributor,
     header_tags,
 )
-from tollhouse.backlog import Backlog
 from tollhouse.budgets import BudgetGate, Hold
 from tollhouse.budgets.gate import BUDGET_HEADER
 from tollhouse.connections import read_body
-from tollhouse.dispatch import Answer, Attempt, Dispatch, Dispatcher, Outgoing
 from tollhouse.errors import BadRequest, GatewayError, InternalError, UnknownModel
+from tollhouse.gateway.backlog import Backlog
+from tollhouse.gateway.dispatch import Answer, Attempt, Dispatch, Dispatcher, Outgoing
+from tollhouse.gateway.relay import relay_body, relay_stream
+from tollhouse.gateway.routing import Route, Router
+from tollhouse.gateway.upstream import Upstreams, downstream_headers, refuse_redirect
 from tollhouse.ids import RequestIds
 from tollhouse.ingress import Call, Dialect, parse_json_body, render_error
 from tollhouse.ledger.entry import LedgerEntry
@@ -41,13 +44,10 @@ from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Metered
 from tollhouse.metrics import GatewayMetrics
 from tollhouse.pricing import Cost
-from tollhouse.relay import relay_body, relay_stream
 from tollhouse.requestlog import log_request
-from tollhouse.routing import Route, Router
 from tollhouse.tasks import spawn
-from tollhouse.upstream import Upstreams, downstream_headers, refuse_redirect
 
-log = logging.getLogger("tollhouse.proxy")
+log = logging.getLogger("tollhouse.gateway.pipeline")
 
 REQUEST_ID_HEADER = "X-Tollhouse-Request-Id"
 DEADLINE_HEADER = "X-Tollhouse-Deadline-Ms"

@@ -18,8 +18,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from tollhouse.connections import CONNECTIONS
-from tollhouse.dispatch import Answer
 from tollhouse.errors import UpstreamUnavailable
+from tollhouse.gateway.dispatch import Answer
+from tollhouse.gateway.upstream import downstream_headers, refuse_redirect, upstream_error_kind
 from tollhouse.ingress import Dialect
 from tollhouse.metering import meter_body, stream_meter
 from tollhouse.metering.usage import Metered
@@ -36,7 +37,6 @@ from tollhouse.translate import (
     translate_response,
 )
 from tollhouse.translate.model import GENERATION_FAILED
-from tollhouse.upstream import downstream_headers, refuse_redirect, upstream_error_kind
 
 
 class Relayed(Protocol):

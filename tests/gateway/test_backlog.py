@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tollhouse.backlog import Backlog
+from tollhouse.gateway.backlog import Backlog
 
 
 def test_items_wait_until_the_next_request_has_gone_upstream() -> None:

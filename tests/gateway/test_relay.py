@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-import tollhouse.relay
+import tollhouse.gateway.relay
 from tests.conftest import ACME_KEY, GatewayFactory, Harness, assert_matches_bill, bill_for
 from tollhouse.metering.window import WINDOW, BodyWindow
 from tollhouse.simulator import Simulator
@@ -85,7 +85,7 @@ def windows(monkeypatch: pytest.MonkeyPatch) -> list[BodyWindow]:
             super().__init__()
             made.append(self)
 
-    monkeypatch.setattr(tollhouse.relay, "BodyWindow", Recorded)
+    monkeypatch.setattr(tollhouse.gateway.relay, "BodyWindow", Recorded)
     return made
 
 

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 from tests.state.conftest import REDIS_URL, PrivateRedis
 from tollhouse.capacity import Capacity, CapacityTimeout, Limits
 from tollhouse.capacity.shared import CIRCUIT, COOLDOWN, EJECTED, GONE, RATE, SLOTS, Grant
+from tollhouse.cluster import RedisLimiter, RedisState
+from tollhouse.cluster.limits import share
 from tollhouse.settings import StateSettings
-from tollhouse.state import RedisLimiter, RedisState
-from tollhouse.state.limits import share
 
 T = TypeVar("T")
 

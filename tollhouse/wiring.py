@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from tollhouse.access_tokens import ensure_token
 from tollhouse.budgets import BudgetGate
 from tollhouse.capacity import Capacity
 from tollhouse.dashboard.server import Dashboard, Sources
@@ -31,7 +32,6 @@ from tollhouse.metrics.gateway import (
     trust_gauges,
 )
 from tollhouse.settings import Settings
-from tollhouse.tokens import ensure_token
 from tollhouse.trust.metrics import trust_metrics
 
 log = logging.getLogger("tollhouse")

@@ -209,7 +209,7 @@ def test_a_redis_without_persistence_is_reported_at_start(
     private_redis: PrivateRedis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tollhouse.state")
+    caplog.set_level(logging.WARNING, logger="tollhouse.cluster")
     make_gateway(config(simulator.url, private_redis.url))
     warned = [r.message for r in caplog.records if "does not persist" in r.message]
     assert len(warned) == 1 and "appendonly yes" in warned[0]
@@ -222,6 +222,6 @@ def test_a_persisting_redis_is_not_warned_about(
     durable_redis: PrivateRedis,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tollhouse.state")
+    caplog.set_level(logging.WARNING, logger="tollhouse.cluster")
     make_gateway(config(simulator.url, durable_redis.url))
     assert not [r for r in caplog.records if "persist" in r.message]

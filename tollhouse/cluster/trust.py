@@ -33,10 +33,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from tollhouse.cluster.client import RedisState, StateDown, decode
+from tollhouse.cluster.sight import Sight
 from tollhouse.errors import GatewayError
 from tollhouse.ledger.writer import LedgerWriter
-from tollhouse.state.client import RedisState, StateDown, decode
-from tollhouse.state.sight import Sight
 from tollhouse.tasks import spawn
 from tollhouse.trust.audit import action_row, clearance_row, completion_row, step_row
 from tollhouse.trust.cache import HIT, MISS, VALIDITY_MISS, CacheEntry
@@ -45,7 +45,7 @@ from tollhouse.trust.trajectory import Step, Trajectory, task_key, task_of
 
 T = TypeVar("T")
 
-log = logging.getLogger("tollhouse.state")
+log = logging.getLogger("tollhouse.cluster")
 
 CLAIM = """
 local found = redis.call('GET', KEYS[1])
@@ -176,7 +176,7 @@ class RedisTrustStore:
 
     async def _watch(self) -> None:
         """Push the backlog as soon as Redis answers (not whenever this instance happens to
-        make another trust call), then beat: see :mod:`tollhouse.state.sight`."""
+        make another trust call), then beat: see :mod:`tollhouse.cluster.sight`."""
         pause = max(0.01, self.state.retry_s)
         while True:
             try:

@@ -23,13 +23,13 @@ from yarl import URL
 
 import tollhouse.providers.builtin  # noqa: F401  (registers the kinds)
 from tests.conftest import KEY_ENV, PROVIDER_KEY, GatewayFactory
-from tollhouse.dispatch import NATIVE_PATHS
 from tollhouse.errors import BadRequest
+from tollhouse.gateway.dispatch import NATIVE_PATHS
+from tollhouse.gateway.upstream import upstream_url
 from tollhouse.ingress import DIALECTS, Call
 from tollhouse.providers import KINDS, Provider
 from tollhouse.settings import ProviderSettings
 from tollhouse.testing import BackgroundServer
-from tollhouse.upstream import upstream_url
 
 BASES = [
     ("gemini", "http://127.0.0.1:9/gemini"),

@@ -1,7 +1,7 @@
 """Which instances may know of steps the others can't see: :class:`Sight`.
 
 An instance that can't reach Redis still answers model calls, and keeps their
-steps to push once Redis answers (:class:`~tollhouse.state.trust.RedisTrustStore`'s
+steps to push once Redis answers (:class:`~tollhouse.cluster.trust.RedisTrustStore`'s
 backlog). Until it has, no other instance can see those steps, so none may
 allow an irreversible action on their word. An instance can't say so while
 it is cut off; the others can notice its silence instead:
@@ -29,7 +29,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from tollhouse.state.client import RedisState, decode
+from tollhouse.cluster.client import RedisState, decode
 
 BEAT = """
 local t = redis.call('TIME')

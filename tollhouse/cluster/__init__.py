@@ -1,4 +1,4 @@
-"""Shared state for several gateway instances (issue 7): Redis behind small interfaces.
+"""What several gateway instances share, kept in Redis: limits, trust state, sight of each other.
 
 Configured with ``[state] url = "redis://127.0.0.1:6379/0"``; without it
 everything stays in the process, as before. What is shared, and what each
@@ -13,12 +13,12 @@ feature does while Redis is down, is in the README ("Run several instances"):
 
 from __future__ import annotations
 
+from tollhouse.cluster.client import RedisState, StateDown
+from tollhouse.cluster.durability import check_persistence
+from tollhouse.cluster.limits import RedisLimiter
+from tollhouse.cluster.trust import RedisTrustStore, StateUnavailable
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.settings import StateSettings
-from tollhouse.state.client import RedisState, StateDown
-from tollhouse.state.durability import check_persistence
-from tollhouse.state.limits import RedisLimiter
-from tollhouse.state.trust import RedisTrustStore, StateUnavailable
 
 
 class SharedState:
