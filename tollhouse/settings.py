@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from tollhouse.errors import ConfigError
+from tollhouse.providers.registry import KINDS
 
 DEFAULT_PORT = 4141
 DEFAULT_INTERCEPT_PORT = 8090
-PROVIDER_KINDS = ("openai", "anthropic", "gemini", "xai", "openrouter", "openai-compatible")
+PROVIDER_KINDS = tuple(KINDS)  # the provider registry decides
 
 
 def tollhouse_home() -> Path:
@@ -506,18 +507,10 @@ class Settings:
         return {key: name for name, proj in self.projects.items() for key in proj.keys}
 
 
-# Embedded defaults: the real provider hosts, keys from the usual variables.
-DEFAULT_PROVIDERS = (
-    ProviderSettings("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
-    ProviderSettings("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
-    ProviderSettings(
-        "gemini", "gemini", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY"
-    ),
-    ProviderSettings("xai", "xai", "https://api.x.ai/v1", "XAI_API_KEY"),
-    ProviderSettings(
-        "openrouter", "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"
-    ),
-    ProviderSettings("local", "openai-compatible", "http://127.0.0.1:11434/v1", ""),
+# Embedded defaults: each kind's real host, keys from the usual variables (providers/).
+DEFAULT_PROVIDERS = tuple(
+    ProviderSettings(cls.default_name or kind, kind, cls.default_base_url, cls.default_key_env)
+    for kind, cls in KINDS.items()
 )
 
 

@@ -24,8 +24,8 @@ import httpx2 as httpx
 import pytest
 import redis
 
+from tests.cluster.conftest import REDIS_URL, state_config
 from tests.conftest import ACME_KEY, KEY_ENV, PROVIDER_KEY, GatewayFactory, Harness
-from tests.state.conftest import REDIS_URL, state_config
 from tests.test_capacity_e2e import attempts
 from tollhouse.simulator import Simulator, SimulatorSettings
 from tollhouse.testing import free_port

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from tests.state.conftest import REDIS_URL, PrivateRedis
+from tests.cluster.conftest import REDIS_URL, PrivateRedis
 from tollhouse.capacity import Capacity, CapacityTimeout, Limits
 from tollhouse.capacity.shared import CIRCUIT, COOLDOWN, EJECTED, GONE, RATE, SLOTS, Grant
 from tollhouse.cluster import RedisLimiter, RedisState

@@ -13,8 +13,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from tests.cluster.conftest import PrivateRedis, state_config
 from tests.conftest import ACME_KEY, GatewayFactory, Harness
-from tests.state.conftest import PrivateRedis, state_config
 from tests.trust.test_trust_e2e import action, api, cached, trust_config
 from tollhouse.simulator import Simulator
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.cluster.conftest import state_config
 from tests.conftest import GatewayFactory, Harness
-from tests.state.conftest import state_config
 from tests.trust.test_trust_e2e import (  # noqa: F401  (re-run against Redis)
     ACME,
     action,
@@ -167,7 +167,7 @@ def test_a_project_whose_trajectory_expired_is_not_an_owner_any_more(
     """The set of a task's projects outlives one project's trajectory: it must not count."""
     import redis
 
-    from tests.state.conftest import REDIS_URL
+    from tests.cluster.conftest import REDIS_URL
     from tollhouse.trust.trajectory import task_key
 
     for project in ("acme", "beta"):

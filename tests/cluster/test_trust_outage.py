@@ -19,8 +19,8 @@ import httpx2 as httpx
 import pytest
 import redis
 
+from tests.cluster.conftest import PrivateRedis, state_config
 from tests.conftest import ACME_KEY, GatewayFactory, Harness
-from tests.state.conftest import PrivateRedis, state_config
 from tests.trust.test_trust_e2e import ACME, PRIMARY, action, api, trust_config
 from tollhouse.simulator import Simulator
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
+from tests.cluster.conftest import PrivateRedis, state_config
+from tests.cluster.test_trust import shared_config
 from tests.conftest import GatewayFactory
-from tests.state.conftest import PrivateRedis, state_config
-from tests.state.test_trust import shared_config
 from tests.trust.test_trust_e2e import PRIMARY, api, ask, client, trust_config
 from tollhouse.agent import Task
 from tollhouse.simulator import Simulator

@@ -21,10 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-import tollhouse.providers.builtin  # noqa: F401  (registers the kinds)
 from tests.conftest import KEY_ENV, PROVIDER_KEY, GatewayFactory
 from tollhouse.errors import BadRequest
-from tollhouse.gateway.dispatch import NATIVE_PATHS
 from tollhouse.gateway.upstream import upstream_url
 from tollhouse.ingress import DIALECTS, Call
 from tollhouse.providers import KINDS, Provider
@@ -65,10 +63,9 @@ def provider(kind: str, base: str) -> Provider:
 def client_paths(model: str, version: str, stream: bool) -> list[str]:
     """The paths the gateway builds from a client's request naming ``model``."""
     call = Call(model=model, stream=stream, path=f"/{version}/models/{model}:generateContent")
-    action = "streamGenerateContent" if stream else "generateContent"
     return [
         DIALECTS["gemini"].upstream_path(call, model),
-        NATIVE_PATHS["gemini"].format(model=model, action=action),
+        DIALECTS["gemini"].translated_target(model, stream)[0],
         "/" + model,
         f"/v1/{model}",
     ]

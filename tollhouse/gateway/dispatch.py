@@ -13,12 +13,10 @@ reason to try elsewhere). Every try is recorded as an :class:`Attempt`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
@@ -40,78 +38,21 @@ from tollhouse.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from tollhouse.gateway.routing import Route
-from tollhouse.gateway.upstream import Upstreams, refuse_redirect, upstream_error_kind
-from tollhouse.ingress import Call, Dialect
+from tollhouse.gateway.models import (
+    Answer,
+    Attempt,
+    Outgoing,
+    Prepared,
+    Route,
+    Transport,
+    UpstreamResponse,
+)
+from tollhouse.gateway.prepare import prepare
+from tollhouse.gateway.upstream import refuse_redirect, upstream_error_kind
 from tollhouse.providers import Provider
-from tollhouse.translate import Untranslatable, repair_native, translate_request_noted
+from tollhouse.translate import Untranslatable
 
 log = logging.getLogger("tollhouse.gateway.dispatch")
-
-# Where each dialect's native endpoint lives, for translated calls.
-NATIVE_PATHS = {
-    "openai-chat": "/v1/chat/completions",
-    "anthropic": "/v1/messages",
-    "gemini": "/v1beta/models/{model}:{action}",
-}
-# Client headers that belong to the client's dialect; not sent to another one.
-FOREIGN_PREFIXES = ("anthropic-", "openai-", "x-goog-", "x-stainless-")
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One upstream try, or one candidate skipped (``skipped`` says why)."""
-
-    n: int
-    provider: str
-    model: str
-    started: float
-    status: int | None = None
-    error_class: str | None = None
-    latency_ms: float | None = None
-    queue_wait_ms: float = 0.0
-    retry_after_s: float | None = None
-    skipped: str | None = None
-
-
-@dataclass(slots=True)
-class Outgoing:
-    """The client's request, as every candidate needs it."""
-
-    dialect: Dialect
-    call: Call
-    payload: dict[str, Any]
-    body: bytes
-    method: str
-    query: str
-    headers: Mapping[str, str]
-    client_key: str | None
-    project: str
-    deadline: float  # time.monotonic() by which a try must have started
-
-
-@dataclass(slots=True)
-class Answer:
-    """An upstream response to relay: a success, or an error that is the client's."""
-
-    route: Route
-    response: aiohttp.ClientResponse
-    lease: Lease
-    hide_usage: bool
-    primary: bool
-    body: bytes | None = None  # already read (errors)
-    gave_up: bool = False  # retries and fallbacks exhausted: tell SDKs not to retry
-    omitted: tuple[str, ...] = ()  # what translation left out, named to the client
-
-
-@dataclass(slots=True)
-class Prepared:
-    body: bytes
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    hide_usage: bool
-    omitted: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -128,13 +69,13 @@ class Dispatch:
 class Dispatcher:
     def __init__(
         self,
-        upstreams: Upstreams,
+        upstreams: Transport,
         capacity: Capacity,
         policy: RetryPolicy,
         *,
         max_attempts: int,
         gone_for: float,
-        is_virtual_key: Any,
+        is_virtual_key: Callable[[str | None], bool],
     ) -> None:
         self.upstreams = upstreams
         self.capacity = capacity
@@ -270,7 +211,7 @@ class Dispatcher:
         route: Route,
         attempt: Attempt,
         lease: Lease,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         primary: bool,
         own_key: bool,
     ) -> tuple[Answer | None, bool]:
@@ -395,14 +336,14 @@ class Dispatcher:
 
 def tried_summary(attempts: list[Attempt]) -> str:
     """What each candidate did, for the client: "openai/x: failed, overloaded (503) x3; ..."."""
-    counted: list[list[Any]] = []
+    counted: list[tuple[str, int]] = []
     for a in attempts:
         what = f"skipped ({a.skipped})" if a.skipped else _outcome(a)
         text = f"{a.provider}/{a.model}: {what}"
         if counted and counted[-1][0] == text:
-            counted[-1][1] += 1
+            counted[-1] = (text, counted[-1][1] + 1)
         else:
-            counted.append([text, 1])
+            counted.append((text, 1))
     parts = [text if n == 1 else f"{text} x{n}" for text, n in counted]
     return "candidates: " + "; ".join(parts) if parts else "no candidates"
 
@@ -410,28 +351,3 @@ def tried_summary(attempts: list[Attempt]) -> str:
 def _outcome(a: Attempt) -> str:
     status = f" ({a.status})" if a.status is not None else ""
     return f"failed, {a.error_class or 'error'}{status}"
-
-
-def prepare(out: Outgoing, route: Route) -> Prepared:
-    """The request as ``route`` must receive it: same dialect, or translated."""
-    if route.dialect == out.dialect.name:
-        repaired = repair_native(route.dialect, out.payload)  # after a fallback's turn
-        payload, omitted = dict(repaired.body), repaired.omitted
-        hide = out.dialect.prepare(payload, out.call, route.model)
-        body = out.body
-        if hide or omitted or payload.get("model", route.model) != out.call.model:
-            body = json.dumps(payload).encode()
-        path = out.dialect.upstream_path(out.call, route.model)
-        return Prepared(body, path, out.query, out.headers, hide, omitted)
-    noted = translate_request_noted(
-        out.dialect.name, route.dialect, out.payload, model=route.model, stream=out.call.stream
-    )
-    translated = noted.body
-    if route.dialect == "openai-chat" and out.call.stream:
-        translated["stream_options"] = {"include_usage": True}  # metered from the stream
-    action = "streamGenerateContent" if out.call.stream else "generateContent"
-    path = NATIVE_PATHS[route.dialect].format(model=route.model, action=action)
-    query = "alt=sse" if route.dialect == "gemini" and out.call.stream else ""
-    headers = {k: v for k, v in out.headers.items() if not k.lower().startswith(FOREIGN_PREFIXES)}
-    headers.update(route.provider.dialect_headers())
-    return Prepared(json.dumps(translated).encode(), path, query, headers, False, noted.omitted)

@@ -1,9 +1,10 @@
-"""One metered call, end to end: the thin async shell around the sans-io core.
+"""One metered call, end to end: the straight path through the stages.
 
 Per request: parse just enough of the body (model, stream), attribute it,
-let the dispatcher get it answered (capacity, retries, fallback), relay the
-answer as it arrives while the provider dialect's meter watches the bytes,
-and hand one ledger entry (with every attempt) to the writer.
+let the hooks (trust) decide whether to follow or answer it, let the
+dispatcher get it answered (capacity, retries, fallback), relay the answer as
+it arrives while the provider dialect's meter watches the bytes, and hand the
+exchange to the recorder, which makes its one ledger row.
 """
 
 from __future__ import annotations
@@ -13,99 +14,43 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
-from tollhouse import sane
-from tollhouse.attribution.chain import (
-    PROJECT_HEADER,
-    UNATTRIBUTED,
-    Attribution,
-    Attributor,
-    header_tags,
-)
-from tollhouse.budgets import BudgetGate, Hold
-from tollhouse.budgets.gate import BUDGET_HEADER
+from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor, header_tags
+from tollhouse.budgets import BudgetGate
+from tollhouse.capacity import ErrorClass
 from tollhouse.connections import read_body
 from tollhouse.errors import BadRequest, GatewayError, InternalError, UnknownModel
-from tollhouse.gateway.backlog import Backlog
-from tollhouse.gateway.dispatch import Answer, Attempt, Dispatch, Dispatcher, Outgoing
+from tollhouse.gateway.dispatch import Dispatch, Dispatcher
+from tollhouse.gateway.models import (
+    REQUEST_ID_HEADER,
+    Answer,
+    CachedAnswer,
+    Exchange,
+    Outgoing,
+    RequestHooks,
+    Route,
+)
+from tollhouse.gateway.record import Recorder
 from tollhouse.gateway.relay import relay_body, relay_stream
-from tollhouse.gateway.routing import Route, Router
+from tollhouse.gateway.respond import error_response
+from tollhouse.gateway.routing import Router
 from tollhouse.gateway.upstream import Upstreams, downstream_headers, refuse_redirect
 from tollhouse.ids import RequestIds
-from tollhouse.ingress import Call, Dialect, parse_json_body, render_error
-from tollhouse.ledger.entry import LedgerEntry
+from tollhouse.ingress import Dialect, parse_json_body
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Metered
 from tollhouse.metrics import GatewayMetrics
-from tollhouse.pricing import Cost
-from tollhouse.requestlog import log_request
-from tollhouse.tasks import spawn
 
-log = logging.getLogger("tollhouse.gateway.pipeline")
+__all__ = ["REQUEST_ID_HEADER", "Exchange", "Gateway", "error_response"]
 
-REQUEST_ID_HEADER = "X-Tollhouse-Request-Id"
+log = logging.getLogger("tollhouse.gateway")
+
 DEADLINE_HEADER = "X-Tollhouse-Deadline-Ms"
 MAX_DEADLINE_MS = 86_400_000.0  # a day: past it, a deadline is a mistake (or inf)
 CLIENT_CLOSED = 499  # nginx's status for "client closed the request"; ledger only
-
-
-@dataclass(slots=True)
-class Exchange:
-    """What is known about one request so far; becomes its ledger entry."""
-
-    dialect: Dialect
-    started: float
-    ts: datetime
-    request_id: str
-    status: int = 0
-    call: Call | None = None
-    route: Route | None = None  # the route that answered
-    primary: bool = True
-    metered: Metered | None = None
-    ttfb: float | None = None
-    incomplete: bool = False
-    delivered: bool = False  # a stream's end marker reached the client
-    error: str | None = None
-    attribution: Any = None  # Attribution, or a pending process lookup
-    tags: dict[str, str] = field(default_factory=dict)
-    attempts: list[Attempt] = field(default_factory=list)
-    cache: str | None = None  # "miss" | "validity-miss" (a hit answers on its own)
-    watch: Any = None  # tollhouse.trust.service.Watch: a labelled or cached request
-    capture: list[bytes] | None = None  # the answer as relayed, when trust needs it
-    budget: Hold | None = None
-    upstream_s: float = 0.0  # waiting on the upstream: dispatch, then its body or stream
-    seal: Any = None  # Gateway._seal when the ledger journals: called before the last byte
-    sealed: Any = None  # tollhouse.ledger.writer.Sealed, and what it was sealed with
-    sealed_as: tuple[Any, ...] = ()
-
-    def provenance(self) -> dict[str, str]:
-        headers = {REQUEST_ID_HEADER: self.request_id}
-        if self.budget is not None and self.budget.warning:
-            headers[BUDGET_HEADER] = "warn; " + self.budget.warning
-        if self.cache is not None:  # a cache lookup that missed: plainly, or on its assumptions
-            headers["X-Tollhouse-Cache"] = self.cache
-        tried = [a for a in self.attempts if not a.skipped]
-        headers["X-Tollhouse-Attempts"] = str(len(tried))
-        if self.route is not None and self.status < 400:  # an error was served by no model
-            headers["X-Tollhouse-Served-By"] = f"{self.route.provider.name}/{self.route.model}"
-            headers["X-Tollhouse-Trust"] = "full" if self.primary else "degraded"
-        who = self.attribution
-        if isinstance(who, Attribution):  # known by now (a process lookup may still run)
-            headers[PROJECT_HEADER] = f"{header_safe(who.project)}; by={who.how}"
-        return headers
-
-
-def header_safe(text: str) -> str:
-    """``text`` as a header value: printable ASCII, the rest percent-encoded."""
-    if text.isascii() and text.isprintable():
-        return text
-    return quote(sane.text(text), safe=" !#$&'()*+,-./:;<=>?@[]^_`{|}~")
 
 
 class Gateway:
@@ -121,7 +66,7 @@ class Gateway:
         *,
         max_body: int,
         deadline_ms: int,
-        trust: Any = None,
+        hooks: RequestHooks | None = None,
         budgets: BudgetGate | None = None,
         metrics: GatewayMetrics | None = None,
     ) -> None:
@@ -132,15 +77,14 @@ class Gateway:
         self.dispatcher = dispatcher
         self.max_body = max_body
         self.deadline_ms = deadline_ms
-        self.trust = trust  # tollhouse.trust.service.TrustService
+        self.hooks = hooks
         self.budgets = budgets
         self.metrics = metrics
+        self.recorder = Recorder(writer, attributor, budgets=budgets, metrics=metrics, hooks=hooks)
         self.ids = RequestIds()
         self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._recording: set[asyncio.Task[None]] = set()
-        self._backlog: Backlog[Exchange] = Backlog(self._record_now)
 
     @property
     def in_flight(self) -> int:
@@ -155,25 +99,22 @@ class Gateway:
         """
         await self._idle.wait()
         await asyncio.sleep(0)  # let the last request's deferred record run
-        self._backlog.drain()
-        while self._recording:
-            await asyncio.gather(*self._recording, return_exceptions=True)
-        if self.trust is not None:
-            await self.trust.settle()
+        await self.recorder.settle()
+        if self.hooks is not None:
+            await self.hooks.settle()
         await asyncio.get_running_loop().run_in_executor(None, self.writer.flush)
 
     async def handle(self, request: web.Request, dialect: Dialect) -> web.StreamResponse:
         # A budget's clock (settable in tests) dates the row: the hold counts in its period.
         now = self.budgets.clock() if self.budgets is not None else datetime.now(UTC)
         ex = Exchange(dialect, time.perf_counter(), now, self.ids.next())
-        if self.writer.journal is not None:
-            ex.seal = self._seal
+        self.recorder.sealer(ex)
         self._active += 1
         self._idle.clear()
         try:
             response = await self._serve(request, ex)
             if not response.prepared and response.status < 300 and ex.seal is not None:
-                self._seal(ex)  # a body: aiohttp sends it after we return
+                ex.seal(ex)  # a body: aiohttp sends it after we return
             return response
         except GatewayError as err:
             ex.status, ex.error = err.status, ex.error or f"gateway:{err.kind}"
@@ -197,7 +138,7 @@ class Gateway:
             return error_response(dialect, bug, ex.provenance())
         finally:
             # After the response is on its way: the ledger row is not on the latency path.
-            asyncio.get_running_loop().call_soon(self._record, ex)
+            asyncio.get_running_loop().call_soon(self.recorder.record, ex)
             self._active -= 1
             if not self._active:
                 self._idle.set()
@@ -212,49 +153,65 @@ class Gateway:
         ex.tags = header_tags(request.headers)
         ex.attribution = self.attributor.begin(request.headers, client_key, request.transport)
         ex.status, ex.error = err.status, f"gateway:{err.kind}"
-        asyncio.get_running_loop().call_soon(self._record, ex)
+        asyncio.get_running_loop().call_soon(self.recorder.record, ex)
         return error_response(dialect, err, {**headers, **ex.provenance()})
 
     async def _serve(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
         out = await self._outgoing(request, ex)
         candidates = self.router.candidates(out.call.model, ex.dialect.name)
-        trust = self.trust
-        if trust is not None:
-            ex.watch = trust.watch(request.headers, out, request.match_info)
-            if ex.watch is not None and ex.watch.inputs:  # steps of whose task?
-                if await self._attribute(ex, out) and ex.watch.cache_key is not None:
-                    trust.scope_cache(ex.watch, out)
-                await trust.check_inputs(ex.watch, ex.attribution)
-            if ex.watch is not None and ex.watch.cache_key is not None:
-                if await self._attribute(ex, out):  # cache entries are per project: whose?
-                    trust.scope_cache(ex.watch, out)
-                hit: web.StreamResponse | None = await trust.lookup(ex.watch, ex, candidates[0])
-                if hit is not None:
-                    await trust.before_reply(ex)
-                    return hit
+        hooks = self.hooks
+        if hooks is not None:
+            ex.watch = hooks.watch(request.headers, out, request.match_info)
+            if ex.watch is not None and ex.watch.needs_project:  # its steps, its cache: whose?
+                await self._attribute(ex, out)
+                lookup = await hooks.before_dispatch(ex.watch, out, ex.request_id)
+                ex.cache = lookup.outcome
+                if lookup.answer is not None:
+                    return await self._cached(ex, lookup.answer, candidates[0])
         if self.budgets is not None:
             await self._hold_budget(ex, out, candidates)
         d = Dispatch(out, ex.attempts)
-        self._backlog.while_upstream()  # earlier requests' rows, while this one's upstream works
+        self.recorder.while_upstream()  # earlier requests' rows, while this one's upstream works
         sent = time.perf_counter()
         answer = await self.dispatcher.dispatch(d, candidates, self.router.is_alias(out.call.model))
         relayed = time.perf_counter()
         ex.route, ex.primary, ex.upstream_s = answer.route, answer.primary, relayed - sent
-        if trust is not None and (ex.watch is not None or not answer.primary):
+        if hooks is not None and (ex.watch is not None or not answer.primary):
             await self._attribute(ex, out)  # a kept request is re-run for its project (long done)
-            trust.observe(ex, out, request.match_info)
+            ex.watch = hooks.after_dispatch(ex.watch, out, answer.primary, request.match_info)
+            if ex.watch is not None:
+                ex.capture = []  # the hook reads what the client got
         async with answer.response:
             ex.status = answer.response.status
             try:
                 response = await self._relay(request, ex, out, answer)
-                if ex.watch is not None and not out.call.stream:
-                    await trust.before_reply(ex)  # a trust is there when a watch is
+                if hooks is not None and ex.watch is not None and not out.call.stream:
+                    await hooks.before_reply(ex)
                 return response
             finally:
                 self._settle_lease(ex, answer)
                 # A body is read before it is written (ttfb marks the read); a stream is both.
                 done = ex.started + ex.ttfb if ex.ttfb and not out.call.stream else None
                 ex.upstream_s += (done or time.perf_counter()) - relayed
+
+    async def _cached(self, ex: Exchange, cached: CachedAnswer, route: Route) -> web.Response:
+        """Serve an answer a hook already had (a cache hit): no upstream, no attempt."""
+        ex.route, ex.primary, ex.status = route, False, 200
+        ex.metered = Metered(model=cached.served_by.partition("/")[2], complete=True)
+        ex.tags["cache"] = "hit"
+        ex.cache, ex.cached_by = "hit", cached.served_by
+        ex.capture = [cached.body]
+        mime, _, charset = cached.content_type.partition(";")
+        response = web.Response(
+            body=cached.body,
+            status=200,
+            content_type=mime.strip(),
+            charset=charset.partition("charset=")[2].strip() or None,
+            headers=ex.provenance(),
+        )
+        if self.hooks is not None:
+            await self.hooks.before_reply(ex)
+        return response
 
     async def _hold_budget(self, ex: Exchange, out: Outgoing, candidates: list[Route]) -> None:
         """Reserve the worst-case cost before sending (BudgetExceeded on a hard budget).
@@ -274,6 +231,7 @@ class Gateway:
         """Wait for a pending process lookup; True when that changed the request's project."""
         if isinstance(ex.attribution, Attribution):
             return False
+        assert ex.attribution is not None  # begun in _outgoing, before the body
         ex.attribution = await self.attributor.finish(ex.attribution)
         out.project = ex.attribution.project
         return True
@@ -362,141 +320,12 @@ class Gateway:
         except GatewayError as err:
             return error_response(dialect, err, {REQUEST_ID_HEADER: request_id})
 
-    def _record(self, ex: Exchange) -> None:
-        if ex.watch is not None:  # at once: the agent's next call may ask the gate
-            self.trust.finished(ex)
-        if ex.budget is None:
-            self._backlog.add(ex)
-        else:  # a reservation is settled at once, to the real cost (budgets are exact)
-            self._record_now(ex)
-
     def recorded(self) -> None:
         """Every finished request's row queued and its metrics counted (a metrics scrape)."""
-        self._backlog.drain()
-
-    def _record_now(self, ex: Exchange) -> None:
-        pending = ex.attribution
-        if _known(pending):
-            self._submit(ex, _settled(pending))
-        else:  # the process lookup is still running: finish off the request path
-            task = spawn(self._record_later(ex), name="tollhouse-record")
-            self._recording.add(task)
-            task.add_done_callback(self._recording.discard)
-
-    async def _record_later(self, ex: Exchange) -> None:
-        self._submit(ex, await self.attributor.finish(ex.attribution))
-
-    def _seal(self, ex: Exchange) -> None:
-        """Journal the row now, before the client can have the whole answer (journal.py).
-
-        A stream may be sealed again as its last events go out: the last line wins.
-        """
-        pending = ex.attribution
-        final = _known(pending)
-        who = _settled(pending) if final else Attribution(UNATTRIBUTED, "pending")
-        previous = ex.sealed
-        ex.sealed = self.writer.seal(self._entry(ex, who))
-        ex.sealed_as = self._seal_state(ex) if final else ()
-        if previous is not None:
-            self.writer.unpin(previous)
-
-    @staticmethod
-    def _seal_state(ex: Exchange) -> tuple[Any, ...]:
-        m = ex.metered
-        return (ex.status, ex.incomplete, ex.error, m and m.complete, m and m.usage)
-
-    def _submit(self, ex: Exchange, who: Attribution) -> None:
-        cost = Cost(None, "unpriced")
-        sealed = ex.sealed
-        entry: LedgerEntry
-        try:
-            if sealed is not None and ex.sealed_as and ex.sealed_as == self._seal_state(ex):
-                entry = sealed.entry  # as journaled: nothing changed since (a client gone...)
-            else:
-                entry = self._entry(ex, who)
-            if sealed is None:
-                cost = self.writer.submit(entry)
-            else:
-                cost = self.writer.submit_sealed(sealed, entry)
-        finally:  # a reservation must never outlive its request
-            if ex.budget is not None and self.budgets is not None:
-                self.budgets.settle(ex.budget, cost.usd)
-        if self.metrics is not None:
-            self.metrics.observe(entry, cost, ex.upstream_s * 1000)
-        log_request(entry, cost)
-
-    def _entry(self, ex: Exchange, who: Attribution) -> LedgerEntry:
-        m, route, call = ex.metered, ex.route, ex.call
-        provider = route.provider if route else None
-        usage = m.usage if m else None
-        incomplete = ex.incomplete or bool(
-            call and call.stream and ex.status < 300 and not (m and m.complete)
-        )
-        tried = [a for a in ex.attempts if not a.skipped]
-        return LedgerEntry(
-            ts=ex.ts,
-            request_id=ex.request_id,
-            project=who.project,
-            attribution=who.how,
-            process_name=who.process_name,
-            tags={**who.tags, **ex.tags},
-            dialect=ex.dialect.name,
-            status=ex.status,
-            stream=bool(call and call.stream),
-            latency_ms=(time.perf_counter() - ex.started) * 1000,
-            ttfb_ms=None if ex.ttfb is None else ex.ttfb * 1000,
-            provider=provider.name if provider else None,
-            pricing_provider=provider.price_provider if provider else None,
-            model_requested=call.model if call else None,
-            model_served=(m.model if m and m.model else None) or (route.model if route else None),
-            incomplete=incomplete,
-            usage=usage,
-            reported_cost=provider.reported_cost(usage) if provider and usage else None,
-            upstream_id=m.upstream_id if m else None,
-            error=ex.error or (m.error if m else None),
-            trust=None if route is None else ("full" if ex.primary else "degraded"),
-            attempts=ex.attempts,
-            attempt_count=len(tried),
-            queue_wait_ms=sum(a.queue_wait_ms for a in ex.attempts),
-            error_class=tried[-1].error_class if tried else None,
-        )
+        self.recorder.drain()
 
 
-def _error_class(ex: Exchange) -> Any:
-    from tollhouse.capacity import ErrorClass
-
+def _error_class(ex: Exchange) -> ErrorClass:
     tried = [a for a in ex.attempts if not a.skipped]
     last = tried[-1].error_class if tried else None
     return ErrorClass(last) if last else ErrorClass.CLIENT
-
-
-def _known(pending: Any) -> bool:
-    """Whether the attribution is settled (no process lookup still running)."""
-    return pending is None or isinstance(pending, Attribution) or pending.done()
-
-
-def _settled(pending: Any) -> Attribution:
-    if isinstance(pending, Attribution):
-        return pending
-    found = (
-        None if pending is None or pending.cancelled() or pending.exception() else pending.result()
-    )
-    if found is None:
-        return Attribution(UNATTRIBUTED, UNATTRIBUTED)
-    return Attribution(found.project, found.how, found.process_name, dict(found.tags))
-
-
-def error_response(
-    dialect: Dialect, err: GatewayError, headers: dict[str, str], *, gave_up: bool = False
-) -> web.Response:
-    out = dict(headers)
-    if err.retry_after is not None:
-        out["Retry-After"] = str(max(1, round(err.retry_after)))
-    if gave_up:
-        out["x-should-retry"] = "false"
-    return web.Response(
-        body=render_error(dialect, err),
-        status=err.status,
-        content_type="application/json",
-        headers=out,
-    )

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any, Protocol
+from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import web
@@ -19,11 +19,12 @@ from multidict import CIMultiDict
 
 from tollhouse.connections import CONNECTIONS
 from tollhouse.errors import UpstreamUnavailable
-from tollhouse.gateway.dispatch import Answer
+from tollhouse.gateway.models import Answer, Exchange, UpstreamResponse
 from tollhouse.gateway.upstream import downstream_headers, refuse_redirect, upstream_error_kind
 from tollhouse.ingress import Dialect
+from tollhouse.ingress.registry import ANSWER_HEADERS
 from tollhouse.metering import meter_body, stream_meter
-from tollhouse.metering.usage import Metered
+from tollhouse.metering.base import StreamMeter
 from tollhouse.metering.window import BodyWindow
 from tollhouse.settings import ServerSettings
 from tollhouse.translate import (
@@ -39,23 +40,8 @@ from tollhouse.translate import (
 from tollhouse.translate.model import GENERATION_FAILED
 
 
-class Relayed(Protocol):
-    """What the relay reports back into the request's record."""
-
-    metered: Metered | None
-    status: int  # what the client is answered (a failed generation's 502 included)
-    ttfb: float | None
-    incomplete: bool
-    delivered: bool  # the client has its answer's end marker: leaving now is not a loss
-    error: str | None
-    started: float
-    capture: list[bytes] | None  # what the client got, when the trust service keeps it
-    seal: Any  # journals the ledger row; called before the answer's last byte, or None
-    sealed: Any  # what the last seal journaled
-
-
 async def relay_body(
-    request: web.Request, ex: Relayed, dialect: Dialect, answer: Answer, headers: dict[str, str]
+    request: web.Request, ex: Exchange, dialect: Dialect, answer: Answer, headers: dict[str, str]
 ) -> web.StreamResponse:
     upstream, route = answer.response, answer.route
     translated = route.dialect != dialect.name
@@ -104,7 +90,7 @@ def _buffer_limit(request: web.Request) -> int:
     return int(limits.max_buffered_answer_mb * 1024 * 1024)
 
 
-async def _read_up_to(upstream: aiohttp.ClientResponse, limit: int | None) -> tuple[bytes, bool]:
+async def _read_up_to(upstream: UpstreamResponse, limit: int | None) -> tuple[bytes, bool]:
     """The whole body (True), or its first bytes past ``limit`` (False): too large to hold."""
     length = upstream.content_length
     plain = "Content-Encoding" not in upstream.headers  # else the length is the compressed one
@@ -119,7 +105,7 @@ async def _read_up_to(upstream: aiohttp.ClientResponse, limit: int | None) -> tu
 
 
 async def _relay_large(
-    request: web.Request, ex: Relayed, answer: Answer, headers: dict[str, str], first: bytes
+    request: web.Request, ex: Exchange, answer: Answer, headers: dict[str, str], first: bytes
 ) -> web.StreamResponse:
     """Relay a huge answer as it arrives, metered from a window of its ends (window.py).
 
@@ -175,12 +161,12 @@ def _translated_body(client: str, target: str, data: bytes, model: str) -> bytes
 
 
 def _headers(
-    upstream: Any, extra: dict[str, str], translated: bool, content_type: str
+    upstream: Mapping[str, str], extra: dict[str, str], translated: bool, content_type: str
 ) -> CIMultiDict[str]:
     out = downstream_headers(upstream)
-    if translated:
+    if translated:  # the provider's dialect's own headers mean nothing to this client
         for name in list(out):
-            if name.lower().startswith(("anthropic-", "openai-", "x-ratelimit-", "content-type")):
+            if name.lower().startswith((*ANSWER_HEADERS, "content-type")):
                 del out[name]
         out["Content-Type"] = content_type
     out.update(extra)
@@ -189,7 +175,7 @@ def _headers(
 
 async def relay_stream(
     request: web.Request,
-    ex: Relayed,
+    ex: Exchange,
     dialect: Dialect,
     answer: Answer,
     headers: dict[str, str],
@@ -256,7 +242,7 @@ async def relay_stream(
     return response
 
 
-def _note_failure(ex: Relayed, translator: StreamTranslator) -> None:
+def _note_failure(ex: Exchange, translator: StreamTranslator) -> None:
     """A streamed generation that failed (a 200 upstream) is no answer: not complete,
     so neither the ledger nor the trust cache takes it for one."""
     failure = translator.failure
@@ -264,9 +250,10 @@ def _note_failure(ex: Relayed, translator: StreamTranslator) -> None:
         ex.error, ex.incomplete = "upstream:generation_failed", True
 
 
-def _seal(ex: Relayed, meter: Any) -> None:
+def _seal(ex: Exchange, meter: StreamMeter) -> None:
     ex.metered = meter.result()
-    ex.seal(ex)
+    if ex.seal is not None:
+        ex.seal(ex)
 
 
 async def _end_with_error(

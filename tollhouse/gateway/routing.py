@@ -13,21 +13,14 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from tollhouse.errors import UnknownModel
+from tollhouse.gateway.models import Route
 from tollhouse.ingress import DIALECTS
+from tollhouse.ingress.registry import NATIVE
 from tollhouse.providers import Provider
 
-# The dialect a provider is spoken to in when the client's isn't among its own.
-NATIVE = ("openai-chat", "anthropic", "gemini")
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    provider: Provider
-    model: str
-    dialect: str  # what the provider is spoken to in: the client's, or translated to
+__all__ = ["Route", "Router"]
 
 
 class Router:

@@ -18,6 +18,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from tollhouse.errors import BadRequest, UpstreamTimeout, UpstreamUnavailable
+from tollhouse.gateway.models import UpstreamResponse
+from tollhouse.ingress.registry import AUTH_HEADERS
 from tollhouse.providers import Provider
 
 HOP_BY_HOP = frozenset(
@@ -33,16 +35,8 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Never forwarded upstream: ours, the client's auth (replaced), and what aiohttp sets.
-DROP_UPSTREAM = HOP_BY_HOP | {
-    "host",
-    "content-length",
-    "accept-encoding",
-    "cookie",
-    "authorization",
-    "x-api-key",
-    "x-goog-api-key",
-}
+# Never forwarded upstream: ours, any dialect's client auth (replaced), what aiohttp sets.
+DROP_UPSTREAM = HOP_BY_HOP | AUTH_HEADERS | {"host", "content-length", "accept-encoding", "cookie"}
 # Kept as they are in a path segment: RFC 3986 pchar. '%' is not among them: the
 # client's own escapes were decoded by the server, so a '%' left is a literal one.
 SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
@@ -140,7 +134,7 @@ def downstream_headers(incoming: CIMultiDictProxy[str] | Mapping[str, str]) -> C
     return headers
 
 
-def refuse_redirect(upstream: aiohttp.ClientResponse) -> None:
+def refuse_redirect(upstream: UpstreamResponse) -> None:
     """Keyed calls are never re-sent elsewhere, by us or by the client's SDK."""
     if 300 <= upstream.status < 400:
         raise UpstreamUnavailable(
