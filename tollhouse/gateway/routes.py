@@ -8,14 +8,15 @@ The app keys the handlers read are declared here, where they are used;
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from types import MappingProxyType
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import AbstractResource
 
 from tollhouse import __version__
 from tollhouse.capacity import Capacity
 from tollhouse.gateway.pipeline import Gateway
 from tollhouse.ingress import DIALECTS, Dialect
+from tollhouse.ingress.registry import dialect_of_path
 from tollhouse.metrics import GatewayMetrics
 from tollhouse.trust import http as trust_http
 from tollhouse.wiring import metrics_handler
@@ -24,16 +25,21 @@ GATEWAY = web.AppKey("gateway", Gateway)
 CAPACITY = web.AppKey("capacity", Capacity)
 METRICS = web.AppKey("metrics", GatewayMetrics)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Each metered route's resource, with the dialect that owns it (filled by add_routes).
+ROUTE_DIALECTS = web.AppKey("route_dialects", dict[AbstractResource, Dialect])
 
-# The metered routes (aiohttp's syntax), each with the dialect that owns it.
-METERED_ROUTES = MappingProxyType({r: d for d in DIALECTS.values() for r in d.routes})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def add_routes(app: web.Application) -> None:
     """Every route; all sit behind the browser guard (middleware.py)."""
-    for path in METERED_ROUTES:
-        app.router.add_post(path, metered)
+    owners: dict[AbstractResource, Dialect] = {}
+    for dialect in DIALECTS.values():
+        for path in dialect.routes:
+            resource = app.router.add_post(path, metered).resource
+            assert resource is not None  # a route added to a router has one
+            owners[resource] = dialect
+    app[ROUTE_DIALECTS] = owners
     app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/messages/count_tokens", passthrough)
     app.router.add_get("/tollhouse/health", health)
@@ -45,12 +51,12 @@ def add_routes(app: web.Application) -> None:
 def route_dialect(request: web.Request) -> Dialect:
     """The dialect of the route ``request`` matched (a metered or forwarded one)."""
     resource = request.match_info.route.resource
-    canonical = resource.canonical if resource is not None else request.path
-    if canonical == "/v1/models":  # one path, two dialects: the client's headers tell
+    owner = request.app[ROUTE_DIALECTS].get(resource) if resource is not None else None
+    if owner is not None:
+        return owner
+    if request.path == "/v1/models":  # one path, two dialects: the client's headers tell
         return DIALECTS["anthropic" if "anthropic-version" in request.headers else "openai-chat"]
-    if canonical == "/v1/messages/count_tokens":
-        return DIALECTS["anthropic"]
-    return METERED_ROUTES[canonical]
+    return dialect_of_path(request.path)
 
 
 async def metered(request: web.Request) -> web.StreamResponse:
