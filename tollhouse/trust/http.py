@@ -173,8 +173,9 @@ async def metrics(request: web.Request, trust: TrustService) -> web.StreamRespon
     return web.json_response(found)
 
 
-# Where a caller's key is looked for, in this order: Bearer, x-api-key, x-goog-api-key.
-_KEY_DIALECTS = tuple(DIALECTS[name] for name in ("openai-chat", "anthropic", "gemini"))
+# Where a caller's key is looked for: each dialect's place, in the registry's order
+# (Bearer, x-api-key, x-goog-api-key).
+_KEY_DIALECTS = tuple(DIALECTS.values())
 
 
 async def _caller(request: web.Request) -> Attribution:
