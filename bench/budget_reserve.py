@@ -27,7 +27,7 @@ import timeit
 from decimal import Decimal
 from typing import Any
 
-from tollhouse.budgets import BudgetGate
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.gateway.routing import Router
 from tollhouse.pricing import Pricer
 from tollhouse.providers import build_providers

@@ -19,7 +19,7 @@ from aiohttp import web
 from tollhouse.access_tokens import ensure_token
 from tollhouse.attribution.chain import Attributor
 from tollhouse.attribution.process import ProcessAttributor
-from tollhouse.budgets import BudgetGate
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.capacity import http as capacity_http
 from tollhouse.cluster import RedisTrustStore, SharedState

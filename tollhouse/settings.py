@@ -18,10 +18,12 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
+from tollhouse.budgets.book import BUDGET_MODES
 from tollhouse.errors import ConfigError
 from tollhouse.providers.registry import KINDS
+from tollhouse.trust.policy import APPROVAL, KEEP_REQUESTS, UNKNOWN_TASK
 
 DEFAULT_PORT = 4141
 DEFAULT_INTERCEPT_PORT = 8090
@@ -299,7 +301,6 @@ class StateSettings:
     )
 
 
-KEEP_REQUESTS = ("degraded", "all", "none")
 RETENTION = {
     "lo": 0,
     "above": True,
@@ -357,14 +358,14 @@ class TrustSettings:
         "hold",
         "An irreversible action of a task with no recorded model calls (often a mistyped "
         "task id): hold | allow.",
-        choices=("hold", "allow"),
+        choices=UNKNOWN_TASK,
     )
     approval: str = _opt(
         "token",
         "Who may approve a step: token (a person: the operator token, which "
         "`tollhouse approve` sends and agents aren't given) | open (anyone who "
         "reaches the gateway, agents included).",
-        choices=("token", "open"),
+        choices=APPROVAL,
     )
     operator_token_file: str = _opt(
         "",
@@ -417,9 +418,6 @@ class Price:
     cache_write_1h: Decimal | None = _opt(
         None, "1-hour cache writes; default: cache_write.", **PRICE
     )
-
-
-BUDGET_MODES = ("soft", "hard")
 
 
 @dataclass(frozen=True)
@@ -615,43 +613,51 @@ def _reject_unknown(data: Any, cls: type[Any], where: str, exclude: set[str] = f
 
 def _build(cls: type[Any], data: Any, where: str) -> Any:
     _reject_unknown(data, cls, where)
+    hints = _hints(cls)
     values = {}
     for f in fields(cls):
         if f.name in data:
             key = f"{where}.{f.name}"
-            value = _coerce(data[f.name], f.default, f.type, key)
+            value = _coerce(data[f.name], f.default, hints[f.name], key)
             values[f.name] = _check_rule(value, f.metadata.get("rule", Rule()), key)
     return cls(**values)
 
 
-def _coerce(value: Any, default: Any, type_name: Any, where: str) -> Any:
-    """The value as the declared type. Messages name the type met, never the value
-    itself: a misplaced API key must not be echoed to a terminal or a log."""
-    kind = str(type_name)
-    if "Decimal" in kind:
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """The declared type of each field, resolved (``from __future__ import annotations``)."""
+    return get_type_hints(cls)
+
+
+def _coerce(value: Any, default: Any, hint: Any, where: str) -> Any:
+    """The value as the declared type (``hint``). Messages name the type met, never the
+    value itself: a misplaced API key must not be echoed to a terminal or a log."""
+    args = get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    origin = get_origin(base) or base
+    if origin is Decimal:
         return _decimal(value, where)
-    if default is None and "int" in kind:  # the limits: leave a key out for "no limit"
+    if optional and origin is int:  # the limits: leave a key out for "no limit"
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(
                 f"{where}: expected a whole number >= 1, got {_kind(value)} "
                 "(leave it out for no limit)"
             )
         return value
-    if "dict" in kind:
+    if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f'{where}: expected a table of strings, e.g. {{"name" = "value"}}')
         return dict(value)
-    if "tuple" in kind:
+    if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings")
         return tuple(value)
-    expected = type(default)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > 2**53:  # beyond this a float can't hold it; no setting wants it
             raise ConfigError(f"{where}: {value} is far out of range")
         return float(value)
-    if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-        raise ConfigError(f"{where}: expected {_kind(expected())}, got {_kind(value)}")
+    if not isinstance(value, origin) or isinstance(value, bool) != (origin is bool):
+        raise ConfigError(f"{where}: expected {_kind(origin())}, got {_kind(value)}")
     return value
 
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from tollhouse.access_tokens import ensure_token
-from tollhouse.budgets import BudgetGate
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import Capacity
 from tollhouse.dashboard.server import Dashboard, Sources
 from tollhouse.hostguard import BrowserGuard

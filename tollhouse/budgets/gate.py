@@ -25,14 +25,16 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tollhouse.budgets.book import ZERO, Budget, BudgetBook, Hold, periods
+from tollhouse.budgets.book import HARD, ZERO, Budget, BudgetBook, Hold, periods
 from tollhouse.budgets.bound import UNKNOWN_CONTEXT, Bound, bound, cap_output, output_tokens
 from tollhouse.errors import BudgetExceeded, BudgetStoreUnavailable
 from tollhouse.metering.usage import Usage
 from tollhouse.pricing import PriceQuery, Pricer
-from tollhouse.settings import Settings
+
+if TYPE_CHECKING:
+    from tollhouse.settings import Settings
 
 log = logging.getLogger("tollhouse.budgets")
 
@@ -65,7 +67,7 @@ class BudgetGate:
     ) -> BudgetGate | None:
         """None when no project has a budget: the request path then skips budgets entirely."""
         budgets = {
-            name: Budget(p.budget_daily_usd, p.budget_monthly_usd, p.budget_mode == "hard")
+            name: Budget(p.budget_daily_usd, p.budget_monthly_usd, p.budget_mode == HARD)
             for name, p in settings.projects.items()
             if p.has_budget
         }

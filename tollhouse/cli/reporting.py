@@ -13,8 +13,8 @@ import click
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from tollhouse.budgets import BudgetGate
 from tollhouse.budgets.commitments import commitment_status
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.cli import tables
 from tollhouse.ledger.report import count_rows
 from tollhouse.pricing import Pricer

@@ -25,8 +25,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from tollhouse.access_tokens import same
-from tollhouse.budgets import BudgetGate
 from tollhouse.budgets.commitments import commitment_status
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import Capacity
 from tollhouse.connections import GatewayRunner
 from tollhouse.dashboard import queries

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from tollhouse import sane
 from tollhouse.attribution.chain import PROJECT_HEADER, Attribution
 from tollhouse.attribution.process import ProcessAttribution
-from tollhouse.budgets import Hold
+from tollhouse.budgets.book import Hold
 from tollhouse.budgets.gate import BUDGET_HEADER
 from tollhouse.capacity import Lease
 from tollhouse.ingress import Call, Dialect

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor, header_tags
-from tollhouse.budgets import BudgetGate
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import ErrorClass
 from tollhouse.connections import read_body
 from tollhouse.errors import BadRequest, GatewayError, InternalError, UnknownModel

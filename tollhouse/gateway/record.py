@@ -16,7 +16,7 @@ import asyncio
 import time
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor
-from tollhouse.budgets import BudgetGate
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.gateway.backlog import Backlog
 from tollhouse.gateway.models import Exchange, PendingAttribution, RequestHooks
 from tollhouse.ledger.entry import LedgerEntry, build_entry

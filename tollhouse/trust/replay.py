@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from tollhouse.attribution.chain import Attribution
-from tollhouse.budgets import BudgetGate
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import ErrorClass
 from tollhouse.errors import UpstreamUnavailable
 from tollhouse.gateway.dispatch import Dispatch, Dispatcher

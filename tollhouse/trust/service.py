@@ -62,7 +62,7 @@ from tollhouse.trust.trajectory import (
 )
 
 if TYPE_CHECKING:
-    from tollhouse.budgets import BudgetGate
+    from tollhouse.budgets.gate import BudgetGate
     from tollhouse.capacity import Capacity
     from tollhouse.gateway.dispatch import Dispatcher
     from tollhouse.gateway.routing import Router
