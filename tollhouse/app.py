@@ -22,6 +22,7 @@ from tollhouse.attribution.process import ProcessAttributor
 from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import Capacity, Limits, RetryPolicy
 from tollhouse.capacity import http as capacity_http
+from tollhouse.capacity.policy import FileBlocks, ModelPolicy, ProjectRules
 from tollhouse.cluster import RedisTrustStore, SharedState
 from tollhouse.connections import CONNECTIONS
 from tollhouse.errors import (
@@ -46,7 +47,7 @@ from tollhouse.pricing import Pricer
 from tollhouse.pricing.discount import discounts
 from tollhouse.providers import build_providers
 from tollhouse.settings import LimitSettings, Settings, tollhouse_home
-from tollhouse.tasks import cancel_all
+from tollhouse.tasks import cancel_all, spawn
 from tollhouse.trust import http as trust_http
 from tollhouse.trust.service import build_trust
 from tollhouse.wiring import (
@@ -100,11 +101,13 @@ def create_app(
     if shared is not None:
         app[STATE] = shared
     capacity = app[CAPACITY] = build_capacity(settings, shared)  # config errors surface now
+    models = build_model_policy(settings, shared)
     capacity_http.add_routes(
         app,
         capacity,
         {p.name for p in settings.providers},
         settings.trust.resolved_operator_token_file(),
+        models,
     )
     trust = app[trust_http.TRUST] = build_trust(
         settings.trust, writer, _shared_trust(shared, settings, writer) if shared else None
@@ -143,7 +146,11 @@ def create_app(
             max_attempts=cap.max_attempts,
             gone_for=cap.model_gone_cooldown_s,
             is_virtual_key=attributor.is_virtual_key,
+            models=models,
         )
+        await models.refresh()  # the blocks in force (Redis or blocks.json) before serving
+        if shared is not None:  # another instance's block holds here within a second
+            spawn(models.follow(), name="tollhouse-blocks")
         gateway = app[GATEWAY] = Gateway(
             router,
             attributor,
@@ -163,7 +170,7 @@ def create_app(
             app[METRICS].scraped(shared.redis.gauges)
             await shared.check()  # warns when a Redis restart would erase the trust state
         if dashboard:
-            await attach_dashboard(app, settings, ledger_path, capacity, budgets, guard)
+            await attach_dashboard(app, settings, ledger_path, capacity, budgets, guard, models)
 
     async def draining(app: web.Application) -> None:
         log.info("draining: %d requests in flight", app[GATEWAY].in_flight)
@@ -217,6 +224,20 @@ def _hold_ttl(settings: Settings) -> float:
     """A shared budget hold outlives any request: the wait, then the slowest answer."""
     s = settings.server
     return settings.capacity.deadline_ms / 1000 + s.connect_timeout_s + s.read_timeout_s * 2
+
+
+def build_model_policy(settings: Settings, shared: SharedState | None) -> ModelPolicy:
+    """The kill switch (config blocks, runtime blocks in Redis or blocks.json) and the
+    projects' model lists."""
+    store = shared.blocks if shared is not None else FileBlocks(tollhouse_home() / "blocks.json")
+    return ModelPolicy(
+        config_blocks=settings.capacity.blocked_models,
+        projects={
+            name: ProjectRules(p.allow_models, p.deny_models)
+            for name, p in settings.projects.items()
+        },
+        store=store,
+    )
 
 
 def build_capacity(settings: Settings, shared: SharedState | None = None) -> Capacity:

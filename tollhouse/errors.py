@@ -57,6 +57,13 @@ class Forbidden(GatewayError):
     kind = "permission"
 
 
+class ModelRefused(GatewayError):
+    """Every candidate is blocked (the kill switch) or denied to the project: not retried."""
+
+    status = 403
+    kind = "permission"
+
+
 class UnsupportedMediaType(GatewayError):
     """A JSON endpoint got another content type (a form or text/plain post, say)."""
 

@@ -73,6 +73,7 @@ HOST = {"shape": r"[A-Za-z0-9._:%-]{1,253}", "hint": "an IP address or host name
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 LIMIT = {"lo": 1, "hi": 10**12, "hint": "a whole number >= 1 (leave it out for no limit)"}
 USD = {"hi": 10**12, "hint": "USD, from 0 to 1e12"}
+MODEL_GLOB = r"[A-Za-z0-9._:@+~/*?\[\]-]{1,300}"
 
 
 def _seconds(default: float, help: str, *, hi: float, zero: bool = False) -> Any:
@@ -270,6 +271,13 @@ class CapacitySettings:
         lo=1,
         hi=1_000_000,
     )
+    blocked_models: tuple[str, ...] = _opt(
+        (),
+        "Kill switch in the config: PROVIDER/MODEL (or PROVIDER) never sent to; "
+        "`tollhouse models block` does it at runtime, on every instance.",
+        shape=r"[A-Za-z0-9._:@+~/-]{1,300}",
+        hint='PROVIDER/MODEL or PROVIDER, e.g. "openai/gpt-4o"',
+    )
     max_queue: int = _opt(
         1000, "Requests that may wait for capacity per upstream (then 429).", lo=0, hi=1_000_000
     )
@@ -443,6 +451,18 @@ class ProjectSettings:
         "soft",
         "soft: warn (log, header, dashboard); hard: refuse before sending (402).",
         choices=BUDGET_MODES,
+    )
+    allow_models: tuple[str, ...] = _opt(
+        (),
+        'Only these PROVIDER/MODEL glob patterns (e.g. "anthropic/*"); empty: any.',
+        shape=MODEL_GLOB,
+        hint='PROVIDER/MODEL glob patterns, e.g. "anthropic/*" or "openai/gpt-4o*"',
+    )
+    deny_models: tuple[str, ...] = _opt(
+        (),
+        "Never these PROVIDER/MODEL glob patterns (a 403 in the client's dialect).",
+        shape=MODEL_GLOB,
+        hint='PROVIDER/MODEL glob patterns, e.g. "openai/o1*"',
     )
 
     @property

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from tollhouse.access_tokens import ensure_token
 from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import Capacity
+from tollhouse.capacity.policy import ModelPolicy
 from tollhouse.dashboard.server import Dashboard, Sources
 from tollhouse.hostguard import BrowserGuard
 from tollhouse.ledger.store import Location, connect
@@ -113,11 +114,12 @@ async def attach_dashboard(
     capacity: Capacity,
     budgets: BudgetGate | None,
     guard: BrowserGuard,
+    models: ModelPolicy | None = None,
 ) -> None:
     """Start the dashboard on its own port; its token file is created on first use."""
     conf = settings.dashboard
     token = ensure_token(conf.resolved_token_file())
-    sources = Sources(ledger_path, capacity, budgets, settings.commitments)
+    sources = Sources(ledger_path, capacity, budgets, settings.commitments, models=models)
     # The gateway's hosts and origins, its own address too; a link from another site may
     # open its pages (read-only; the SameSite=Strict cookie doesn't go along).
     hosts = guard.hosts | {conf.host.lower()}

@@ -8,11 +8,13 @@ feature does while Redis is down, is in the README ("Run several instances"):
   models, open circuits (the Capacity gate's :class:`SharedLimiter`);
 - :mod:`.trust`: idempotency claims, trajectories, the answer cache (a
   :class:`~tollhouse.trust.store.TrustStore`);
+- :mod:`.blocks`: the kill switch's blocks (``tollhouse models block``);
 - :mod:`.client`: the connection, the key prefix, health, its log lines and metrics.
 """
 
 from __future__ import annotations
 
+from tollhouse.cluster.blocks import RedisBlocks
 from tollhouse.cluster.client import RedisState, StateDown
 from tollhouse.cluster.durability import check_persistence
 from tollhouse.cluster.limits import RedisLimiter
@@ -37,6 +39,7 @@ class SharedState:
             expected_instances=settings.expected_instances,
         )
         self.trust: RedisTrustStore | None = None
+        self.blocks = RedisBlocks(self.redis)
 
     def trust_store(
         self, writer: LedgerWriter, *, retention_s: float, key_retention_s: float
@@ -61,6 +64,7 @@ class SharedState:
 
 
 __all__ = [
+    "RedisBlocks",
     "RedisLimiter",
     "RedisState",
     "RedisTrustStore",

@@ -28,6 +28,7 @@ from tollhouse.access_tokens import same
 from tollhouse.budgets.commitments import commitment_status
 from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import Capacity
+from tollhouse.capacity.policy import ModelPolicy
 from tollhouse.connections import GatewayRunner
 from tollhouse.dashboard import queries
 from tollhouse.errors import TollhouseError
@@ -66,6 +67,7 @@ class Sources:
     budgets: BudgetGate | None
     commitments: dict[str, CommitmentSettings]
     trust: Callable[..., dict[str, Any]] = trust_metrics
+    models: ModelPolicy | None = None  # the kill switch's blocks
 
 
 class Dashboard:
@@ -242,7 +244,8 @@ class Dashboard:
         recent = await asyncio.get_running_loop().run_in_executor(
             None, self._read, lambda conn: capacity_summary(conn, since)
         )
-        found = {"upstreams": live, "ejections": ejections, "last_hour": recent}
+        blocks = self.sources.models.listing() if self.sources.models is not None else []
+        found = {"upstreams": live, "ejections": ejections, "blocks": blocks, "last_hour": recent}
         return _no_store(web.json_response(found))
 
     async def _budgets(self, request: web.Request) -> web.StreamResponse:

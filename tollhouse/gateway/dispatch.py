@@ -30,10 +30,12 @@ from tollhouse.capacity import (
     classify,
     estimate_tokens,
 )
+from tollhouse.capacity.policy import ModelPolicy
 from tollhouse.errors import (
     CapacityExhausted,
     GatewayError,
     MissingKey,
+    ModelRefused,
     NoCandidateServed,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -76,10 +78,12 @@ class Dispatcher:
         max_attempts: int,
         gone_for: float,
         is_virtual_key: Callable[[str | None], bool],
+        models: ModelPolicy | None = None,
     ) -> None:
         self.upstreams = upstreams
         self.capacity = capacity
         self.policy = policy
+        self.models = models  # the kill switch and projects' model lists
         self.max_attempts = max_attempts
         self.gone_for = gone_for
         self.is_virtual_key = is_virtual_key
@@ -95,7 +99,7 @@ class Dispatcher:
         self, d: Dispatch, route: Route, primary: bool, alias: bool
     ) -> Answer | None:
         upstream, model = route.provider.name, route.model
-        reason = self._blocked(upstream, model)
+        reason = self._refused(d, upstream, model) or self._blocked(upstream, model)
         prepared, key = None, ""
         try:
             key = self.key_for(route.provider, d.out.client_key, alias)
@@ -117,6 +121,17 @@ class Dispatcher:
                 d.attempts.append(self._skip(d, route, blocked))
                 return None
         return None
+
+    def _refused(self, d: Dispatch, upstream: str, model: str) -> str | None:
+        """Blocked (the kill switch) or denied to the project: skipped, never waited for;
+        when nothing else serves, the client is told why (403, not retried)."""
+        why = None if self.models is None else self.models.refusal(d.out.project, upstream, model)
+        if why is not None and d.first_refusal is None:
+            d.first_refusal = ModelRefused(
+                f"{upstream}/{model} is {why}; use another model, or an alias whose chain "
+                "has one this project may use"
+            )
+        return why
 
     def _blocked(self, upstream: str, model: str) -> str | None:
         """Why not to wait for this candidate at all; cooldowns are acquire()'s to judge."""

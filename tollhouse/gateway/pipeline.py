@@ -168,6 +168,9 @@ class Gateway:
                 ex.cache = lookup.outcome
                 if lookup.answer is not None:
                     return await self._cached(ex, lookup.answer, candidates[0])
+        models = self.dispatcher.models
+        if models is not None and models.per_project:  # whose lists apply?
+            await self._attribute(ex, out)
         if self.budgets is not None:
             await self._hold_budget(ex, out, candidates)
         d = Dispatch(out, ex.attempts)

@@ -205,6 +205,10 @@ async function capacity() {
   table("ejections", [["provider", r => r.provider], ["model", r => r.model || "all models"],
     ["state", r => r.state], ["reason", r => r.reason], ["since", r => when(r.since)],
     ["until", r => when(r.until)]], found.ejections, "Nothing ejected: every model is admitted.");
+  table("blocks", [["provider", r => r.provider], ["model", r => r.model === "*" ? "all models" : r.model],
+    ["by", r => r.source === "config" ? "the config" : r.by], ["reason", r => r.reason || ""],
+    ["since", r => r.since ? new Date(r.since * 1000).toLocaleString() : ""]],
+    found.blocks || [], "Nothing blocked.");
   const classes = ["rate_limit", "overloaded", "server", "timeout", "connection", "model_gone", "client"];
   table("capacity-hour", [["provider", r => r.provider], ["model", r => r.model],
     ["attempts", r => count(r.attempts), { num: true }],
