@@ -48,6 +48,7 @@ from tollhouse.pricing.discount import discounts
 from tollhouse.providers import build_providers
 from tollhouse.settings import LimitSettings, Settings, tollhouse_home
 from tollhouse.tasks import cancel_all, spawn
+from tollhouse.telemetry import build_telemetry
 from tollhouse.trust import http as trust_http
 from tollhouse.trust.service import build_trust
 from tollhouse.wiring import (
@@ -102,6 +103,7 @@ def create_app(
         app[STATE] = shared
     capacity = app[CAPACITY] = build_capacity(settings, shared)  # config errors surface now
     models = build_model_policy(settings, shared)
+    telemetry = build_telemetry(settings.telemetry)  # a missing extra is a ConfigError now
     capacity_http.add_routes(
         app,
         capacity,
@@ -162,6 +164,7 @@ def create_app(
             hooks=trust,
             budgets=budgets,
             metrics=app[METRICS],
+            telemetry=telemetry,
         )
         app[trust_http.ATTRIBUTOR] = attributor
         trust.start(router, dispatcher, gateway.ids, cap.deadline_ms / 1000, budgets)
@@ -195,6 +198,8 @@ def create_app(
         if BUDGETS in app and app[BUDGETS].shared is not None:
             app[BUDGETS].shared.close()  # the last settles, committed
         writer.close()
+        if telemetry is not None:
+            await asyncio.get_running_loop().run_in_executor(None, telemetry.close)
 
     app.on_startup.append(startup)
     app.on_shutdown.append(draining)

@@ -501,6 +501,21 @@ class DashboardSettings:
 
 
 @dataclass(frozen=True)
+class TelemetrySettings:
+    otlp_endpoint: str = _opt(
+        "",
+        "OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318): every call exported as "
+        "a span and GenAI metrics. Empty: off. Needs the otel extra.",
+        shape=r"https?://[!-~]{1,2000}",
+        hint="an http:// or https:// URL, e.g. http://127.0.0.1:4318",
+    )
+    service_name: str = _opt("tollhouse", "service.name of the exported telemetry.")
+    metrics_interval_s: float = _opt(
+        10.0, "How often metrics are exported (seconds).", lo=0.1, hi=DAY
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = _opt_factory(ServerSettings, "The HTTP listener.")
     ledger: LedgerSettings = _opt_factory(LedgerSettings, "Where the ledger lives.")
@@ -517,6 +532,9 @@ class Settings:
     dashboard: DashboardSettings = _opt_factory(DashboardSettings, "The local dashboard.")
     intercept: InterceptSettings = _opt_factory(
         InterceptSettings, "The intercepting HTTPS proxy (tollhouse intercept)."
+    )
+    telemetry: TelemetrySettings = _opt_factory(
+        TelemetrySettings, "OpenTelemetry export (GenAI semantic conventions)."
     )
     source: str = field(default="(defaults)", compare=False)
 
@@ -567,6 +585,7 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         dashboard=_build(DashboardSettings, data.get("dashboard", {}), "dashboard"),
         intercept=_build(InterceptSettings, data.get("intercept", {}), "intercept"),
         state=_build(StateSettings, data.get("state", {}), "state"),
+        telemetry=_build(TelemetrySettings, data.get("telemetry", {}), "telemetry"),
         source=source,
     )
     _check_providers(settings.providers)

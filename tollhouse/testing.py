@@ -82,6 +82,9 @@ class BackgroundServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        """Clean up the app and end the loop; a second call does nothing."""
+        if self.loop.is_closed():
+            return
         if self._runner is not None:
             self.call(self._runner.cleanup())
             self._runner = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -61,12 +62,18 @@ def test_instances_share_one_request_bucket(prefix: str) -> None:
     for lim in ls:
         lim.configure("openai", Limits(rpm=60, burst=3), {})
 
+    spent: list[float] = []
+
     async def body() -> list[Grant]:
-        return [await ls[i % 3].admit("openai", "gpt-4o", 1) for i in range(4)]
+        began = time.monotonic()
+        grants = [await ls[i % 3].admit("openai", "gpt-4o", 1) for i in range(4)]
+        spent.append(time.monotonic() - began)  # a loaded box takes a while between admits
+        return grants
 
     grants = run(lambda: closing(ls, body))
     assert [g.admitted for g in grants] == [True, True, True, False]  # one burst of 3, for all
-    assert grants[3].reason == RATE and 1.0 < grants[3].wait <= 60 / 58  # 58 a minute sustained
+    # 58 a minute sustained: the 4th waits a 58th of a minute, less the time the admits took.
+    assert grants[3].reason == RATE and 60 / 58 - spent[0] <= grants[3].wait <= 60 / 58
 
 
 def test_tokens_are_a_numeric_cost_and_settle_refunds(prefix: str) -> None:

@@ -43,6 +43,7 @@ from tollhouse.ingress import Dialect, parse_json_body
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Metered
 from tollhouse.metrics import GatewayMetrics
+from tollhouse.telemetry import Telemetry
 
 __all__ = ["REQUEST_ID_HEADER", "Exchange", "Gateway", "error_response"]
 
@@ -69,6 +70,7 @@ class Gateway:
         hooks: RequestHooks | None = None,
         budgets: BudgetGate | None = None,
         metrics: GatewayMetrics | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.router = router
         self.attributor = attributor
@@ -80,7 +82,9 @@ class Gateway:
         self.hooks = hooks
         self.budgets = budgets
         self.metrics = metrics
-        self.recorder = Recorder(writer, attributor, budgets=budgets, metrics=metrics, hooks=hooks)
+        self.recorder = Recorder(
+            writer, attributor, budgets=budgets, metrics=metrics, hooks=hooks, telemetry=telemetry
+        )
         self.ids = RequestIds()
         self._active = 0
         self._idle = asyncio.Event()

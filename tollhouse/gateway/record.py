@@ -25,6 +25,7 @@ from tollhouse.metrics import GatewayMetrics
 from tollhouse.pricing import Cost
 from tollhouse.requestlog import log_request
 from tollhouse.tasks import spawn
+from tollhouse.telemetry import Telemetry
 
 
 class Recorder:
@@ -38,8 +39,10 @@ class Recorder:
         budgets: BudgetGate | None = None,
         metrics: GatewayMetrics | None = None,
         hooks: RequestHooks | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.writer = writer
+        self.telemetry = telemetry
         self.attributor = attributor
         self.budgets = budgets
         self.metrics = metrics
@@ -120,6 +123,8 @@ class Recorder:
                 self.budgets.settle(ex.budget, cost.usd)
         if self.metrics is not None:
             self.metrics.observe(entry, cost, ex.upstream_s * 1000)
+        if self.telemetry is not None:
+            self.telemetry.observe(entry, cost)
         log_request(entry, cost)
 
 
