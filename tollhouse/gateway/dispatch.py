@@ -13,6 +13,7 @@ reason to try elsewhere). Every try is recorded as an :class:`Attempt`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -37,6 +38,7 @@ from tollhouse.errors import (
     MissingKey,
     ModelRefused,
     NoCandidateServed,
+    UpstreamPathNotFound,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
@@ -50,7 +52,7 @@ from tollhouse.gateway.models import (
     UpstreamResponse,
 )
 from tollhouse.gateway.prepare import prepare
-from tollhouse.gateway.upstream import refuse_redirect, upstream_error_kind
+from tollhouse.gateway.upstream import refuse_redirect, upstream_error_kind, upstream_url
 from tollhouse.providers import Provider
 from tollhouse.translate import Untranslatable
 
@@ -200,7 +202,9 @@ class Dispatcher:
             answer.omitted = prepared.omitted
             return answer, False
         own_key = not d.out.client_key or key != d.out.client_key
-        return await self._upstream_error(d, route, attempt, lease, response, primary, own_key)
+        return await self._upstream_error(
+            d, route, prepared, attempt, lease, response, primary, own_key
+        )
 
     async def _acquire(self, d: Dispatch, route: Route, attempt: Attempt) -> Lease | None:
         tokens = estimate_tokens(d.out.payload)
@@ -224,6 +228,7 @@ class Dispatcher:
         self,
         d: Dispatch,
         route: Route,
+        prepared: Prepared,
         attempt: Attempt,
         lease: Lease,
         response: UpstreamResponse,
@@ -243,6 +248,9 @@ class Dispatcher:
         auth = cls is ErrorClass.CLIENT and response.status in (401, 403) and own_key
         down = f"authentication refused ({response.status})" if auth else None
         self._failed(attempt, lease, cls, hint, down)
+        if response.status == 404 and cls is ErrorClass.CLIENT and _not_the_apis(data):
+            d.first_refusal = d.first_refusal or _wrong_path(route, prepared)
+            return None, False  # the next candidate may be configured right
         answer = Answer(route, response, lease, False, primary, body=data)
         if auth:
             d.last_error = answer
@@ -347,6 +355,25 @@ class Dispatcher:
         if d.first_refusal is not None:
             raise d.first_refusal
         raise NoCandidateServed(f"no candidate could serve this request; {tried}", status=503)
+
+
+def _not_the_apis(data: bytes) -> bool:
+    """A 404 body that is no API's error (a web server's own page, or nothing): every
+    dialect's errors, and local servers' (``{"error": "model not found"}``), have "error"."""
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        return True
+    return not (isinstance(body, dict) and "error" in body)
+
+
+def _wrong_path(route: Route, prepared: Prepared) -> UpstreamPathNotFound:
+    url = upstream_url(route.provider, prepared.path, prepared.query).partition("?")[0]
+    return UpstreamPathNotFound(
+        f"provider {route.provider.name!r} answered 404 at {url} with no API error: "
+        f"nothing serves that path, so its base_url ({route.provider.base_url}) is likely "
+        f"wrong (tollhouse adds {prepared.path} to it); fix base_url under [[providers]]"
+    )
 
 
 def tried_summary(attempts: list[Attempt]) -> str:

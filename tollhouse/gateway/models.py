@@ -32,6 +32,7 @@ from tollhouse.budgets.book import Hold
 from tollhouse.budgets.gate import BUDGET_HEADER
 from tollhouse.capacity import Lease
 from tollhouse.ingress import Call, Dialect
+from tollhouse.ingress.headers import WARNING_HEADER
 from tollhouse.ledger.entry import Attempt
 from tollhouse.ledger.writer import Sealed
 from tollhouse.metering.usage import Metered
@@ -208,6 +209,7 @@ class Exchange:
     seal: Callable[[Exchange], None] | None = None  # journals the row before the last byte
     sealed: Sealed | None = None  # what the last seal journaled
     sealed_as: tuple[object, ...] = ()
+    warning: str | None = None  # told to the client (an unknown X-Tollhouse-* header)
 
     def provenance(self) -> dict[str, str]:
         headers = {REQUEST_ID_HEADER: self.request_id}
@@ -224,6 +226,8 @@ class Exchange:
         who = self.attribution
         if isinstance(who, Attribution):  # known by now (a process lookup may still run)
             headers[PROJECT_HEADER] = f"{header_safe(who.project)}; by={who.how}"
+        if self.warning is not None:
+            headers[WARNING_HEADER] = header_safe(self.warning)
         return headers
 
     def complete(self) -> bool:

@@ -40,6 +40,7 @@ from tollhouse.gateway.routing import Router
 from tollhouse.gateway.upstream import Upstreams, downstream_headers, refuse_redirect
 from tollhouse.ids import RequestIds
 from tollhouse.ingress import Dialect, parse_json_body
+from tollhouse.ingress.headers import check_own_headers
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Metered
 from tollhouse.metrics import GatewayMetrics
@@ -248,6 +249,7 @@ class Gateway:
         ex.tags = header_tags(request.headers)
         # Before the body: a request whose body never comes still has its project.
         ex.attribution = self.attributor.begin(request.headers, client_key, request.transport)
+        ex.warning = check_own_headers(request.headers)  # a near-typo is a 400 (with its row)
         body = await self._read_body(request)
         payload = parse_json_body(body)
         call = ex.call = ex.dialect.call(request.path, request.match_info, payload)
