@@ -264,11 +264,11 @@ class RequestHooks(Protocol):
         """An answer is coming: follow it (its bytes are captured) or not."""
         ...
 
-    async def before_reply(self, ex: Exchange) -> None:
+    async def before_reply(self, watched: Watched, ex: Exchange) -> None:
         """A whole answer is ready for the client (not called for streams)."""
         ...
 
-    def finished(self, ex: Exchange) -> None:
+    def finished(self, watched: Watched, ex: Exchange) -> None:
         """The request is over (the client has its answer, or left)."""
         ...
 

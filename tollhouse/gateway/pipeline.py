@@ -194,7 +194,7 @@ class Gateway:
             try:
                 response = await self._relay(request, ex, out, answer)
                 if hooks is not None and ex.watch is not None and not out.call.stream:
-                    await hooks.before_reply(ex)
+                    await hooks.before_reply(ex.watch, ex)
                 return response
             finally:
                 self._settle_lease(ex, answer)
@@ -217,8 +217,8 @@ class Gateway:
             charset=charset.partition("charset=")[2].strip() or None,
             headers=ex.provenance(),
         )
-        if self.hooks is not None:
-            await self.hooks.before_reply(ex)
+        if self.hooks is not None and ex.watch is not None:
+            await self.hooks.before_reply(ex.watch, ex)
         return response
 
     async def _hold_budget(self, ex: Exchange, out: Outgoing, candidates: list[Route]) -> None:

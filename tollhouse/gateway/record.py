@@ -58,7 +58,7 @@ class Recorder:
     def record(self, ex: Exchange) -> None:
         """The request is over: its hooks are told at once, its row soon."""
         if ex.watch is not None and self.hooks is not None:
-            self.hooks.finished(ex)  # at once: the agent's next call may ask the gate
+            self.hooks.finished(ex.watch, ex)  # at once: the agent's next call may ask the gate
         if ex.budget is None:
             self._backlog.add(ex)
         else:  # a reservation is settled at once, to the real cost (budgets are exact)

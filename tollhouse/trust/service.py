@@ -243,18 +243,18 @@ class TrustService:
                 w.kept = keep(out, dict(match), "")
         return w
 
-    def finished(self, ex: Exchange) -> None:
+    def finished(self, watched: Watched, ex: Exchange) -> None:
         """After the response: record the step, store a fresh answer, queue a replay."""
         try:
-            self._finished(ex)
+            self._finished(_own(watched), ex)
         except Exception:  # a trust bug must not cost the request its ledger row
             log.exception("trust bookkeeping failed for %s", ex.request_id)
 
-    async def before_reply(self, ex: Exchange) -> None:
+    async def before_reply(self, watched: Watched, ex: Exchange) -> None:
         """A whole answer (not a stream): its step is in the store before the client has
         it, so the agent's next call, its gate on whichever instance, sees this step."""
-        w = None if ex.watch is None else _own(ex.watch)
-        if w is None or w.task is None or ex.route is None or not 200 <= ex.status < 300:
+        w = _own(watched)
+        if w.task is None or ex.route is None or not 200 <= ex.status < 300:
             return
         try:
             data = b"".join(ex.capture or ())
@@ -264,10 +264,9 @@ class TrustService:
         except Exception:  # recorded after the reply instead, as streams are
             log.exception("trust: recording step of %s before the reply failed", ex.request_id)
 
-    def _finished(self, ex: Exchange) -> None:
-        if ex.watch is None or ex.route is None or not 200 <= ex.status < 300:
+    def _finished(self, w: Watch, ex: Exchange) -> None:
+        if ex.route is None or not 200 <= ex.status < 300:
             return  # nothing answered: not a step the agent can act on
-        w = _own(ex.watch)
         data = b"".join(ex.capture or ())
         complete = ex.complete()
         why = self._degraded_because(ex, w, complete)
@@ -283,7 +282,7 @@ class TrustService:
         ):
             self._track(self._cache_put(ex, w, data))
         if w.sampled and w.kept is not None and not ex.primary and whole:
-            kept = _with_answer(w.kept, ex, data)
+            kept = _with_answer(w.kept, w, ex, data)
             task = spawn(self._diverge(kept, w), name="tollhouse-divergence")
             self._replays.add(task)
             task.add_done_callback(self._replays.discard)
@@ -313,7 +312,7 @@ class TrustService:
         mode = self.settings.keep_requests
         self.kept.pop((key, step.id), None)
         if w.kept is not None and (mode == "all" or why is not None):
-            self.kept[(key, step.id)] = _with_answer(w.kept, ex, data)
+            self.kept[(key, step.id)] = _with_answer(w.kept, w, ex, data)
             while len(self.kept) > MAX_KEPT:  # the oldest go first; approve still works
                 del self.kept[next(iter(self.kept))]
 
@@ -672,12 +671,11 @@ def _acceptance(body: dict[str, Any], default: float) -> Callable[[float], bool]
     return lambda score: score >= threshold
 
 
-def _with_answer(kept: KeptRequest, ex: Exchange, data: bytes) -> KeptRequest:
+def _with_answer(kept: KeptRequest, w: Watch, ex: Exchange, data: bytes) -> KeptRequest:
     route = ex.route
     served = f"{route.provider.name}/{route.model}" if route else ""
-    hit = _own(ex.watch).hit if ex.watch is not None else None
-    if hit is not None:
-        served = f"cache:{hit.served_by}"
+    if w.hit is not None:
+        served = f"cache:{w.hit.served_by}"
     return replace(
         kept,
         request_id=ex.request_id,
