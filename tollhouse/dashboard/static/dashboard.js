@@ -22,14 +22,17 @@ function el(tag, text, attrs) {
   return node;
 }
 
+// One precision everywhere: four decimals (cents hide what small calls cost) up to
+// $1,000, cents above; a nonzero amount too small to show is "<$0.0001", never $0.
 function money(value) {
   const n = Number(value);
-  if (!isFinite(n)) return "—";
-  const a = Math.abs(n);
-  if (a !== 0 && a < 0.0001) return "$" + n.toPrecision(2);
-  if (a < 1) return "$" + n.toFixed(4);  // cents hide what small calls cost
-  return "$" + n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  if (value === null || value === undefined || !isFinite(n)) return "—";
+  const a = Math.abs(n), sign = n < 0 ? "-" : "";
+  if (a !== 0 && a < 0.00005) return sign + "<$0.0001";
+  const digits = a < 1000 ? 4 : 2;
+  return sign + "$" + a.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
+const WINDOWS = { "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400 };
 function failed(t) {  // how many, and their share: what went wrong, at a glance
   if (t.errors === undefined) return "—";
   return count(t.errors) + (t.requests ? ` (${(100 * t.errors / t.requests).toFixed(1)} %)` : "");
@@ -79,7 +82,9 @@ function cards(totals) {
   }
 }
 
-function chart(id, data) {
+// ``span``: seconds of the period shown (none: all time): the axis spans all of it,
+// not only the buckets that had spend.
+function chart(id, data, span) {
   const node = document.getElementById(id);
   node.replaceChildren();
   if (window.tollhouse.charts[id]) window.tollhouse.charts[id].destroy();
@@ -94,10 +99,14 @@ function chart(id, data) {
     points: { show: true, size: 5 }, value: (u, v) => v === null ? "—" : money(v),
   })));
   const opts = {
-    width: Math.max(320, node.clientWidth || 800), height: 260, series: series,
+    width: Math.max(240, node.clientWidth || 800), height: 260, series: series,
     axes: [{}, { values: (u, ticks) => ticks.map(v => "$" + Number(v.toPrecision(3))), size: 70 }],
     // One bucket alone: uPlot would stretch the axis over years around it; show that bucket.
-    scales: { x: { time: true, range: (u, min, max) => xs.length === 1 ? [xs[0] - half, xs[0] + half] : [min, max] } },
+    scales: { x: { time: true, range: (u, min, max) => {
+      const now = Date.now() / 1000;
+      if (span) return [Math.min(min, now - span), Math.max(max, now)];
+      return xs.length === 1 ? [xs[0] - half, xs[0] + half] : [min, max];
+    } } },
   };
   const plot = new uPlot(opts, [xs].concat(data.series.map(s => s.cost)), node);
   window.tollhouse.charts[id] = plot;
@@ -149,7 +158,7 @@ async function overview() {
     api("budgets"), api("commitments"), api("unpriced", { since: f.since }), api("trust", { since: f.since }),
   ]);
   cards(ov);
-  chart("chart", series);
+  chart("chart", series, WINDOWS[f.since]);
   table("top-projects", TOP("project", "project?name="), ov.top.project);
   table("top-models", TOP("model", "requests?model="), ov.top.model);
   table("top-providers", TOP("provider", "requests?provider="), ov.top.provider);
