@@ -5,11 +5,13 @@ item 11). Each width leaves a screenshot under test-artifacts/dashboard/."""
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.dashboard.conftest import ARTIFACTS, Dash
+from tests.dashboard.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Dash
 
 WIDTHS = {"desktop": (1400, 1000), "laptop": (1024, 768), "phone": (390, 844)}
 
@@ -60,3 +62,26 @@ def test_a_30_day_chart_spans_the_window_on_a_day_axis(dash: Dash, page: Any) ->
         "() => { const s = window.tollhouse.charts.chart.scales.x; return s.max - s.min; }"
     )
     assert span >= 29 * 86400  # the whole window, not the few days that had spend
+
+
+def test_a_plain_headless_chromium_sees_the_numbers_at_load(dash: Dash, tmp_path: Path) -> None:
+    """No waiting, no script: chromium --dump-dom prints the page as it is at its load
+    event. The overview's first view comes inside the page, so the numbers are there."""
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_ARGS,
+            "--headless",
+            f"--user-data-dir={tmp_path}",
+            "--dump-dom",
+            dash.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    spend = re.search(r'<span class="label">Spend</span><span class="value">([^<]+)</span>', dom)
+    assert spend is not None and spend.group(1).startswith("$"), dom[:2000]
+    assert '<div class="uplot' in dom  # the chart is drawn

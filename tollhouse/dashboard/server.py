@@ -14,6 +14,7 @@ DOM with ``textContent`` only, so nothing from the ledger is parsed as HTML.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from yarl import URL
 
 from tollhouse.access_tokens import same
 from tollhouse.budgets.commitments import commitment_status
@@ -99,7 +101,7 @@ class Dashboard:
         r = self.app.router
         r.add_get(BASE, _to_index)
         for suffix, page in PAGES.items():
-            r.add_get(BASE + (suffix or "/"), _page(page))
+            r.add_get(BASE + (suffix or "/"), self._index if not suffix else _page(page))
         r.add_static(BASE + "/static", STATIC)
         api: dict[str, Callable[[web.Request], Any]] = {
             "overview": self._overview,
@@ -115,6 +117,32 @@ class Dashboard:
             r.add_get(f"{BASE}/api/{name}", self._json(fn))
         r.add_get(f"{BASE}/api/capacity", self._capacity)
         r.add_get(f"{BASE}/api/budgets", self._budgets)
+        self._api = {name: self._json(fn) for name, fn in api.items()}
+        self._api |= {"capacity": self._capacity, "budgets": self._budgets}
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        """The overview with its first view's data inside, so it is drawn by the time the
+        page has loaded (a plain headless screenshot or --dump-dom sees the numbers)."""
+        since = request.query.get("since", "30d")
+        by = request.query.get("by", "project")
+        calls = first_view(since, by)
+        found: dict[str, Any] = {}
+        for name, params in calls:
+            sub = request.clone(rel_url=URL(f"{BASE}/api/{name}").with_query(params))
+            response = await self._api[name](sub)
+            if isinstance(response, web.Response) and response.status == 200 and response.text:
+                found[f"{name}?{urlencode(params)}"] = json.loads(response.text)
+        page = (STATIC / "index.html").read_text(encoding="utf-8")
+        data = (
+            json.dumps(found)
+            .replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
+        )
+        block = f'<script id="initial" type="application/json">{data}</script>\n'
+        return _no_store(
+            web.Response(text=page.replace("</body>", block + "</body>"), content_type="text/html")
+        )
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -251,6 +279,22 @@ class Dashboard:
     async def _budgets(self, request: web.Request) -> web.StreamResponse:
         budgets = self.sources.budgets
         return _no_store(web.json_response(budgets.status() if budgets else []))
+
+
+def first_view(since: str, by: str) -> list[tuple[str, dict[str, str]]]:
+    """The API calls the overview makes first, with the parameters it sends (dashboard.js
+    ``overview`` and ``capacity``: the same names, values and order)."""
+    bucket = "hour" if since == "24h" else "day"
+    return [
+        ("overview", {"since": since}),
+        ("timeseries", {"since": since, "by": by, "bucket": bucket}),
+        ("budgets", {}),
+        ("commitments", {}),
+        ("unpriced", {"since": since}),
+        ("trust", {"since": since}),
+        ("tags", {"since": since}),
+        ("capacity", {}),
+    ]
 
 
 def _window(request: web.Request) -> tuple[datetime | None, datetime | None]:

@@ -7,9 +7,24 @@ const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2"
   "#db2777", "#65a30d", "#475569", "#ea580c"];
 window.tollhouse = { charts: {}, ready: false };
 
+// The overview's first view arrives inside the page (server.py ``first_view``): drawn
+// before the load event, so a plain headless screenshot shows it. Each is used once.
+let initial = null;
+function firstView(key) {
+  if (initial === null) {
+    const node = document.getElementById("initial");
+    try { initial = node ? JSON.parse(node.textContent) : {}; } catch (e) { initial = {}; }
+  }
+  const found = initial[key];
+  delete initial[key];
+  return found;
+}
+
 async function api(name, params) {
   const query = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) if (v) query.set(k, v);
+  const ready = firstView(name + "?" + query.toString());
+  if (ready !== undefined) return ready;
   const response = await fetch(API + name + "?" + query.toString(), { credentials: "same-origin" });
   if (!response.ok) throw new Error(name + ": " + response.status + " " + await response.text());
   return response.json();
