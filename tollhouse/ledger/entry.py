@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from tollhouse import sane
+from tollhouse.ledger.fusion import UnderlyingCall
 from tollhouse.metering import exactjson
 from tollhouse.metering.usage import Metered, Usage
 
@@ -68,6 +69,8 @@ class LedgerEntry:
     attempt_count: int = 0
     queue_wait_ms: float = 0.0
     error_class: str | None = None  # of the last attempt
+    # A fused model's request: every call it made (tollhouse.ledger.fusion); not journaled.
+    fusion_calls: list[UnderlyingCall] = field(default_factory=list)
 
 
 def build_entry(
