@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollhouse.errors import BadRequest
+from tollhouse.fusion.prompts import JUDGE_MAX_TOKENS, PROMPT_TOKENS
 from tollhouse.gateway.models import Route
 
 FUSION_MODEL = "fusion"  # OpenRouter's name; "openrouter/fusion" stays OpenRouter's
@@ -50,6 +51,17 @@ class FusionPlan:
     def all_routes(self) -> list[list[Route]]:
         return [*self.panel, self.judge, self.writer]
 
+    def stages(self) -> list[tuple[list[list[Route]], int | None, int]]:
+        """The fan-out as a hard budget holds it (BudgetGate.reserve_fan_out): the panel
+        in parallel, then the judge (its own output cap), then the writer; the judge's
+        and writer's prompts add their brief and every answer shown (the earlier
+        stages' output bounds cover those)."""
+        return [
+            (list(self.panel), None, 0),
+            ([self.judge], JUDGE_MAX_TOKENS, PROMPT_TOKENS),
+            ([self.writer], None, PROMPT_TOKENS),
+        ]
+
 
 def chosen_panel(
     model: str, payload: Mapping[str, Any], panels: Mapping[str, Panel]
@@ -75,7 +87,9 @@ def chosen_panel(
         raise BadRequest(f'"models": a list of 1 to {MAX_PANEL} model names, the panel to ask')
     nested = [m for m in listed if m in panels or m == FUSION_MODEL]
     if nested:
-        raise BadRequest(f'"models": {nested[0]!r} is a fused model itself; fused models don\'t nest')
+        raise BadRequest(
+            f'"models": {nested[0]!r} is a fused model itself; fused models don\'t nest'
+        )
     members = tuple(listed)
     if configured is None:
         return Panel(members, judge=members[0])

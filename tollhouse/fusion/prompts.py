@@ -21,6 +21,7 @@ JUDGE_MARKER = "tollhouse-fusion:judge"
 PARTS = ("consensus", "contradictions", "partial_coverage", "unique_insights", "blind_spots")
 JUDGE_MAX_TOKENS = 2048  # the analysis is short lists; a hard budget holds this much
 ANSWER_LIMIT = 24_000  # characters of one member's answer shown to the judge and writer
+PROMPT_TOKENS = 1_000  # the judge's and the writer's instructions, at most (for budgets)
 
 JUDGE_SYSTEM = f"""You are the judge of a panel of AI models ({JUDGE_MARKER}).
 Several models answered the same conversation. Compare their answers; do not answer

@@ -33,6 +33,7 @@ from tollhouse.budgets.gate import BUDGET_HEADER
 from tollhouse.capacity import Lease
 from tollhouse.ingress import Call, Dialect
 from tollhouse.ledger.entry import Attempt
+from tollhouse.ledger.fusion import UnderlyingCall
 from tollhouse.ledger.writer import Sealed
 from tollhouse.metering.usage import Metered
 from tollhouse.providers import Provider
@@ -208,6 +209,8 @@ class Exchange:
     seal: Callable[[Exchange], None] | None = None  # journals the row before the last byte
     sealed: Sealed | None = None  # what the last seal journaled
     sealed_as: tuple[object, ...] = ()
+    fusion: str | None = None  # a fused model's request: what its panel did (a header)
+    fusion_calls: list[UnderlyingCall] | None = None  # and every call it made (the ledger)
 
     def provenance(self) -> dict[str, str]:
         headers = {REQUEST_ID_HEADER: self.request_id}
@@ -221,6 +224,8 @@ class Exchange:
             served = self.cached_by or f"{self.route.provider.name}/{self.route.model}"
             headers["X-Tollhouse-Served-By"] = served
             headers["X-Tollhouse-Trust"] = "full" if self.primary else "degraded"
+        if self.fusion is not None:
+            headers["X-Tollhouse-Fusion"] = header_safe(self.fusion)
         who = self.attribution
         if isinstance(who, Attribution):  # known by now (a process lookup may still run)
             headers[PROJECT_HEADER] = f"{header_safe(who.project)}; by={who.how}"

@@ -22,7 +22,9 @@ from tollhouse.pricing import Cost, PriceQuery, Pricer
 if TYPE_CHECKING:
     from tollhouse.ledger.entry import LedgerEntry
 
-FUSION_PROVIDER = "fusion"  # the row's provider: its spend is the panel's, the judge's, the writer's
+FUSION_PROVIDER = (
+    "fusion"  # the row's provider: its spend is the panel's, the judge's, the writer's
+)
 COLUMNS = (
     "request_id, n, ts, role, provider, model, status, input_tokens, cached_input_tokens, "
     "cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_usd, "
@@ -75,8 +77,10 @@ def summed(calls: list[UnderlyingCall]) -> Usage | None:
     usages = [c.usage for c in calls if c.usage is not None]
     if not usages:
         return None
-    total = [sum(column) for column in zip(*(u.counts() for u in usages), strict=True)]
-    return Usage(*total, raw={"fusion_calls": len(calls)})
+    inp, cached, write, write_1h, out, reasoning = (
+        sum(column) for column in zip(*(u.counts() for u in usages), strict=True)
+    )
+    return Usage(inp, cached, write, write_1h, out, reasoning, {"fusion_calls": len(calls)})
 
 
 def call_cost(call: UnderlyingCall, when: datetime, pricer: Pricer) -> Cost:
