@@ -24,8 +24,8 @@ from decimal import Decimal
 from typing import Any
 
 from .billing import Tally
-from .judge import judge_pieces
 from .flavors import Flavor
+from .judge import judge_pieces
 from .prompt import CacheOutcome, Prompt, PromptCache
 from .tokens import answer_pieces
 
