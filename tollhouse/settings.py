@@ -597,7 +597,7 @@ def _check_models(settings: Settings) -> None:
         elif not spec.chain:
             raise ConfigError(
                 f"models.{alias}.chain: list at least one model, primary first "
-                "(or a panel and a judge for a fused model)"
+                "(or a panel and a judge for a fused model, which member_timeout_s is for)"
             )
         if "/" in alias and alias.split("/", 1)[0] in names:
             raise ConfigError(f"models.{alias}: an alias may not look like a provider/model name")
@@ -611,7 +611,10 @@ def _check_fused(alias: str, spec: ModelAlias, models: dict[str, ModelAlias]) ->
             "put the chain in its own [models.OTHER] and list OTHER in the panel"
         )
     if not spec.panel:
-        raise ConfigError(f"{where}.panel: list the models to ask in parallel (at least one)")
+        raise ConfigError(
+            f"{where}.panel: list the models to ask in parallel (at least one); "
+            "a fused model's judge and writer need a panel"
+        )
     if not spec.judge:
         raise ConfigError(f"{where}.judge: name the model that compares the panel's answers")
     for key, names in (("panel", spec.panel), ("judge", (spec.judge,)), ("writer", (spec.writer,))):
