@@ -220,3 +220,21 @@ def test_every_member_failing_is_an_error(fused: Harness, faults: Simulator) -> 
     row = fused.row(request_id)
     assert (row["status"], row["provider"], row["cost_usd"]) == (503, "fusion", "0")
     assert [c["status"] for c in calls(fused, request_id)] == [503, 529, 503]
+
+
+def test_a_slow_member_is_dropped(make_gateway: GatewayFactory, faults: Simulator) -> None:
+    config = fused_config(faults)
+    config["models"]["council"]["member_timeout_s"] = 0.3
+    gateway = make_gateway(config)
+    faults.program("latency=3000", count=1, model="claude-haiku-4-5")
+    raw = oa(gateway).chat.completions.with_raw_response.create(model="council", messages=ASK)
+    assert raw.parse().choices[0].message.content
+    fusion = raw.headers["x-tollhouse-fusion"]
+    assert "dropped=anthropic/claude-haiku-4-5 (timed out after 0.3s)" in fusion
+    request_id = raw.headers["x-tollhouse-request-id"]
+    row = gateway.row(request_id)
+    assert (row["trust"], row["price_source"]) == ("degraded", "fusion-partial")
+    slow = calls(gateway, request_id)[1]
+    assert (slow["status"], slow["cost_usd"], slow["price_source"]) == (0, None, "no-answer")
+    answered = [c for c in calls(gateway, request_id) if c["cost_usd"] is not None]
+    assert Decimal(row["cost_usd"]) == sum(Decimal(c["cost_usd"]) for c in answered) > 0

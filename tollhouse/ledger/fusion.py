@@ -22,9 +22,8 @@ from tollhouse.pricing import Cost, PriceQuery, Pricer
 if TYPE_CHECKING:
     from tollhouse.ledger.entry import LedgerEntry
 
-FUSION_PROVIDER = (
-    "fusion"  # the row's provider: its spend is the panel's, the judge's, the writer's
-)
+FUSION_PROVIDER = "fusion"  # the row's provider: the spend of its panel, judge and writer
+NO_ANSWER = "no-answer"  # a call given up on before any answer: its cost is unknown
 COLUMNS = (
     "request_id, n, ts, role, provider, model, status, input_tokens, cached_input_tokens, "
     "cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_usd, "
@@ -86,7 +85,9 @@ def summed(calls: list[UnderlyingCall]) -> Usage | None:
 def call_cost(call: UnderlyingCall, when: datetime, pricer: Pricer) -> Cost:
     """One call priced as its own model, like a row of its own."""
     if call.usage is None:
-        return Cost(None, "no-usage") if 0 < call.status < 400 else Cost(Decimal(0), "error")
+        if call.status == 0:  # timed out waiting: what the provider bills is unknown
+            return Cost(None, NO_ANSWER)
+        return Cost(None, "no-usage") if call.status < 400 else Cost(Decimal(0), "error")
     query = PriceQuery(
         call.provider, call.pricing_provider, (call.model,), call.usage, call.reported_cost, when
     )
@@ -97,14 +98,18 @@ def call_cost(call: UnderlyingCall, when: datetime, pricer: Pricer) -> Cost:
 
 
 def total_cost(calls: list[UnderlyingCall], when: datetime, pricer: Pricer) -> Cost:
-    """The fused row's cost: the exact sum, or unknown when any call's is."""
-    total = Decimal(0)
+    """The fused row's cost: the exact sum; "fusion-partial" when a call timed out
+    (its cost unknown, left out); unknown when a call that answered is unpriced."""
+    total, source = Decimal(0), "fusion"
     for call in calls:
-        usd = call_cost(call, when, pricer).usd
-        if usd is None:
+        cost = call_cost(call, when, pricer)
+        if cost.source == NO_ANSWER:
+            source = "fusion-partial"
+        elif cost.usd is None:
             return Cost(None, "unpriced")
-        total += usd
-    return Cost(total, "fusion")
+        else:
+            total += cost.usd
+    return Cost(total, source)
 
 
 def call_rows(
