@@ -182,3 +182,39 @@ def fuse(entry: LedgerEntry, calls: list[UnderlyingCall], degraded: bool) -> Led
     if degraded and entry.trust == "full":
         entry.trust = "degraded"
     return entry
+
+
+def call_facts(calls: list[UnderlyingCall]) -> list[tuple[Any, ...]]:
+    """``calls`` as plain values for the crash journal (a replayed row is priced as
+    their sum; the ``fusion_calls`` rows themselves are not replayed)."""
+    return [
+        (
+            c.role,
+            c.provider,
+            c.model,
+            c.status,
+            c.pricing_provider,
+            None if c.usage is None else c.usage.counts(),
+            None if c.reported_cost is None else str(c.reported_cost),
+            c.latency_ms,
+            c.error,
+        )
+        for c in calls
+    ]
+
+
+def calls_from_facts(facts: list[Any]) -> list[UnderlyingCall]:
+    return [
+        UnderlyingCall(
+            role,
+            provider,
+            model,
+            status,
+            pricing,
+            None if counts is None else Usage(*counts),
+            None if reported is None else Decimal(reported),
+            latency,
+            error,
+        )
+        for role, provider, model, status, pricing, counts, reported, latency, error in facts
+    ]
