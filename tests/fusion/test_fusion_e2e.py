@@ -8,6 +8,7 @@ for it, and each call beside it in ``fusion_calls``.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from decimal import Decimal
 from typing import Any
@@ -83,9 +84,14 @@ def test_openai_client_gets_one_answer(fused: Harness, simulator: Simulator) -> 
     assert raw.headers["x-tollhouse-served-by"] == WRITER
     assert raw.headers["x-tollhouse-trust"] == "full"
     fusion = raw.headers["x-tollhouse-fusion"]
-    assert fusion.startswith("panel=3; answered=3; judge=consensus=1,")
+    assert fusion.startswith("panel=3; answered=3; agreement=")
     row = check_bill(fused, simulator, raw.headers["x-tollhouse-request-id"], before)
     assert (row["status"], row["trust"], row["attempts"]) == (200, "full", 5)
+    assert fusion.endswith(
+        "; agreement=1.000; judge=consensus=1,contradictions=1,"
+        "partial_coverage=1,unique_insights=1,blind_spots=1"
+    )
+    assert json.loads(row["tags"])["fusion_agreement"] == "1.000"  # the members' answers alike
     judged = [b for b in simulator.bills()[before:] if b["model"] == "gpt-4o"]
     assert judged and judged[0]["usage"]["output_tokens"] == 100  # the simulator's analysis
 
@@ -182,6 +188,11 @@ def test_openrouter_fusion_stays_openrouters(fused: Harness, simulator: Simulato
     assert raw.headers["x-tollhouse-served-by"] == "openrouter/fusion"
     assert simulator.bills()[-1]["flavor"] == "openrouter"
     assert "x-tollhouse-fusion" not in raw.headers
+
+
+def test_a_responses_client_is_told_plainly(fused: Harness) -> None:
+    with pytest.raises(openai.BadRequestError, match="not OpenAI Responses yet"):
+        oa(fused).responses.create(model="council", input="hi")
 
 
 def test_nesting_is_refused(fused: Harness, simulator: Simulator) -> None:

@@ -13,6 +13,7 @@ takes longer than its timeout is dropped: the writer is told, the
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -37,8 +38,10 @@ from tollhouse.ledger.fusion import UnderlyingCall
 from tollhouse.metering.registry import meter_body
 from tollhouse.metering.usage import Metered
 from tollhouse.translate import CODECS, Untranslatable, translate_request
+from tollhouse.trust.divergence import similarity
 from tollhouse.trust.text import answer_text
 
+AGREEMENT_TAG = "fusion_agreement"  # the panel's mean pairwise similarity, on the row's tags
 NEUTRAL = "openai-chat"  # the judge's requests, and the conversation the writer gets
 NEUTRAL_PATH = "/v1/chat/completions"
 
@@ -93,6 +96,11 @@ class Fusion:
                 f"no member of fused model {plan.name!r} answered: " + "; ".join(dropped),
                 status=503,
             )
+        if len(answers) > 1:  # how far the members diverge: a signal kept on the row
+            texts = [a.text for a in answers]
+            agreement = await asyncio.get_running_loop().run_in_executor(None, _agreement, texts)
+            ex.fusion += f"; agreement={agreement:.3f}"
+            ex.tags[AGREEMENT_TAG] = f"{agreement:.3f}"
         conversation = _conversation(out, plan.name)
         judged = await self._ask(
             "judge",
@@ -165,6 +173,12 @@ async def _read(role: str, answer: Answer, started: float) -> Asked:
         call.error = f"HTTP {status}"
         return Asked(role, label, call, primary=answer.primary)
     return Asked(role, label, call, text=answer_text(route.dialect, data), primary=answer.primary)
+
+
+def _agreement(texts: list[str]) -> float:
+    """The members' mean pairwise similarity (chrF, trust.divergence): 1.0 all alike."""
+    pairs = list(itertools.combinations(texts, 2))
+    return sum(similarity(a, b) for a, b in pairs) / len(pairs)
 
 
 def _dropped(role: str, route: Route, status: int, why: str, started: float) -> Asked:
