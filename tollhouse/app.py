@@ -28,6 +28,7 @@ from tollhouse.connections import CONNECTIONS
 from tollhouse.errors import (
     ConfigError,
 )
+from tollhouse.fusion.plan import Panel
 from tollhouse.gateway.dispatch import Dispatcher
 from tollhouse.gateway.middleware import browser_guard, cors_headers, routing_errors
 from tollhouse.gateway.pipeline import Gateway
@@ -137,7 +138,15 @@ def create_app(
             connector=connector, timeout=timeout, auto_decompress=True, trust_env=False
         )
         providers = build_providers(settings.providers)
-        router = Router(providers, {name: a.chain for name, a in settings.models.items()})
+        router = Router(
+            providers,
+            {name: a.chain for name, a in settings.models.items() if not a.fused},
+            {
+                name: Panel(a.panel, a.judge, a.writer, a.member_timeout_s)
+                for name, a in settings.models.items()
+                if a.fused
+            },
+        )
         attributor = Attributor(settings.project_for_key(), ProcessAttributor())
         cap = settings.capacity
         upstreams = Upstreams(session)

@@ -230,7 +230,21 @@ class ProviderSettings:
 
 @dataclass(frozen=True)
 class ModelAlias:
+    """``[models.NAME]``: a fallback chain, or a fused model (a panel and a judge)."""
+
     chain: tuple[str, ...] = _opt((), "Models to try in order: the first is the primary.")
+    panel: tuple[str, ...] = _opt(
+        (), "A fused model's panel: models asked in parallel (tollhouse.fusion)."
+    )
+    judge: str = _opt("", "A fused model's judge: compares the panel's answers.")
+    writer: str = _opt("", "A fused model's writer: writes the final answer (default: the judge).")
+    member_timeout_s: float = _seconds(
+        120.0, "A fused model: seconds a panel member may take before it is dropped.", hi=DAY
+    )
+
+    @property
+    def fused(self) -> bool:
+        return bool(self.panel)
 
 
 @dataclass(frozen=True)
@@ -617,10 +631,37 @@ def _provider(item: dict[str, Any], where: str) -> ProviderSettings:
 def _check_models(settings: Settings) -> None:
     names = {p.name for p in settings.providers}
     for alias, spec in settings.models.items():
-        if not spec.chain:
-            raise ConfigError(f"models.{alias}.chain: list at least one model, primary first")
+        if spec.panel or spec.judge or spec.writer:
+            _check_fused(alias, spec, settings.models)
+        elif not spec.chain:
+            raise ConfigError(
+                f"models.{alias}.chain: list at least one model, primary first "
+                "(or a panel and a judge for a fused model, which member_timeout_s is for)"
+            )
         if "/" in alias and alias.split("/", 1)[0] in names:
             raise ConfigError(f"models.{alias}: an alias may not look like a provider/model name")
+
+
+def _check_fused(alias: str, spec: ModelAlias, models: dict[str, ModelAlias]) -> None:
+    where = f"models.{_toml_key(alias)}"
+    if spec.chain:
+        raise ConfigError(
+            f"{where}.panel: a [models.NAME] has either a chain or a panel, never both; "
+            "put the chain in its own [models.OTHER] and list OTHER in the panel"
+        )
+    if not spec.panel:
+        raise ConfigError(
+            f"{where}.panel: list the models to ask in parallel (at least one); "
+            "a fused model's judge and writer need a panel"
+        )
+    if not spec.judge:
+        raise ConfigError(f"{where}.judge: name the model that compares the panel's answers")
+    for key, names in (("panel", spec.panel), ("judge", (spec.judge,)), ("writer", (spec.writer,))):
+        nested = [n for n in names if n in models and models[n].fused]
+        if nested:
+            raise ConfigError(
+                f"{where}.{key}: {nested[0]!r} is a fused model itself; fused models don't nest"
+            )
 
 
 def _list_of_tables(value: Any, key: str) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from tollhouse.ingress.headers import REQUEST_HEADERS, check_own_headers
 RESPONSE_ONLY = {
     "X-Tollhouse-Attempts",
     "X-Tollhouse-Budget",
+    "X-Tollhouse-Fusion",
     "X-Tollhouse-Request-Id",
     "X-Tollhouse-Served-By",
     "X-Tollhouse-Translation-Omitted",

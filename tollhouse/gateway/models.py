@@ -34,6 +34,7 @@ from tollhouse.capacity import Lease
 from tollhouse.ingress import Call, Dialect
 from tollhouse.ingress.headers import WARNING_HEADER
 from tollhouse.ledger.entry import Attempt
+from tollhouse.ledger.fusion import UnderlyingCall
 from tollhouse.ledger.writer import Sealed
 from tollhouse.metering.usage import Metered
 from tollhouse.providers import Provider
@@ -210,6 +211,8 @@ class Exchange:
     sealed: Sealed | None = None  # what the last seal journaled
     sealed_as: tuple[object, ...] = ()
     warning: str | None = None  # told to the client (an unknown X-Tollhouse-* header)
+    fusion: str | None = None  # a fused model's request: what its panel did (a header)
+    fusion_calls: list[UnderlyingCall] | None = None  # and every call it made (the ledger)
 
     def provenance(self) -> dict[str, str]:
         headers = {REQUEST_ID_HEADER: self.request_id}
@@ -223,6 +226,8 @@ class Exchange:
             served = self.cached_by or f"{self.route.provider.name}/{self.route.model}"
             headers["X-Tollhouse-Served-By"] = served
             headers["X-Tollhouse-Trust"] = "full" if self.primary else "degraded"
+        if self.fusion is not None:
+            headers["X-Tollhouse-Fusion"] = header_safe(self.fusion)
         who = self.attribution
         if isinstance(who, Attribution):  # known by now (a process lookup may still run)
             headers[PROJECT_HEADER] = f"{header_safe(who.project)}; by={who.how}"

@@ -23,6 +23,8 @@ from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import ErrorClass
 from tollhouse.connections import read_body
 from tollhouse.errors import BadRequest, GatewayError, InternalError, UnknownModel
+from tollhouse.fusion.plan import FusionPlan
+from tollhouse.fusion.runner import Fusion
 from tollhouse.gateway.dispatch import Dispatch, Dispatcher
 from tollhouse.gateway.models import (
     REQUEST_ID_HEADER,
@@ -86,6 +88,7 @@ class Gateway:
         self.recorder = Recorder(
             writer, attributor, budgets=budgets, metrics=metrics, hooks=hooks, telemetry=telemetry
         )
+        self.fusion = Fusion(router, dispatcher)
         self.ids = RequestIds()
         self._active = 0
         self._idle = asyncio.Event()
@@ -163,8 +166,11 @@ class Gateway:
 
     async def _serve(self, request: web.Request, ex: Exchange) -> web.StreamResponse:
         out = await self._outgoing(request, ex)
-        candidates = self.router.candidates(out.call.model, ex.dialect.name)
-        hooks = self.hooks
+        fused = self.fusion.plan(out)  # a panel and a judge as one model (tollhouse.fusion)
+        candidates = (
+            fused.writer if fused else self.router.candidates(out.call.model, ex.dialect.name)
+        )
+        hooks = None if fused else self.hooks
         if hooks is not None:
             ex.watch = hooks.watch(request.headers, out, request.match_info)
             if ex.watch is not None and ex.watch.needs_project:  # its steps, its cache: whose?
@@ -177,11 +183,15 @@ class Gateway:
         if models is not None and models.per_project:  # whose lists apply?
             await self._attribute(ex, out)
         if self.budgets is not None:
-            await self._hold_budget(ex, out, candidates)
+            await self._hold_budget(ex, out, candidates, fused)
         d = Dispatch(out, ex.attempts)
         self.recorder.while_upstream()  # earlier requests' rows, while this one's upstream works
         sent = time.perf_counter()
-        answer = await self.dispatcher.dispatch(d, candidates, self.router.is_alias(out.call.model))
+        if fused is not None:
+            answer = await self.fusion.run(fused, out, ex)
+        else:
+            alias = self.router.is_alias(out.call.model)
+            answer = await self.dispatcher.dispatch(d, candidates, alias)
         relayed = time.perf_counter()
         ex.route, ex.primary, ex.upstream_s = answer.route, answer.primary, relayed - sent
         if hooks is not None and (ex.watch is not None or not answer.primary):
@@ -221,7 +231,9 @@ class Gateway:
             await self.hooks.before_reply(ex.watch, ex)
         return response
 
-    async def _hold_budget(self, ex: Exchange, out: Outgoing, candidates: list[Route]) -> None:
+    async def _hold_budget(
+        self, ex: Exchange, out: Outgoing, candidates: list[Route], fused: FusionPlan | None
+    ) -> None:
         """Reserve the worst-case cost before sending (BudgetExceeded on a hard budget).
 
         Only when some project has a budget: then a pending process lookup is
@@ -233,6 +245,11 @@ class Gateway:
         project, kind = ex.attribution.project, candidates[0].provider.kind
         if self.budgets.cap_output(project, out.payload, ex.dialect.name, kind):
             out.body = json.dumps(out.payload).encode()  # the cap its hold assumes goes upstream
+        if fused is not None:  # the whole fan-out, up front: every member, the judge, the writer
+            ex.budget = await self.budgets.reserve_fan_out(
+                project, fused.stages(), out.payload, ex.ts
+            )
+            return
         ex.budget = await self.budgets.reserve(project, candidates, out.payload, ex.ts, out.body)
 
     async def _attribute(self, ex: Exchange, out: Outgoing) -> bool:

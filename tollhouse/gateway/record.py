@@ -20,6 +20,7 @@ from tollhouse.budgets.gate import BudgetGate
 from tollhouse.gateway.backlog import Backlog
 from tollhouse.gateway.models import Exchange, PendingAttribution, RequestHooks
 from tollhouse.ledger.entry import LedgerEntry, build_entry
+from tollhouse.ledger.fusion import fuse
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metrics import GatewayMetrics
 from tollhouse.pricing import Cost
@@ -131,7 +132,7 @@ class Recorder:
 def entry_of(ex: Exchange, who: Attribution) -> LedgerEntry:
     """The ledger row of ``ex``, paid for by ``who``."""
     route, call = ex.route, ex.call
-    return build_entry(
+    entry = build_entry(
         ts=ex.ts,
         request_id=ex.request_id,
         who=who,
@@ -150,6 +151,9 @@ def entry_of(ex: Exchange, who: Attribution) -> LedgerEntry:
         trust=None if route is None else ("full" if ex.primary else "degraded"),
         attempts=ex.attempts,
     )
+    if ex.fusion_calls is not None:  # a fused model: the row carries every call's sum
+        return fuse(entry, list(ex.fusion_calls), degraded=not ex.primary)
+    return entry
 
 
 def _seal_state(ex: Exchange) -> tuple[object, ...]:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from typing import Any
 
 from tollhouse.errors import UnknownModel
+from tollhouse.fusion.plan import FusionPlan, Panel, chosen_panel
 from tollhouse.gateway.models import Route
 from tollhouse.ingress import DIALECTS
 from tollhouse.ingress.registry import NATIVE
@@ -24,9 +26,15 @@ __all__ = ["Route", "Router"]
 
 
 class Router:
-    def __init__(self, providers: list[Provider], aliases: Mapping[str, tuple[str, ...]]) -> None:
+    def __init__(
+        self,
+        providers: list[Provider],
+        aliases: Mapping[str, tuple[str, ...]],
+        panels: Mapping[str, Panel] | None = None,
+    ) -> None:
         self.by_name = {p.name: p for p in providers}
         self.aliases = dict(aliases)
+        self.panels = dict(panels or {})
         self.default: dict[str, Provider] = {}
         for provider in providers:
             for dialect in provider.dialects:
@@ -46,6 +54,33 @@ class Router:
 
     def is_alias(self, model: str) -> bool:
         return model in self.aliases
+
+    def panel(self, model: str, payload: Mapping[str, Any], dialect: str) -> FusionPlan | None:
+        """A fused model's routes (tollhouse.fusion), or None for any other model.
+
+        Each panel member, the judge and the writer is resolved like a chain entry
+        (translated when its provider speaks another dialect; an alias is its chain).
+        The judge is asked in OpenAI chat; the writer in the client's dialect.
+        """
+        found = chosen_panel(model, payload, self.panels)
+        if found is None:
+            return None
+        plan = FusionPlan(
+            model,
+            found.members,
+            tuple(self._fused_entry(m, dialect) for m in found.members),
+            self._fused_entry(found.judge, "openai-chat"),
+            self._fused_entry(found.author, dialect),
+            found.member_timeout_s,
+        )
+        for routes in plan.all_routes():
+            for route in routes:
+                route.provider.check_model(route.model)
+        return plan
+
+    def _fused_entry(self, name: str, dialect: str) -> list[Route]:
+        chain = self.aliases.get(name)
+        return [self._chain_entry(entry, dialect) for entry in (chain or (name,))]
 
     def resolve(self, model: str, dialect: str) -> Route:
         prefix, slash, rest = model.partition("/")

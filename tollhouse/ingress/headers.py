@@ -30,6 +30,7 @@ REQUEST_HEADERS = (
     "X-Tollhouse-Assumes",
     "X-Tollhouse-Deadline-Ms",
     "X-Tollhouse-Operator",
+    "X-Tollhouse-Fusion-Depth",
 )
 _KNOWN = {h.lower(): h for h in REQUEST_HEADERS}
 WARNING_HEADER = "X-Tollhouse-Warning"

@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from tollhouse import sane
+from tollhouse.ledger.fusion import UnderlyingCall, call_facts, calls_from_facts
 from tollhouse.metering import exactjson
 from tollhouse.metering.usage import Metered, Usage
 
@@ -68,6 +69,8 @@ class LedgerEntry:
     attempt_count: int = 0
     queue_wait_ms: float = 0.0
     error_class: str | None = None  # of the last attempt
+    # A fused model's request: every call it made (tollhouse.ledger.fusion).
+    fusion_calls: list[UnderlyingCall] = field(default_factory=list)
 
 
 def build_entry(
@@ -320,6 +323,7 @@ def to_facts(e: LedgerEntry) -> tuple[Any, ...]:
         e.attempt_count,
         e.queue_wait_ms,
         e.error_class,
+        call_facts(e.fusion_calls),
     )
 
 
@@ -356,6 +360,7 @@ def from_facts(f: Sequence[Any]) -> LedgerEntry:
         attempt_count=f[22],
         queue_wait_ms=f[23],
         error_class=f[24],
+        fusion_calls=calls_from_facts(f[25]) if len(f) > 25 else [],
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from tollhouse.ledger import fusion
 from tollhouse.ledger.postgres import translate_ddl
 
 MIGRATIONS: list[tuple[int, str, str]] = [
@@ -201,6 +202,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (9, "fusion: every call a fused request made, beside its one row", fusion.MIGRATION),
 ]
 
 

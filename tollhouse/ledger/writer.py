@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tollhouse import sane
+from tollhouse.ledger import fusion
 from tollhouse.ledger import journal as journaling
 from tollhouse.ledger.entry import LedgerEntry, from_facts, normalise, to_facts
 from tollhouse.ledger.journal import Journal, Segment
@@ -166,6 +167,9 @@ class LedgerWriter:
         """
         cost, row, attempts = self._rows(normalise(entry))
         self._queue.put((row, attempts))
+        if entry.fusion_calls:  # a fused request's calls: committed with its row's batch
+            calls = fusion.call_rows(entry.request_id, entry.fusion_calls, entry.ts, self.pricer)
+            self._queue.put(Statements(calls))
         return cost
 
     def _replayed(self, facts: tuple[Any, ...]) -> tuple[Any, list[Any]]:
@@ -377,6 +381,8 @@ class LedgerWriter:
         )
 
     def _cost(self, e: LedgerEntry) -> Cost:
+        if e.fusion_calls:  # the sum of its calls, each priced as its own model
+            return fusion.total_cost(e.fusion_calls, e.ts, self.pricer)
         if e.usage is None:
             return Cost(None, "no-usage") if e.status < 400 else Cost(Decimal(0), "error")
         if e.usage.odd is not None:  # kept raw, not priced as if it were true
