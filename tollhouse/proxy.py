@@ -26,6 +26,7 @@ from tollhouse.attribution.chain import (
     UNATTRIBUTED,
     Attribution,
     Attributor,
+    attribution_of,
     header_tags,
 )
 from tollhouse.backlog import Backlog
@@ -440,6 +441,7 @@ class Gateway:
             attribution=who.how,
             process_name=who.process_name,
             tags={**who.tags, **ex.tags},
+            git=who.git,
             dialect=ex.dialect.name,
             status=ex.status,
             stream=bool(call and call.stream),
@@ -483,7 +485,7 @@ def _settled(pending: Any) -> Attribution:
     )
     if found is None:
         return Attribution(UNATTRIBUTED, UNATTRIBUTED)
-    return Attribution(found.project, found.how, found.process_name, dict(found.tags))
+    return attribution_of(found)
 
 
 def error_response(

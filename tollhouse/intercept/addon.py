@@ -162,7 +162,9 @@ class MeterAddon:
         if isinstance(named, Attribution) and named.how != UNATTRIBUTED:
             return named
         lookup = self._lookups.get(flow.client_conn.id)
-        return lookup if lookup is not None else Attribution(UNATTRIBUTED, UNATTRIBUTED)
+        if lookup is None:
+            return Attribution(UNATTRIBUTED, UNATTRIBUTED)
+        return self.attributor.follow(lookup)  # this call's git context
 
     # -- responses ----------------------------------------------------------------------------
 
@@ -275,6 +277,7 @@ class MeterAddon:
             attribution=who.how,
             process_name=who.process_name,
             tags={**who.tags, **m.tags},
+            git=who.git,
             dialect=call.dialect,
             status=status,
             stream=streaming,

@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from tollhouse import sane
+from tollhouse.attribution.gitcontext import GitContext
 from tollhouse.metering import exactjson
 from tollhouse.metering.usage import Usage
 
@@ -48,6 +49,7 @@ class LedgerEntry:
     attempt_count: int = 0
     queue_wait_ms: float = 0.0
     error_class: str | None = None  # of the last attempt
+    git: GitContext | None = None  # the calling process's repository, branch, HEAD, dirty
 
 
 # The names on a row: each is outside text somewhere (a header, a process, a provider).
@@ -253,6 +255,7 @@ def to_facts(e: LedgerEntry) -> tuple[Any, ...]:
         e.attempt_count,
         e.queue_wait_ms,
         e.error_class,
+        None if e.git is None else tuple(e.git),
     )
 
 
@@ -289,6 +292,7 @@ def from_facts(f: Sequence[Any]) -> LedgerEntry:
         attempt_count=f[22],
         queue_wait_ms=f[23],
         error_class=f[24],
+        git=GitContext(*f[25]) if len(f) > 25 and f[25] is not None else None,  # older journals
     )
 
 
