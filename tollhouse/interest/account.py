@@ -136,7 +136,8 @@ class InterestReport:
 
 class Landing:
     """Where calls land: each branch's next commit after a HEAD, else a HEAD's earliest
-    first-parent child. Built once per report (indexes, not scans, per call)."""
+    first-parent child off the live branches' histories (then the earliest at all).
+    Built once per report (indexes, not scans, per call)."""
 
     def __init__(self, history: History) -> None:
         self._next: dict[str, dict[str, str | None]] = {}
@@ -145,12 +146,16 @@ class Landing:
             if chain:
                 after[chain[0]] = None  # the branch's tip: nothing landed yet
             self._next[branch] = after
+        # A branch gone (merged, deleted): its commits are off every live branch's
+        # first-parent history, so a child there is preferred to one on such a history.
+        on_chain = {sha for chain in history.branches.values() for sha in chain}
         self._child: dict[str, Commit] = {}
         for c in history.commits.values():
-            if c.parents:
-                known = self._child.get(c.parents[0])
-                if known is None or (c.time, c.sha) < (known.time, known.sha):
-                    self._child[c.parents[0]] = c
+            if not c.parents:
+                continue
+            known = self._child.get(c.parents[0])
+            if known is None or _rank(c, on_chain) < _rank(known, on_chain):
+                self._child[c.parents[0]] = c
 
     def __call__(self, branch: str | None, head: str) -> str | None:
         """The commit a call made on ``branch`` at ``head`` landed on, if any yet."""
@@ -159,6 +164,10 @@ class Landing:
             return on_branch[head]
         child = self._child.get(head)
         return None if child is None else child.sha
+
+
+def _rank(c: Commit, on_chain: set[str]) -> tuple[bool, int, str]:
+    return (c.sha in on_chain, c.time, c.sha)
 
 
 def account(

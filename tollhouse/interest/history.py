@@ -169,6 +169,12 @@ def read_branch(git: Git, branch: str, since: int) -> list[str] | None:
     return out.split() or [tip.strip()]
 
 
+def read_branch_names(git: Git) -> list[str]:
+    """The local branches."""
+    out = git.run("for-each-ref", "--format=%(refname)", "refs/heads/") or ""
+    return [line.removeprefix("refs/heads/") for line in out.splitlines() if line]
+
+
 def read_change(git: Git, commit: Commit) -> Change:
     """What ``commit`` (not a merge) did to lines: added, and removed by introducing commit."""
     patch = git.run(
@@ -228,7 +234,8 @@ def load_history(
     since = int(min(s.ts for s in calls).timestamp()) - SKEW
     commits = read_commits(git, since)
     branches: dict[str, list[str]] = {}
-    for name in sorted({s.branch for s in calls if s.branch}):
+    named = {s.branch for s in calls if s.branch}
+    for name in sorted(named | set(read_branch_names(git))):
         chain = read_branch(git, name, since)
         if chain is not None:
             branches[name] = chain
