@@ -155,6 +155,10 @@ class GitContextReader:
             context = self._head(root, repo)
             if context is None:
                 return None
+            if context.branch != (repo.context and repo.context.branch):
+                repo.context = context  # another branch: watch its ref from now on
+                stamp = _stamp(repo)
+                context = self._head(root, repo) or context
             repo.stamp, repo.dirty_checked = stamp, 0.0
         if repo.dirty_checked == 0.0 or now - repo.dirty_checked >= self.dirty_ttl:
             context = context._replace(dirty=self._dirty(root))
@@ -171,6 +175,9 @@ class GitContextReader:
         repo = _Repo(git_dir, common, root_commit(root, timeout=max(self.timeout, 10.0)))
         if repo.root_commit is None:
             return None  # no commit yet: nothing to join later
+        repo.context = self._head(root, repo)  # names the branch whose ref the stamp watches
+        if repo.context is None:
+            return None
         with self._lock:
             self._repos[root] = repo
             while len(self._repos) > self._max_repos:
@@ -179,7 +186,7 @@ class GitContextReader:
 
     def _head(self, root: Path, repo: _Repo) -> GitContext | None:
         out = run_git(
-            root, "rev-parse", "--verify", "-q", "HEAD", "--symbolic-full-name", "HEAD",
+            root, "rev-parse", "HEAD", "--symbolic-full-name", "HEAD",
             timeout=self.timeout,
         )  # fmt: skip
         lines = out.split() if out else []
