@@ -56,6 +56,7 @@ class Change(NamedTuple):
 
     added: int
     removed_from: Mapping[str, int]
+    window: int = 0  # seconds blame looked back (older origins aren't in removed_from)
 
 
 class Spend(NamedTuple):

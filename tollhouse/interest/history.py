@@ -30,7 +30,7 @@ from tollhouse.errors import TollhouseError
 from tollhouse.interest.account import WEEK, Change, Commit, History, Landing, Spend
 
 SKEW = 86_400  # commits may carry a clock a day behind the calls' clock
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{40})")
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
 _BLAME_HEADER = re.compile(r"^([0-9a-f]{40}) \d+ \d+(?: \d+)?$")
@@ -141,12 +141,23 @@ def _unquote(text: str) -> str:
 
 
 def parse_blame(text: str) -> Counter[str]:
-    """Lines per introducing commit, from ``git blame --porcelain`` (one header per line)."""
+    """Lines per introducing commit, from ``git blame --porcelain`` (one header per line).
+
+    Lines blamed on a boundary commit (older than ``--since``: their true origin
+    wasn't looked for) are left out.
+    """
     found: Counter[str] = Counter()
+    boundary: set[str] = set()
+    current = ""
     for line in text.split("\n"):
         header = _BLAME_HEADER.match(line)
         if header:
-            found[header[1]] += 1
+            current = header[1]
+            found[current] += 1
+        elif line == "boundary":
+            boundary.add(current)
+    for sha in boundary:
+        del found[sha]
     return found
 
 
@@ -175,21 +186,28 @@ def read_branch_names(git: Git) -> list[str]:
     return [line.removeprefix("refs/heads/") for line in out.splitlines() if line]
 
 
-def read_change(git: Git, commit: Commit) -> Change:
-    """What ``commit`` (not a merge) did to lines: added, and removed by introducing commit."""
+def read_change(git: Git, commit: Commit, window: int) -> Change:
+    """What ``commit`` (not a merge) did to lines: added, and removed by introducing commit.
+
+    Blame looks back ``window`` seconds only: an older origin isn't what the report
+    counts, and it is where a long history makes blame slow.
+    """
     patch = git.run(
         "diff-tree", "-r", "-p", "-U0", "-M", "--root", "--no-commit-id", "--no-color",
         "--no-ext-diff", "--src-prefix=a/", "--dst-prefix=b/", commit.sha,
     )  # fmt: skip
     added, files = parse_patch(patch or "")
     removed: Counter[str] = Counter()
+    since = f"--since=@{max(0, commit.time - window - 1)}"
     if commit.parents:
         for f in files:
             assert f.old_path is not None
             ranges = [arg for first, n in f.removed for arg in ("-L", f"{first},+{n}")]
-            blame = git.run("blame", "--porcelain", *ranges, commit.parents[0], "--", f.old_path)
+            blame = git.run(
+                "blame", "--porcelain", since, *ranges, commit.parents[0], "--", f.old_path
+            )
             removed.update(parse_blame(blame or ""))
-    return Change(added, dict(removed))
+    return Change(added, dict(removed), window)
 
 
 @dataclass
@@ -207,7 +225,7 @@ class ChangeCache:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 if data.get("version") == CACHE_VERSION:
-                    changes = {k: Change(v[0], v[1]) for k, v in data["changes"].items()}
+                    changes = {k: Change(*v) for k, v in data["changes"].items()}
             except (OSError, ValueError, KeyError, TypeError, IndexError):
                 changes = {}  # missing or damaged: read again from git
         return cls(path, changes)
@@ -242,7 +260,10 @@ def load_history(
     history = History(commits, branches, {})
     land = Landing(history)
     ai = {sha for s in calls if (sha := land(s.branch, s.head)) is not None}
-    changes = {sha: _change(git, commits[sha], cache) for sha in _worth_reading(commits, ai, weeks)}
+    window = weeks * WEEK
+    changes = {
+        sha: _change(git, commits[sha], cache, window) for sha in _worth_reading(commits, ai, weeks)
+    }
     cache.save()
     return History(commits, branches, changes), calls
 
@@ -259,10 +280,10 @@ def _worth_reading(commits: Mapping[str, Commit], ai: set[str], weeks: int) -> l
     ]
 
 
-def _change(git: Git, commit: Commit, cache: ChangeCache) -> Change:
+def _change(git: Git, commit: Commit, cache: ChangeCache, window: int) -> Change:
     found = cache.changes.get(commit.sha)
-    if found is None:
-        found = read_change(git, commit)
+    if found is None or found.window < window:  # read for a shorter window: look further
+        found = read_change(git, commit, window)
         cache.changes[commit.sha] = found
         cache.dirty = True
     return found
@@ -270,7 +291,7 @@ def _change(git: Git, commit: Commit, cache: ChangeCache) -> Change:
 
 def repository_root(path: Path) -> Path:
     """The work tree's top directory holding ``path``."""
-    out = Git(path).run("rev-parse", "--show-toplevel")
+    out = Git(path).run("rev-parse", "--show-toplevel", ok=(128,))
     if not out:
-        raise GitError(f"{path}: not in a git repository")
+        raise GitError(f"{path}: not in a git repository (give one with --repo PATH)")
     return Path(out.strip())
