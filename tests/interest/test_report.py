@@ -219,3 +219,31 @@ def test_changes_are_read_from_git_once(
 
     monkeypatch.setattr(history, "read_change", no_git)
     assert figures(report(repo, ledger, cache_dir=cache)) == first
+
+
+def test_a_file_skipped_before_is_blamed_once_a_call_makes_it_matter(
+    repo: ScriptedRepo, ledger: ScriptedLedger, tmp_path: Path
+) -> None:
+    c0 = repo.head()
+    ledger.call(day(0.5), "1.00", c0)
+    c1 = repo.commit(day(1), "a", {"a.py": [*TEN, *FIVE]})  # AI-assisted
+    b1 = repo.commit(day(2), "b by hand", {"b.py": FIVE})
+    ledger.call(day(3), "0.50", b1)
+    repo.commit(day(3), "touch both", {"a.py": TEN, "b.py": FIVE[:2]})  # 5 of a, 3 of b
+    cache = tmp_path / "cache"
+    # b1 has no call: b.py lines aren't AI lines, and b.py isn't even blamed.
+    assert figures(report(repo, ledger, cache_dir=cache)) == (
+        Decimal("1.00"),
+        Decimal("0.50"),
+        0,
+        5,
+        5,
+    )
+    ledger.call(day(1.5), "0.20", c1)  # a call found later: b1 was AI-assisted after all
+    assert figures(report(repo, ledger, cache_dir=cache)) == (
+        Decimal("1.20"),
+        Decimal("0.50"),
+        0,
+        10,
+        8,
+    )

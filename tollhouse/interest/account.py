@@ -57,6 +57,7 @@ class Change(NamedTuple):
     added: int
     removed_from: Mapping[str, int]
     window: int = 0  # seconds blame looked back (older origins aren't in removed_from)
+    skipped: tuple[str, ...] = ()  # files with removed lines not blamed (no AI commit near)
 
 
 class Spend(NamedTuple):

@@ -14,13 +14,15 @@ plain functions of text.
 
 from __future__ import annotations
 
+import bisect
+import concurrent.futures
 import json
 import os
 import re
 import subprocess
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -30,7 +32,7 @@ from tollhouse.errors import TollhouseError
 from tollhouse.interest.account import WEEK, Change, Commit, History, Landing, Spend
 
 SKEW = 86_400  # commits may carry a clock a day behind the calls' clock
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{40})")
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
 _BLAME_HEADER = re.compile(r"^([0-9a-f]{40}) \d+ \d+(?: \d+)?$")
@@ -186,11 +188,56 @@ def read_branch_names(git: Git) -> list[str]:
     return [line.removeprefix("refs/heads/") for line in out.splitlines() if line]
 
 
-def read_change(git: Git, commit: Commit, window: int) -> Change:
+def read_touched(git: Git, since: int) -> dict[str, frozenset[str]]:
+    """The paths each commit since ``since`` touched (one ``git log --name-only``)."""
+    out = git.run("log", "--all", f"--since=@{since}", "--no-renames", "--name-only",
+                  "--format=%x1e%H")  # fmt: skip
+    touched: dict[str, frozenset[str]] = {}
+    for record in (out or "").split("\x1e"):
+        lines = [line for line in record.split("\n") if line]
+        if lines:
+            touched[lines[0]] = frozenset(_name(line) for line in lines[1:])
+    return touched
+
+
+def _name(text: str) -> str:
+    return _unquote(text[1:-1]) if text.startswith('"') and text.endswith('"') else text
+
+
+class Relevance:
+    """The paths worth blaming in a commit: those an AI-assisted commit at most
+    ``window`` older touched. Lines anywhere else can't be AI lines in the window."""
+
+    def __init__(
+        self,
+        commits: Mapping[str, Commit],
+        touched: Mapping[str, frozenset[str]],
+        ai: Iterable[str],
+        window: int,
+    ) -> None:
+        self._ai = sorted((commits[a].time, a) for a in ai if a in commits and not commits[a].merge)
+        self._times = [t for t, _ in self._ai]
+        self._touched = touched
+        self.window = window
+
+    def paths(self, commit: Commit) -> set[str]:
+        lo = bisect.bisect_left(self._times, commit.time - self.window)
+        hi = bisect.bisect_right(self._times, commit.time)
+        found: set[str] = set()
+        for _, sha in self._ai[lo:hi]:
+            if sha != commit.sha:
+                found |= self._touched.get(sha, frozenset())
+        return found
+
+
+def read_change(
+    git: Git, commit: Commit, window: int, paths: Container[str] | None = None
+) -> Change:
     """What ``commit`` (not a merge) did to lines: added, and removed by introducing commit.
 
     Blame looks back ``window`` seconds only: an older origin isn't what the report
-    counts, and it is where a long history makes blame slow.
+    counts, and it is where a long history makes blame slow. Only files in ``paths``
+    (None: all) are blamed; the others are listed as skipped.
     """
     patch = git.run(
         "diff-tree", "-r", "-p", "-U0", "-M", "--root", "--no-commit-id", "--no-color",
@@ -198,16 +245,20 @@ def read_change(git: Git, commit: Commit, window: int) -> Change:
     )  # fmt: skip
     added, files = parse_patch(patch or "")
     removed: Counter[str] = Counter()
+    skipped: list[str] = []
     since = f"--since=@{max(0, commit.time - window - 1)}"
     if commit.parents:
         for f in files:
             assert f.old_path is not None
+            if paths is not None and f.old_path not in paths:
+                skipped.append(f.old_path)
+                continue
             ranges = [arg for first, n in f.removed for arg in ("-L", f"{first},+{n}")]
             blame = git.run(
                 "blame", "--porcelain", since, *ranges, commit.parents[0], "--", f.old_path
             )
             removed.update(parse_blame(blame or ""))
-    return Change(added, dict(removed), window)
+    return Change(added, dict(removed), window, tuple(skipped))
 
 
 @dataclass
@@ -225,7 +276,10 @@ class ChangeCache:
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 if data.get("version") == CACHE_VERSION:
-                    changes = {k: Change(*v) for k, v in data["changes"].items()}
+                    changes = {
+                        k: Change(a, r, w, tuple(skip))
+                        for k, (a, r, w, skip) in data["changes"].items()
+                    }
             except (OSError, ValueError, KeyError, TypeError, IndexError):
                 changes = {}  # missing or damaged: read again from git
         return cls(path, changes)
@@ -261,9 +315,9 @@ def load_history(
     land = Landing(history)
     ai = {sha for s in calls if (sha := land(s.branch, s.head)) is not None}
     window = weeks * WEEK
-    changes = {
-        sha: _change(git, commits[sha], cache, window) for sha in _worth_reading(commits, ai, weeks)
-    }
+    wanted = [commits[sha] for sha in _worth_reading(commits, ai, weeks)]
+    relevance = Relevance(commits, read_touched(git, since) if wanted else {}, ai, window)
+    changes = read_changes(git, wanted, cache, relevance)
     cache.save()
     return History(commits, branches, changes), calls
 
@@ -280,12 +334,31 @@ def _worth_reading(commits: Mapping[str, Commit], ai: set[str], weeks: int) -> l
     ]
 
 
-def _change(git: Git, commit: Commit, cache: ChangeCache, window: int) -> Change:
-    found = cache.changes.get(commit.sha)
-    if found is None or found.window < window:  # read for a shorter window: look further
-        found = read_change(git, commit, window)
-        cache.changes[commit.sha] = found
-        cache.dirty = True
+def read_changes(
+    git: Git, wanted: list[Commit], cache: ChangeCache, relevance: Relevance
+) -> dict[str, Change]:
+    """The changes of ``wanted``: from the cache, else from git (several commits at once:
+    a git process per file is mostly waiting to start).
+
+    A cached change is read again when it was read for a shorter window, or when a
+    file it didn't blame is now one an AI-assisted commit touched (more calls since).
+    """
+    window = relevance.window
+    found: dict[str, Change] = {}
+    missing: list[tuple[Commit, set[str]]] = []
+    for commit in wanted:
+        paths = relevance.paths(commit)
+        cached = cache.changes.get(commit.sha)
+        if cached is None or cached.window < window or not paths.isdisjoint(cached.skipped):
+            missing.append((commit, paths))
+        else:
+            found[commit.sha] = cached
+    workers = min(8, (os.cpu_count() or 1) * 2)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        read = pool.map(lambda job: read_change(git, job[0], window, job[1]), missing)
+        for (commit, _), change in zip(missing, read, strict=True):
+            found[commit.sha] = cache.changes[commit.sha] = change
+            cache.dirty = True
     return found
 
 
