@@ -218,6 +218,7 @@ def test_changes_are_read_from_git_once(
         raise AssertionError("read from git again")
 
     monkeypatch.setattr(history, "read_change", no_git)
+    monkeypatch.setattr(history, "read_patches", no_git)
     assert figures(report(repo, ledger, cache_dir=cache)) == first
 
 

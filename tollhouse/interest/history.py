@@ -40,6 +40,12 @@ _ESCAPE = re.compile(rb"\\([0-7]{3}|.)", re.DOTALL)
 _ESCAPES = {"a": "\a", "b": "\b", "t": "\t", "n": "\n", "v": "\v", "f": "\f", "r": "\r"}
 
 
+# Whatever the user's config says: paths as they are, a root commit's patch, no signatures.
+SAFE_CONFIG = (
+    "-c", "core.quotePath=false", "-c", "log.showRoot=true", "-c", "log.showSignature=false",
+)  # fmt: skip
+
+
 class GitError(TollhouseError):
     """git failed on the repository (not a repository, a git too old, ...)."""
 
@@ -51,12 +57,13 @@ class Git:
         self.root = root
         self.timeout = timeout
 
-    def run(self, *args: str, ok: tuple[int, ...] = (0,)) -> str | None:
+    def run(self, *args: str, ok: tuple[int, ...] = (0,), stdin: str = "") -> str | None:
         """``git args...``'s output; None for an exit status in ``ok`` other than 0."""
-        command = ["git", "-c", "core.quotePath=false", "-C", str(self.root), *args]
+        command = ["git", *SAFE_CONFIG, "-C", str(self.root), *args]
         try:
             done = subprocess.run(
                 command,
+                input=stdin.encode(),
                 capture_output=True,
                 timeout=self.timeout,
                 env={**os.environ, **GIT_ENV},
@@ -230,20 +237,39 @@ class Relevance:
         return found
 
 
+PATCH_ARGS = (
+    "-p", "-U0", "-M", "--no-color", "--no-ext-diff", "--src-prefix=a/", "--dst-prefix=b/",
+)  # fmt: skip
+_RECORD = re.compile(r"^\x1e([0-9a-f]{40})$", re.MULTILINE)
+
+
+def read_patches(git: Git, commits: list[Commit]) -> dict[str, str]:
+    """Each commit's ``-U0`` patch against its first parent, from one ``git log``.
+
+    A record starts with a line ``\x1e<sha>``; a patch's own lines all start with a
+    diff marker (``+``, ``-``, space, ``@``, ``diff``...), so none is taken for one.
+    """
+    if not commits:
+        return {}
+    out = git.run(
+        "log", "--no-walk=unsorted", "--stdin", "--format=%x1e%H", *PATCH_ARGS,
+        stdin="".join(f"{c.sha}\n" for c in commits),
+    )  # fmt: skip
+    parts = _RECORD.split(out or "")
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
 def read_change(
-    git: Git, commit: Commit, window: int, paths: Container[str] | None = None
+    git: Git, commit: Commit, window: int, paths: Container[str] | None, patch: str
 ) -> Change:
-    """What ``commit`` (not a merge) did to lines: added, and removed by introducing commit.
+    """What ``commit`` (not a merge) did to lines, from its ``patch``: added, and removed
+    by introducing commit.
 
     Blame looks back ``window`` seconds only: an older origin isn't what the report
     counts, and it is where a long history makes blame slow. Only files in ``paths``
     (None: all) are blamed; the others are listed as skipped.
     """
-    patch = git.run(
-        "diff-tree", "-r", "-p", "-U0", "-M", "--root", "--no-commit-id", "--no-color",
-        "--no-ext-diff", "--src-prefix=a/", "--dst-prefix=b/", commit.sha,
-    )  # fmt: skip
-    added, files = parse_patch(patch or "")
+    added, files = parse_patch(patch)
     removed: Counter[str] = Counter()
     skipped: list[str] = []
     since = f"--since=@{max(0, commit.time - window - 1)}"
@@ -353,9 +379,15 @@ def read_changes(
             missing.append((commit, paths))
         else:
             found[commit.sha] = cached
+    if not missing:
+        return found
+    patches = read_patches(git, [commit for commit, _ in missing])
     workers = min(8, (os.cpu_count() or 1) * 2)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        read = pool.map(lambda job: read_change(git, job[0], window, job[1]), missing)
+        read = pool.map(
+            lambda job: read_change(git, job[0], window, job[1], patches.get(job[0].sha, "")),
+            missing,
+        )
         for (commit, _), change in zip(missing, read, strict=True):
             found[commit.sha] = cache.changes[commit.sha] = change
             cache.dirty = True
