@@ -402,6 +402,33 @@ class TrustSettings:
 
 
 @dataclass(frozen=True)
+class InterestSettings:
+    weeks: int = _opt(
+        4,
+        "A commit rewriting lines an AI-assisted commit introduced at most this many weeks "
+        "earlier is rework (tollhouse interest).",
+        lo=1,
+        hi=520,
+        hint="a whole number of weeks, 1-520",
+    )
+    rework_purposes: tuple[str, ...] = _opt(
+        ("rework", "bugfix", "fix", "revert"),
+        "Calls tagged X-Tollhouse-Tag-Purpose with one of these are interest, not principal.",
+    )
+    repos: tuple[str, ...] = _opt(
+        (), "Local repositories the dashboard's interest view reads (paths)."
+    )
+    cache_dir: str = _opt(
+        "", "Where what each commit rewrote is cached. Empty: $TOLLHOUSE_HOME/interest."
+    )
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        return tollhouse_home() / "interest"
+
+
+@dataclass(frozen=True)
 class InterceptSettings:
     host: str = _opt(
         "127.0.0.1", "Address the intercepting proxy binds (tollhouse intercept).", **HOST
@@ -550,6 +577,9 @@ class Settings:
     telemetry: TelemetrySettings = _opt_factory(
         TelemetrySettings, "OpenTelemetry export (GenAI semantic conventions)."
     )
+    interest: InterestSettings = _opt_factory(
+        InterestSettings, "Principal and interest: AI spend joined to git history."
+    )
     source: str = field(default="(defaults)", compare=False)
 
     def project_for_key(self) -> dict[str, str]:
@@ -600,6 +630,7 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         intercept=_build(InterceptSettings, data.get("intercept", {}), "intercept"),
         state=_build(StateSettings, data.get("state", {}), "state"),
         telemetry=_build(TelemetrySettings, data.get("telemetry", {}), "telemetry"),
+        interest=_build(InterestSettings, data.get("interest", {}), "interest"),
         source=source,
     )
     _check_providers(settings.providers)

@@ -119,7 +119,14 @@ async def attach_dashboard(
     """Start the dashboard on its own port; its token file is created on first use."""
     conf = settings.dashboard
     token = ensure_token(conf.resolved_token_file())
-    sources = Sources(ledger_path, capacity, budgets, settings.commitments, models=models)
+    sources = Sources(
+        ledger_path,
+        capacity,
+        budgets,
+        settings.commitments,
+        models=models,
+        interest=settings.interest,
+    )
     # The gateway's hosts and origins, its own address too; a link from another site may
     # open its pages (read-only; the SameSite=Strict cookie doesn't go along).
     hosts = guard.hosts | {conf.host.lower()}

@@ -825,5 +825,13 @@ def _logging(verbose: bool, log_format: str = "text") -> None:
     logging.getLogger("tollhouse.requests").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
+def _register() -> None:
+    from tollhouse.cli.interest import interest
+
+    cli.add_command(interest)
+
+
+_register()
+
 if __name__ == "__main__":
     cli()

@@ -17,7 +17,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,12 @@ from tollhouse.capacity import Capacity
 from tollhouse.capacity.policy import ModelPolicy
 from tollhouse.connections import GatewayRunner
 from tollhouse.dashboard import queries
+from tollhouse.dashboard.interest import interest_view
 from tollhouse.errors import TollhouseError
 from tollhouse.hostguard import BrowserGuard, decide, preflight_headers
 from tollhouse.ledger.report import capacity_summary, parse_time
 from tollhouse.ledger.store import Location, connect
-from tollhouse.settings import CommitmentSettings, ServerSettings
+from tollhouse.settings import CommitmentSettings, InterestSettings, ServerSettings
 from tollhouse.trust.metrics import trust_metrics
 
 BASE = "/tollhouse/ui"
@@ -70,6 +71,7 @@ class Sources:
     commitments: dict[str, CommitmentSettings]
     trust: Callable[..., dict[str, Any]] = trust_metrics
     models: ModelPolicy | None = None  # the kill switch's blocks
+    interest: InterestSettings = field(default_factory=InterestSettings)
 
 
 class Dashboard:
@@ -112,6 +114,7 @@ class Dashboard:
             "project": self._project,
             "trust": self._trust,
             "commitments": self._commitments,
+            "interest": self._interest,
         }
         for name, fn in api.items():
             r.add_get(f"{BASE}/api/{name}", self._json(fn))
@@ -262,6 +265,13 @@ class Dashboard:
     def _commitments(self, request: web.Request) -> Any:
         deals = self.sources.commitments
         return lambda conn: commitment_status(conn, deals, datetime.now(UTC))
+
+    def _interest(self, request: web.Request) -> Any:
+        """Principal and interest of the configured repositories (git runs in the thread)."""
+        since, _ = _window(request)
+        project = request.query.get("project") or None
+        conf = self.sources.interest
+        return lambda conn: interest_view(conn, conf, since, project)
 
     async def _capacity(self, request: web.Request) -> web.StreamResponse:
         """Live gate state and ejections (per deployment: reason, since, until), plus the

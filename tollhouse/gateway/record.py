@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor
+from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor, attribution_of
 from tollhouse.budgets.gate import BudgetGate
 from tollhouse.gateway.backlog import Backlog
 from tollhouse.gateway.models import Exchange, PendingAttribution, RequestHooks
@@ -174,4 +174,4 @@ def _settled(pending: PendingAttribution | None) -> Attribution:
     )
     if found is None:
         return Attribution(UNATTRIBUTED, UNATTRIBUTED)
-    return Attribution(found.project, found.how, found.process_name, dict(found.tags))
+    return attribution_of(found)

@@ -161,7 +161,9 @@ class MeterAddon:
         if isinstance(named, Attribution) and named.how != UNATTRIBUTED:
             return named
         lookup = self._lookups.get(flow.client_conn.id)
-        return lookup if lookup is not None else Attribution(UNATTRIBUTED, UNATTRIBUTED)
+        if lookup is None:
+            return Attribution(UNATTRIBUTED, UNATTRIBUTED)
+        return self.attributor.follow(lookup)  # this call's git context
 
     # -- responses ----------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from tollhouse import sane
+from tollhouse.attribution.gitcontext import GitContext
 from tollhouse.ledger.fusion import UnderlyingCall, call_facts, calls_from_facts
 from tollhouse.metering import exactjson
 from tollhouse.metering.usage import Metered, Usage
@@ -72,6 +73,8 @@ class LedgerEntry:
     # A fused model's request: every call it made (tollhouse.ledger.fusion).
     fusion_calls: list[UnderlyingCall] = field(default_factory=list)
 
+    git: GitContext | None = None  # the calling process's repository, branch, HEAD, dirty
+
 
 def build_entry(
     *,
@@ -131,6 +134,7 @@ def build_entry(
         attempt_count=len(tried) if attempt_count is None else attempt_count,
         queue_wait_ms=sum(a.queue_wait_ms for a in attempts),
         error_class=tried[-1].error_class if tried else None,
+        git=who.git,
     )
 
 
@@ -324,6 +328,7 @@ def to_facts(e: LedgerEntry) -> tuple[Any, ...]:
         e.queue_wait_ms,
         e.error_class,
         call_facts(e.fusion_calls),
+        None if e.git is None else tuple(e.git),  # fact 26
     )
 
 
@@ -361,6 +366,7 @@ def from_facts(f: Sequence[Any]) -> LedgerEntry:
         queue_wait_ms=f[23],
         error_class=f[24],
         fusion_calls=calls_from_facts(f[25]) if len(f) > 25 else [],
+        git=GitContext(*f[26]) if len(f) > 26 and f[26] is not None else None,  # older journals
     )
 
 

@@ -202,6 +202,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        7,
+        "git context: the calling process's repository, branch, HEAD and dirty flag",
+        """
+        ALTER TABLE requests ADD COLUMN git_repo TEXT;       -- hash of the root commit
+        ALTER TABLE requests ADD COLUMN git_branch TEXT;     -- NULL: detached HEAD
+        ALTER TABLE requests ADD COLUMN git_head TEXT;       -- HEAD commit at call time
+        ALTER TABLE requests ADD COLUMN git_dirty INTEGER;   -- 1: uncommitted changes; NULL: unknown
+        CREATE INDEX requests_git ON requests (git_repo, git_branch, git_head);
+        """,
+    ),
     (9, "fusion: every call a fused request made, beside its one row", fusion.MIGRATION),
 ]
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tollhouse import sane
+from tollhouse.attribution.gitcontext import GitContext
 from tollhouse.ledger import fusion
 from tollhouse.ledger import journal as journaling
 from tollhouse.ledger.entry import LedgerEntry, from_facts, normalise, to_facts
@@ -40,9 +41,9 @@ COLUMNS = (
     "model_requested, model_served, status, stream, incomplete, usage_raw, input_tokens, "
     "cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, "
     "reasoning_tokens, cost_usd, price_source, latency_ms, ttfb_ms, upstream_id, error, "
-    "trust, attempts, queue_wait_ms, error_class"
+    "trust, attempts, queue_wait_ms, error_class, git_repo, git_branch, git_head, git_dirty"
 )
-INSERT = f"INSERT INTO requests ({COLUMNS}) VALUES ({', '.join('?' * 30)})"
+INSERT = f"INSERT INTO requests ({COLUMNS}) VALUES ({', '.join('?' * 34)})"
 ATTEMPT_COLUMNS = (
     "request_id, n, ts, provider, model, status, error_class, latency_ms, queue_wait_ms, "
     "retry_after_s, skipped"
@@ -378,6 +379,7 @@ class LedgerWriter:
             e.attempt_count,
             round(e.queue_wait_ms, 3),
             e.error_class,
+            *_git_columns(e.git),
         )
 
     def _cost(self, e: LedgerEntry) -> Cost:
@@ -398,6 +400,16 @@ class LedgerWriter:
         except Exception:  # a pricing bug must not cost the row
             log.exception("pricing failed for %s", e.request_id)
             return Cost(None, "unpriced")
+
+
+_NO_GIT = (None, None, None, None)
+
+
+def _git_columns(git: GitContext | None) -> tuple[Any, ...]:
+    if git is None:
+        return _NO_GIT
+    dirty = None if git.dirty is None else int(git.dirty)
+    return (git.repo, sane.maybe_text(git.branch), git.head, dirty)
 
 
 def _outage(exc: BaseException) -> bool:

@@ -190,7 +190,51 @@ async function overview() {
     ["calls", r => count(r.requests), { num: true }], ["last", r => r.last.slice(0, 16)]],
     unpriced, "Every call in this period has a price.");
   trustPanel(trust);
-  await tagPanel();
+  await Promise.all([tagPanel(), interestPanel(f.since)]);
+}
+
+// Principal (spend that landed on commits) vs interest (rework), per month.
+async function interestPanel(since) {
+  const view = await api("interest", { since: since });
+  document.getElementById("interest-about").textContent = view.hint ||
+    `rework: rewrites within ${view.weeks} weeks, or calls tagged ${view.purposes.join(" / ")}`;
+  table("interest-months", [["month", m => m.month],
+    ["principal", m => money(m.principal_usd), { num: true }],
+    ["interest", m => money(m.interest_usd), { num: true }],
+    ["rate", m => share(m.rate === null ? null : Number(m.rate)), { num: true }]],
+    view.months, view.hint || "No calls with git context in this period.");
+  table("interest-repos", [["repository", r => r.repository],
+    ["principal", r => r.error ? r.error : money(r.principal_usd), { num: true }],
+    ["interest", r => r.error ? "—" : money(r.interest_usd), { num: true }],
+    ["rate", r => r.rate === null || r.rate === undefined ? "—" : share(Number(r.rate)), { num: true }],
+    ["AI lines rewritten", r => r.error ? "—" : `${count(r.rewritten_lines)} of ${count(r.ai_lines)}`, { num: true }]],
+    view.repos, view.hint || "No repositories configured.");
+  const rework = view.repos.flatMap(r => (r.rework || []).map(c => ({ ...c, repository: r.repository })));
+  rework.sort((a, b) => Number(b.spend_usd) - Number(a.spend_usd));
+  table("interest-rework", [["commit", c => c.commit.slice(0, 12)], ["when", c => c.time.slice(0, 10)],
+    ["lines", c => count(c.lines), { num: true }], ["reverts", c => c.reverts ? c.reverts.slice(0, 12) : "—"],
+    ["spend", c => money(c.spend_usd), { num: true }]], rework.slice(0, 10), "No rework commits.");
+  interestChart(view.months);
+}
+
+function interestChart(months) {
+  const id = "interest-chart", node = document.getElementById(id);
+  node.replaceChildren();
+  if (window.tollhouse.charts[id]) window.tollhouse.charts[id].destroy();
+  delete window.tollhouse.charts[id];
+  if (!months.length) return;
+  const xs = months.map(m => Date.parse(m.month + "-01T00:00:00Z") / 1000);
+  const half = 15 * 86400;
+  const line = (label, color) => ({ label: label, stroke: color, width: 2,
+    points: { show: true, size: 6 }, value: (u, v) => v === null ? "—" : money(v) });
+  const opts = {
+    width: Math.max(320, node.clientWidth || 800), height: 220,
+    series: [{}, line("principal", COLORS[0]), line("interest", COLORS[1])],
+    axes: [{}, { values: (u, ticks) => ticks.map(v => "$" + Number(v.toPrecision(3))), size: 70 }],
+    scales: { x: { time: true, range: (u, min, max) => xs.length === 1 ? [xs[0] - half, xs[0] + half] : [min, max] } },
+  };
+  const data = [xs, months.map(m => Number(m.principal_usd)), months.map(m => Number(m.interest_usd))];
+  window.tollhouse.charts[id] = new uPlot(opts, data, node);
 }
 
 function trustPanel(t) {
