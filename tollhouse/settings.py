@@ -667,7 +667,8 @@ def _check_models(settings: Settings) -> None:
         elif not spec.chain:
             raise ConfigError(
                 f"models.{alias}.chain: list at least one model, primary first "
-                "(or a panel and a judge for a fused model, which member_timeout_s is for)"
+                "(or, for a fused model, a panel, a judge and maybe a writer; member_timeout_s "
+                "is for those too)"
             )
         if "/" in alias and alias.split("/", 1)[0] in names:
             raise ConfigError(f"models.{alias}: an alias may not look like a provider/model name")
