@@ -238,6 +238,8 @@ class Gateway:
         self._backlog.while_upstream()  # earlier requests' rows, while this one's upstream works
         sent = time.perf_counter()
         answer = await self.dispatcher.dispatch(d, candidates, self.router.is_alias(out.call.model))
+        # Whose it is, settled before the client can have the answer and leave (issue 22).
+        await self._attribute(ex, out)
         relayed = time.perf_counter()
         ex.route, ex.primary, ex.upstream_s = answer.route, answer.primary, relayed - sent
         if trust is not None and (ex.watch is not None or not answer.primary):

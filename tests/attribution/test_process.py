@@ -291,9 +291,11 @@ def fake_process(
     environ: bytes = b"",
     exe: str | None = None,
     comm: str | None = None,
+    root: str = "/",
 ) -> Path:
     base = proc / str(pid)
     (base / "fd").mkdir(parents=True)
+    os.symlink(root, base / "root")  # its filesystem: ours, unless a test says otherwise
     os.symlink("/dev/null", base / "fd" / "0")
     for n, inode in enumerate(sockets, start=3):
         os.symlink(f"socket:[{inode}]", base / "fd" / str(n))

@@ -238,7 +238,7 @@ def test_project_file(gateway: tuple[BackgroundServer, CountingExecutor], tmp_pa
         "tags": {"team": "search"},
     }
     assert answers == [expected, expected]
-    assert executor.lookups == 1  # two requests, one keep-alive connection, one lookup
+    assert executor.lookups == 2  # every request is looked up afresh, keep-alive or not
 
 
 def test_env_beats_project_file(
