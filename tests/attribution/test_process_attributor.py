@@ -239,10 +239,14 @@ def test_recent_clients_and_last_holders_are_tried_first(monkeypatch: pytest.Mon
     monkeypatch.setattr(process, "sock_diag_inode", lambda peer, local: peer[1])
 
     def holders_from(likely: tuple[int, ...], inode: int) -> list[int]:
+        return [owners_of[inode]] if owners_of[inode] in likely else []
+
+    def find_holders(inode: int, *, likely: tuple[int, ...], skip: tuple[int, ...]) -> list[int]:
         asked.append(likely)
         return [owners_of[inode]]
 
     monkeypatch.setattr(process.owners, "holders_from", holders_from)
+    monkeypatch.setattr(process.owners, "find_holders", find_holders)
     monkeypatch.setattr(process.owners, "start_time", lambda pid: 1)
     monkeypatch.setattr(process, "attribute_identity", lambda pid, name, env: FOUND)
 
@@ -254,5 +258,6 @@ def test_recent_clients_and_last_holders_are_tried_first(monkeypatch: pytest.Mon
 
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
         run(main(executor))
-    # The socket's holders last time come first, then recent clients, newest first.
-    assert asked == [(), (42,), (7, 42), (7, 42, 7)]
+    # A socket's last holders are checked first (5001 again: no search); then a search
+    # tries recent clients, newest first.
+    assert asked == [(), (42,), (7, 42)]

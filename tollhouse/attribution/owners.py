@@ -14,16 +14,14 @@ it is when the request arrives. What is reused is checked first:
 
 - ``likely`` pids (recent clients, the holders of the same socket last time)
   and their descendants are read before anything else (one process's fds);
-- otherwise one scan of every process's fds, shared by all the lookups waiting
-  for one (:class:`FdIndex`): 35 clients at once cost a scan or two, not 35.
+- otherwise every process's fds, newest process first, until a holder is
+  found; then that holder's family (a socket is shared by inheritance).
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import threading
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -113,68 +111,55 @@ def holders_from(likely: Iterable[int], inode: int, *, proc: Path = PROC) -> lis
     return found
 
 
-def scan_sockets(proc: Path = PROC) -> dict[int, list[int]]:
-    """Every socket inode held by any process → the pids holding it (one walk of /proc)."""
-    index: dict[int, list[int]] = {}
+def find_holders(
+    inode: int, *, proc: Path = PROC, likely: Iterable[int] = (), skip: Iterable[int] = ()
+) -> list[int]:
+    """Every process holding socket ``inode``: the first found, then its family.
+
+    ``likely`` pids are tried first, then every pid newest first (short-lived
+    clients have the highest pids), stopping at the first holder: reading every
+    process's fds is the slow part, and on a loaded machine each read waits its
+    turn. A socket is shared by inheritance, so the others are among the first
+    holder's ancestors and their descendants. ``skip`` pids (say, the gateway's
+    own) are tried last.
+    """
+    first = _first_holder(inode, proc, likely, frozenset(skip))
+    if first is None:
+        return []
+    top = first
+    while True:  # up to the oldest ancestor still holding it: it opened the connection
+        parent = _parent(top, proc)
+        if parent is None or parent <= 1 or not socket_fds(parent, inode, proc=proc):
+            break
+        top = parent
+    return holders_from([top], inode, proc=proc)
+
+
+def _first_holder(
+    inode: int, proc: Path, likely: Iterable[int], skip: frozenset[int]
+) -> int | None:
+    tried: set[int] = set()
+    for pid in likely:
+        if pid not in tried and socket_fds(pid, inode, proc=proc):
+            return pid
+        tried.add(pid)
     try:
         names = os.listdir(proc)
     except OSError:
-        return index
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with os.scandir(os.path.join(proc, name, "fd")) as entries:
-                for entry in entries:
-                    try:
-                        link = os.readlink(entry.path)
-                    except OSError:
-                        continue
-                    if link.startswith("socket:["):
-                        index.setdefault(int(link[8:-1]), []).append(int(name))
-        except (OSError, ValueError):
-            continue
-    return index
+        return None
+    pids = sorted((int(n) for n in names if n.isdigit()), reverse=True)
+    for pid in [p for p in pids if p not in skip] + [p for p in pids if p in skip]:
+        if pid not in tried and socket_fds(pid, inode, proc=proc):
+            return pid
+    return None
 
 
-class FdIndex:
-    """One scan of every process's fds at a time, shared by every lookup waiting for one.
-
-    A lookup asks with the moment it began (its socket existed by then); a scan
-    begun after that moment has seen the socket, so its answer is good for it.
-    Thread-safe: lookups run in worker threads.
-    """
-
-    def __init__(self, proc: Path = PROC) -> None:
-        self._proc = proc
-        self._cond = threading.Condition()
-        self._scanning = False
-        self._index: dict[int, list[int]] = {}
-        self._scanned_at = -1  # when the scan behind _index began (monotonic ns)
-        self.scans = 0
-
-    def holders(self, inode: int, since: int) -> list[int]:
-        """The pids holding ``inode``, from a scan begun at or after ``since`` (monotonic ns)."""
-        with self._cond:
-            while self._scanned_at < since:
-                if not self._scanning:
-                    self._scanning = True
-                    break
-                self._cond.wait(timeout=5.0)
-            else:
-                return list(self._index.get(inode, ()))
-        began = time.monotonic_ns()
-        index: dict[int, list[int]] | None = None
-        try:
-            index = scan_sockets(self._proc)
-        finally:
-            with self._cond:
-                self._scanning = False
-                if index is not None:
-                    self._index, self._scanned_at = index, began
-                    self.scans += 1
-                self._cond.notify_all()
-        return list(index.get(inode, ()))
+def _parent(pid: int, proc: Path) -> int | None:
+    try:
+        stat = (proc / str(pid) / "stat").read_bytes()
+        return int(stat[stat.rfind(b")") + 2 :].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def pick_sender(

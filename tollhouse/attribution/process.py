@@ -28,7 +28,6 @@ import socket
 import struct
 import sys
 import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -419,7 +418,7 @@ class ProcessAttributor:
     """
 
     def __init__(
-        self, *, timeout: float = 0.25, executor: concurrent.futures.Executor | None = None
+        self, *, timeout: float = 1.0, executor: concurrent.futures.Executor | None = None
     ) -> None:
         self._timeout = timeout
         self._executor = executor
@@ -434,12 +433,6 @@ class ProcessAttributor:
         self._identities: collections.OrderedDict[
             tuple[int, int], tuple[str | None, str | None]
         ] = collections.OrderedDict()
-        self._index = owners.FdIndex()
-
-    @property
-    def scans(self) -> int:
-        """Full scans of every process's fds so far (the slow path; for tests and benches)."""
-        return self._index.scans
 
     def start(
         self, transport: asyncio.BaseTransport | None
@@ -466,9 +459,8 @@ class ProcessAttributor:
             loopback = False
         if self._closed or not loopback:
             return _resolved(loop, None)
-        since = time.monotonic_ns()  # the socket exists by now: a scan begun later sees it
         try:
-            pending = loop.run_in_executor(self._get_executor(), self._lookup, peer, local, since)
+            pending = loop.run_in_executor(self._get_executor(), self._lookup, peer, local)
         except RuntimeError:  # the executor was shut down under us
             return _resolved(loop, None)
         self._pending.add(pending)
@@ -505,16 +497,14 @@ class ProcessAttributor:
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _lookup(self, peer: Endpoint, local: Endpoint, since: int) -> ProcessAttribution | None:
+    def _lookup(self, peer: Endpoint, local: Endpoint) -> ProcessAttribution | None:
         try:
-            return self._identify_peer(peer, local, since)
+            return self._identify_peer(peer, local)
         except Exception as exc:  # a lookup must never fail a request: say it failed, and why
             logger.exception("process attribution failed for %s -> %s", peer, local)
             return failed(f"error: {type(exc).__name__}")
 
-    def _identify_peer(
-        self, peer: Endpoint, local: Endpoint, since: int
-    ) -> ProcessAttribution | None:
+    def _identify_peer(self, peer: Endpoint, local: Endpoint) -> ProcessAttribution | None:
         if not PROC.is_dir():
             return None  # not Linux: nothing this lookup can say
         peer, local = (peer[0], peer[1]), (local[0], local[1])
@@ -523,9 +513,9 @@ class ProcessAttributor:
             inode = proc_net_inode(peer, local)
         if not inode:  # gone, or TIME_WAIT (0): its process closed it
             return failed("socket closed")
-        holders = owners.holders_from(self._likely(inode), inode) or self._index.holders(
-            inode, since
-        )
+        holders = owners.holders_from(self._last_holders(inode), inode)
+        if not holders:
+            holders = owners.find_holders(inode, likely=self._recent_pids(), skip=(os.getpid(),))
         if not holders:
             return failed("no process holds the socket")
         pid = owners.pick_sender(holders, inode)
@@ -558,9 +548,13 @@ class ProcessAttributor:
             _bounded_put(self._identities, key, identity)
         return identity
 
-    def _likely(self, inode: int) -> tuple[int, ...]:
+    def _last_holders(self, inode: int) -> tuple[int, ...]:
         with self._lock:
-            return self._holders.get(inode, ()) + tuple(self._recent)
+            return self._holders.get(inode, ())
+
+    def _recent_pids(self) -> tuple[int, ...]:
+        with self._lock:
+            return tuple(self._recent)
 
     def _remember(self, inode: int, holders: list[int], pid: int) -> None:
         with self._lock:
