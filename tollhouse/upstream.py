@@ -37,6 +37,7 @@ HOP_BY_HOP = frozenset(
 DROP_UPSTREAM = HOP_BY_HOP | {
     "host",
     "content-length",
+    "content-encoding",  # the server decoded the body: what goes upstream is plain (issue 22)
     "accept-encoding",
     "cookie",
     "authorization",
