@@ -36,9 +36,8 @@ def test_systemd_unit_runs_this_python_with_the_config() -> None:
     lines = unit.splitlines()
     config = f'"{ODD_HOME}/tollhouse.toml"'.replace("%", "%%")
     assert f"ExecStart={sys.executable} -m tollhouse serve --config {config}" in lines
-    )
     assert f'Environment="TOLLHOUSE_HOME={ODD_HOME}"'.replace("%", "%%") in lines
-    assert "EnvironmentFile=-" + str(ODD_HOME / "service.env") in lines
+    assert "EnvironmentFile=-/home/ann lee/100%% sure/.tollhouse/service.env" in lines
     assert "Restart=on-failure" in lines and "WantedBy=default.target" in lines
 
 

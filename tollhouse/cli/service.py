@@ -54,7 +54,7 @@ def systemd_unit(command: Sequence[str], home: Path) -> str:
             f"ExecStart={_systemd_quote(command)}",
             f"Environment={_systemd_quote([f'TOLLHOUSE_HOME={home}'])}",
             "Environment=PYTHONUNBUFFERED=1",
-            f"EnvironmentFile=-{env_file}",  # '-': optional
+            f"EnvironmentFile=-{str(env_file).replace('%', '%%')}",  # '-': optional
             "Restart=on-failure",
             "RestartSec=2",
             "",
