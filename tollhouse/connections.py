@@ -30,9 +30,9 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 
-from tollhouse.errors import BodyTooLarge, RequestTimeout
+from tollhouse.errors import BadRequest, BodyTooLarge, RequestTimeout
 from tollhouse.settings import ServerSettings
 
 log = logging.getLogger("tollhouse")
@@ -175,6 +175,8 @@ async def read_body(request: web.Request) -> bytes:
         try:
             async with asyncio.timeout(limits.client_body_timeout_s):
                 chunk = await request.content.readany()
+        except RequestPayloadError as exc:  # e.g. not the Content-Encoding it says
+            raise BadRequest(f"the request body can't be read: {exc}".strip()) from None
         except TimeoutError:
             raise RequestTimeout(
                 f"the request body stalled for {limits.client_body_timeout_s:g} s; "

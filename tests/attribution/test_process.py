@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tollhouse.attribution.process import (
+    DirectoryProject,
     ProcessAttribution,
     attribute_pid,
     env_project,
@@ -291,9 +292,11 @@ def fake_process(
     environ: bytes = b"",
     exe: str | None = None,
     comm: str | None = None,
+    root: str = "/",
 ) -> Path:
     base = proc / str(pid)
     (base / "fd").mkdir(parents=True)
+    os.symlink(root, base / "root")  # its filesystem: ours, unless a test says otherwise
     os.symlink("/dev/null", base / "fd" / "0")
     for n, inode in enumerate(sockets, start=3):
         os.symlink(f"socket:[{inode}]", base / "fd" / str(n))
@@ -427,3 +430,20 @@ def test_process_name(proc: Path) -> None:
     assert process_name(7, proc=proc) == "java"
     assert process_name(8, proc=proc) == "kworker/0:1"
     assert process_name(9, proc=proc) is None
+
+
+def test_a_directory_is_read_below_the_processs_own_root(tmp_path: Path) -> None:
+    """In another mount namespace ``/work`` is ``/proc/<pid>/root/work``, not ours."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "work" / "src").mkdir(parents=True)
+    (rootfs / "work" / ".tollhouse").write_text('project = "inside"\n')
+    found = project_for_directory(Path("/work/src"), root=rootfs)
+    assert found == DirectoryProject("inside", "process:file", {})
+
+
+def test_attribute_pid_reads_through_the_processs_root(proc: Path, tmp_path: Path) -> None:
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "srv" / "app" / ".git").mkdir(parents=True)
+    fake_process(proc, 9, cwd=Path("/srv/app"), exe="/usr/bin/node", root=str(rootfs))
+    found = attribute_pid(9, proc=proc)
+    assert found is not None and (found.project, found.how) == ("app", "process:git")

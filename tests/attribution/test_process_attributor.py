@@ -92,22 +92,22 @@ def test_lookup_runs_in_the_executor_and_resolves() -> None:
         attributor = ProcessAttributor(executor=executor)
         fut = attributor.start(FakeTransport(("127.0.0.1", 5000)))
         ((inner, args),) = executor.submitted
-        assert args == (("127.0.0.1", 5000), ("127.0.0.1", 8080))
+        assert args[:2] == (("127.0.0.1", 5000), ("127.0.0.1", 8080))
         inner.set_result(FOUND)
         return await attributor.resolve(fut)
 
     assert run(main()) == FOUND
 
 
-def test_one_lookup_per_connection() -> None:
+def test_every_request_is_looked_up_afresh() -> None:
+    """No per-connection cache: a keep-alive connection can change hands (a forked child)."""
     executor = HandDrivenExecutor()
 
     async def main() -> None:
         attributor = ProcessAttributor(executor=executor)
         keep_alive = FakeTransport(("127.0.0.1", 5000))
         first = attributor.start(keep_alive)
-        assert attributor.start(keep_alive) is first
-        assert attributor.start(FakeTransport(("127.0.0.1", 5001))) is not first
+        assert attributor.start(keep_alive) is not first
         assert len(executor.submitted) == 2
 
     run(main())
@@ -149,22 +149,20 @@ def test_cache_does_not_keep_connections_alive() -> None:
     assert ref() is None
 
 
-def test_timeout_returns_none_and_leaves_the_lookup_running() -> None:
+def test_timeout_is_a_failed_lookup_not_nothing() -> None:
     executor = HandDrivenExecutor()
 
-    async def main() -> tuple[ProcessAttribution | None, ProcessAttribution | None]:
+    async def main() -> ProcessAttribution | None:
         attributor = ProcessAttributor(executor=executor, timeout=0.01)
-        transport = FakeTransport(("127.0.0.1", 5000))
-        fut = attributor.start(transport)
+        fut = attributor.start(FakeTransport(("127.0.0.1", 5000)))
         slow = await attributor.resolve(fut)  # the lookup hasn't finished: give up
         assert not fut.cancelled()
-        executor.submitted[0][0].set_result(FOUND)
-        # The next request on the same connection gets the finished lookup.
-        later = await attributor.resolve(attributor.start(transport))
-        return slow, later
+        return slow
 
-    assert run(main()) == (None, FOUND)
-    assert len(executor.submitted) == 1
+    assert run(main()) == process.failed("timeout")
+    assert run(main()) == ProcessAttribution(
+        "unattributed", "process:failed", 0, None, {"attribution_failed": "timeout"}
+    )
 
 
 def test_resolve_timeout_override() -> None:
@@ -175,10 +173,10 @@ def test_resolve_timeout_override() -> None:
         fut = attributor.start(FakeTransport(("127.0.0.1", 5000)))
         return await attributor.resolve(fut, timeout=0)
 
-    assert run(main()) is None
+    assert run(main()) == process.failed("timeout")
 
 
-def test_failed_lookup_resolves_to_none() -> None:
+def test_raising_lookup_is_a_failed_lookup() -> None:
     executor = HandDrivenExecutor()
 
     async def main() -> ProcessAttribution | None:
@@ -187,18 +185,17 @@ def test_failed_lookup_resolves_to_none() -> None:
         executor.submitted[0][0].set_exception(PermissionError("not yours"))
         return await attributor.resolve(fut)
 
-    assert run(main()) is None
+    assert run(main()) == process.failed("error")
 
 
 def test_close_resolves_pending_lookups_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
     release = threading.Event()
 
-    def slow_find_pid(peer: object, local: object, **kwargs: object) -> int:
+    def slow_inode(peer: object, local: object) -> int:
         release.wait(60)
         return 42
 
-    monkeypatch.setattr(process, "find_pid", slow_find_pid)
-    monkeypatch.setattr(process, "attribute_pid", lambda pid: FOUND)
+    monkeypatch.setattr(process, "sock_diag_inode", slow_inode)
 
     async def main() -> None:
         attributor = ProcessAttributor()  # in the attributor's own threads
@@ -235,23 +232,32 @@ def test_close_leaves_a_borrowed_executor_running() -> None:
         assert executor.submit(lambda: 7).result() == 7
 
 
-def test_recent_clients_are_tried_first(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_recent_clients_and_last_holders_are_tried_first(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[tuple[int, ...]] = []
-    owners = iter([42, 7, 42, None])
+    owners_of = {5000: 42, 5001: 7, 5002: 42}
 
-    def fake_find_pid(peer: object, local: object, *, likely: tuple[int, ...]) -> int | None:
+    monkeypatch.setattr(process, "sock_diag_inode", lambda peer, local: peer[1])
+
+    def holders_from(likely: tuple[int, ...], inode: int) -> list[int]:
+        return [owners_of[inode]] if owners_of[inode] in likely else []
+
+    def find_holders(inode: int, *, likely: tuple[int, ...], skip: tuple[int, ...]) -> list[int]:
         asked.append(likely)
-        return next(owners)
+        return [owners_of[inode]]
 
-    monkeypatch.setattr(process, "find_pid", fake_find_pid)
-    monkeypatch.setattr(process, "attribute_pid", lambda pid: FOUND)
+    monkeypatch.setattr(process.owners, "holders_from", holders_from)
+    monkeypatch.setattr(process.owners, "find_holders", find_holders)
+    monkeypatch.setattr(process.owners, "start_time", lambda pid: 1)
+    monkeypatch.setattr(process, "attribute_identity", lambda pid, name, env: FOUND)
 
     async def main(executor: concurrent.futures.Executor) -> None:
         attributor = ProcessAttributor(executor=executor)
-        for port in range(5000, 5004):  # four connections, looked up one after another
+        for port in (5000, 5001, 5002, 5001):  # looked up one after another
             fut = attributor.start(FakeTransport(("127.0.0.1", port)))
-            await attributor.resolve(fut, timeout=60)
+            assert await attributor.resolve(fut, timeout=60) == FOUND
 
     with concurrent.futures.ThreadPoolExecutor(1) as executor:
         run(main(executor))
-    assert asked == [(), (42,), (7, 42), (42, 7)]
+    # A socket's last holders are checked first (5001 again: no search); then a search
+    # tries recent clients, newest first.
+    assert asked == [(), (42,), (7, 42)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import json
@@ -9,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tollhouse.attribution import process
+from tollhouse.attribution import owners, process
 from tollhouse.attribution.process import (
+    ProcessAttribution,
     ProcessAttributor,
     attribute_pid,
     find_pid,
@@ -154,6 +157,78 @@ def test_find_pid_is_none_once_the_client_has_gone(tmp_path: Path) -> None:
             assert find_pid(conn.getpeername(), conn.getsockname()) is None
 
 
+def test_a_client_gone_before_its_lookup_is_a_failed_lookup(tmp_path: Path) -> None:
+    """Recorded as process:failed with the reason, never as if nothing were there."""
+
+    async def main(peer: Any, local: Any) -> Any:
+        attributor = ProcessAttributor()
+        try:
+            return await attributor.resolve(attributor.start_for(peer, local), timeout=60)
+        finally:
+            attributor.close()
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(60)
+        with holding_child(["127.0.0.1", str(listener.getsockname()[1])], cwd=tmp_path):
+            conn, _ = listener.accept()
+        with conn:  # the child has exited: its socket has no owner any more
+            found = asyncio.run(main(conn.getpeername(), conn.getsockname()))
+    assert found == process.failed("socket closed")
+    assert (found.project, found.how) == ("unattributed", "process:failed")
+
+
+def test_a_forked_child_on_its_parents_connection_is_told_apart(tmp_path: Path) -> None:
+    """Both hold the socket; the parent waits for the child, the child reads it."""
+    script = """
+import os, socket, sys
+conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+child = os.fork()
+if child == 0:
+    os.chdir(sys.argv[2])
+    conn.sendall(b"x")
+    conn.recv(1)  # blocked reading the shared socket: the sender
+    os._exit(0)
+os.waitpid(child, 0)
+"""
+    (tmp_path / "kid").mkdir()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(60)
+        port = str(listener.getsockname()[1])
+        with subprocess.Popen(
+            [sys.executable, "-c", script, port, str(tmp_path / "kid")], cwd=tmp_path
+        ) as parent:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(60)
+                assert conn.recv(1) == b"x"
+                inode = sock_diag_inode(conn.getpeername(), conn.getsockname())
+                inode = inode or proc_net_inode(conn.getpeername(), conn.getsockname())
+                assert inode
+                holders = owners.holders_from([parent.pid], inode)
+                kids = [pid for pid in holders if pid != parent.pid]
+                assert holders[0] == parent.pid and len(kids) == 1
+                wait_until_blocked(kids[0])
+                wait_until_blocked(parent.pid)
+                assert owners.pick_sender(holders, inode) == kids[0]
+                assert attribute_pid(kids[0]) == ProcessAttribution(
+                    "kid",
+                    "process:cwd",
+                    kids[0],
+                    os.path.basename(os.path.realpath(sys.executable)),
+                )
+                conn.sendall(b"y")
+
+
+def wait_until_blocked(pid: int) -> None:
+    """Until ``pid`` sits in a syscall (not a timing assertion: a bounded wait for a state)."""
+    for _ in range(6000):
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+        if fields and fields[0].isdigit() and Path(f"/proc/{pid}/wchan").read_text() != "0":
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{pid} never blocked")
+
+
 def test_attribute_pid_names_the_executable(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(60)
@@ -238,7 +313,7 @@ def test_project_file(gateway: tuple[BackgroundServer, CountingExecutor], tmp_pa
         "tags": {"team": "search"},
     }
     assert answers == [expected, expected]
-    assert executor.lookups == 1  # two requests, one keep-alive connection, one lookup
+    assert executor.lookups == 2  # every request is looked up afresh, keep-alive or not
 
 
 def test_env_beats_project_file(

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import gzip
 import json
+from collections.abc import Callable
 
+import brotli
 import pytest
+import zstandard
 
 from tollhouse.intercept.calls import ask_for_usage, classify, dialect_of
 
@@ -89,3 +93,29 @@ def test_odd_bodies_pass_the_interceptor_untouched() -> None:
     deep = b'{"model": "m", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     call = classify("POST", "/v1/chat/completions", deep)
     assert call is not None and call.payload is None
+
+
+CODEX_BODY = b'{"model":"gpt-5-codex","input":[],"stream":true}'
+
+
+@pytest.mark.parametrize(
+    ("encode", "header"),
+    [
+        (lambda b: zstandard.ZstdCompressor().compress(b), "zstd"),
+        (gzip.compress, "gzip"),
+        (brotli.compress, "br"),
+        (lambda b: zstandard.ZstdCompressor().compress(b), None),  # sniffed: no header
+    ],
+)
+def test_a_compressed_body_is_read_for_its_model(
+    encode: Callable[[bytes], bytes], header: str | None
+) -> None:
+    """Codex sends zstd: the model and stream flag come from the decoded body."""
+    call = classify("POST", "/backend-api/codex/responses", encode(CODEX_BODY), header)
+    assert call is not None
+    assert (call.dialect, call.model, call.stream) == ("openai-responses", "gpt-5-codex", True)
+
+
+def test_an_undecodable_body_is_still_a_call() -> None:
+    call = classify("POST", "/v1/responses", b"\x28\xb5\x2f\xfd broken", "zstd")
+    assert call is not None and call.model is None

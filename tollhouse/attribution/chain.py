@@ -7,8 +7,10 @@
 2. ``header``: ``X-Tollhouse-Project: acme`` (calls without a virtual key)
 3. ``process:*``: the local process that opened the connection
    (``TOLLHOUSE_PROJECT`` in its environment, a ``.tollhouse`` file above its
-   cwd, its git repository's name, its cwd's name): looked up in a thread,
-   in parallel with the upstream call, time-capped
+   cwd, its git repository's name, its cwd's name): looked up in a thread as
+   the request arrives, in parallel with the upstream call, time-capped, and
+   settled before the answer goes out; a lookup that fails says so
+   (``process:failed``, the reason in the tag ``attribution_failed``)
 4. ``unattributed``
 
 Tags come from ``X-Tollhouse-Tag-<name>: <value>`` headers (and a
@@ -21,13 +23,14 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from tollhouse.attribution import process
 from tollhouse.attribution.gitcontext import GitContext, GitContextReader, follow
 from tollhouse.attribution.process import ProcessAttribution, ProcessAttributor
 
 PROJECT_HEADER = "X-Tollhouse-Project"
 PROJECT_HEADER_TAG = "project_header"  # the header's value, when a virtual key decided
 TAG_PREFIX = "x-tollhouse-tag-"
-UNATTRIBUTED = "unattributed"
+UNATTRIBUTED = process.UNATTRIBUTED
 MAX_TAGS = 32
 MAX_TAG_LEN = 200
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import contextlib
 import ipaddress
 import logging
 import os
@@ -29,25 +28,30 @@ import socket
 import struct
 import sys
 import threading
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 from tollhouse import sane
+from tollhouse.attribution import owners
 from tollhouse.attribution.projectfile import PROJECT_FILE_NAME, read_project_file
 
 logger = logging.getLogger(__name__)
 
 PROC = Path("/proc")
 ENV_VAR = "TOLLHOUSE_PROJECT"
+UNATTRIBUTED = "unattributed"
+FAILED = "process:failed"  # a lookup that failed or lost a race: not "nothing to attribute"
+FAILED_TAG = "attribution_failed"  # the tag saying why
 
 Endpoint = tuple[str, int]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 ByteOrder = Literal["little", "big"]
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 _EMPTY_TAGS: Mapping[str, str] = MappingProxyType({})
 _DELETED = " (deleted)"
 
@@ -62,7 +66,7 @@ class ProcessAttribution:
     """
 
     project: str
-    how: str  # "process:env" | "process:file" | "process:git" | "process:cwd"
+    how: str  # "process:env" | "process:file" | "process:git" | "process:cwd" | "process:failed"
     pid: int
     process_name: str | None
     tags: Mapping[str, str] = field(default_factory=lambda: _EMPTY_TAGS, hash=False)
@@ -312,11 +316,25 @@ def attribute_pid(pid: int, *, proc: Path = PROC) -> ProcessAttribution | None:
     base = proc / str(pid)
     # A process's name, environment and directory are anyone's bytes: made valid text here.
     name = sane.maybe_text(process_name(pid, proc=proc))
-    project = env_project(_read_bytes(base / "environ"))
-    if project is not None:
-        return ProcessAttribution(sane.text(project), "process:env", pid, name)
+    return attribute_identity(pid, name, env_project(_read_bytes(base / "environ")), proc=proc)
+
+
+def attribute_identity(
+    pid: int, name: str | None, from_env: str | None, *, proc: Path = PROC
+) -> ProcessAttribution | None:
+    """The project of ``pid`` whose name and environment's project are known already.
+
+    The working directory is read now, and looked up through ``/proc/<pid>/root``:
+    the process's own filesystem, which in another mount namespace (a container,
+    ``unshare -m``, a bind mount) is not ours.
+    """
+    if from_env is not None:
+        return ProcessAttribution(sane.text(from_env), "process:env", pid, name)
+    base = proc / str(pid)
     cwd = _readlink(base / "cwd")
-    found = project_for_directory(Path(cwd)) if cwd and os.path.isabs(cwd) else None
+    if not cwd or not os.path.isabs(cwd):
+        return None
+    found = project_for_directory(Path(cwd), root=base / "root")
     if found is None:
         return None
     tags = {sane.text(k): sane.text(v) for k, v in found.tags.items()}
@@ -344,17 +362,20 @@ def env_project(data: bytes) -> str | None:
     return parse_environ(data).get(ENV_VAR, "").strip() or None
 
 
-def project_for_directory(cwd: Path) -> DirectoryProject | None:
+def project_for_directory(cwd: Path, *, root: Path | None = None) -> DirectoryProject | None:
     """The project of absolute directory ``cwd``: a ``.tollhouse`` file, else git root, else name.
 
     ``.tollhouse`` is looked for all the way up to ``/`` before git is considered.
+    With ``root`` (a process's ``/proc/<pid>/root``) the files are read below it:
+    ``cwd`` is a path in that process's filesystem.
     """
     git_root: Path | None = None
     for directory in (cwd, *cwd.parents):
-        found = read_project_file(directory / PROJECT_FILE_NAME)
+        seen = Path(f"{root}{directory}") if root is not None else directory
+        found = read_project_file(seen / PROJECT_FILE_NAME)
         if found is not None:
             return DirectoryProject(found.project, "process:file", found.tags)
-        if git_root is None and os.path.exists(directory / ".git"):  # dir, or file in a worktree
+        if git_root is None and os.path.exists(seen / ".git"):  # dir, or file in a worktree
             git_root = directory
     if git_root is not None and git_root.name:
         return DirectoryProject(git_root.name, "process:git")
@@ -379,54 +400,54 @@ def process_name(pid: int, *, proc: Path = PROC) -> str | None:
 class ProcessAttributor:
     """Finds, off the event loop, which local process is on the other end of a connection.
 
-    Lookups run in threads, are cached per connection (a keep-alive connection is
-    looked up once) and capped in time, so they never delay a request::
+    A lookup starts as the request arrives and runs in a thread, in parallel with
+    the upstream call; the gateway waits for it (time-capped) before the answer's
+    last byte, so the client is still there to be looked at::
 
         attributor = ProcessAttributor()
         pending = attributor.start(request.transport)  # as the request arrives
         ...  # forward upstream meanwhile
-        found = await attributor.resolve(pending)  # None if unknown or too slow
+        found = await attributor.resolve(pending)  # None: nothing to attribute
+
+    Every request is looked up afresh (a keep-alive connection can change hands: a
+    forked child inherits it, a directory is renamed); what is cached is keyed by
+    what can't go stale: a process's name and environment by (pid, start time),
+    and a socket's last holders only as the first place to look. A lookup that
+    fails, runs over its cap or loses a race with an exiting process resolves to
+    a ``process:failed`` attribution whose ``attribution_failed`` tag says why.
     """
 
     def __init__(
-        self, *, timeout: float = 0.25, executor: concurrent.futures.Executor | None = None
+        self, *, timeout: float = 1.0, executor: concurrent.futures.Executor | None = None
     ) -> None:
         self._timeout = timeout
         self._executor = executor
         self._owns_executor = executor is None
         self._closed = False
+        self._pending: set[asyncio.Future[ProcessAttribution | None]] = set()
+        self._lock = threading.Lock()  # guards the three caches below, shared by worker threads
         # Clients that called before: a long-lived agent opening a fresh connection is
         # found among these instead of after a scan of every process.
         self._recent: collections.deque[int] = collections.deque(maxlen=8)
-        self._recent_lock = threading.Lock()
-        # Weak keys: an entry lives exactly as long as its connection.
-        self._cache: weakref.WeakKeyDictionary[
-            asyncio.BaseTransport, asyncio.Future[ProcessAttribution | None]
-        ] = weakref.WeakKeyDictionary()
+        self._holders: collections.OrderedDict[int, tuple[int, ...]] = collections.OrderedDict()
+        self._identities: collections.OrderedDict[
+            tuple[int, int], tuple[str | None, str | None]
+        ] = collections.OrderedDict()
 
     def start(
         self, transport: asyncio.BaseTransport | None
     ) -> asyncio.Future[ProcessAttribution | None]:
-        """Begin (or join) the lookup for ``transport``'s peer; call from its event loop."""
+        """Begin the lookup for ``transport``'s peer, from its event loop, as a request arrives."""
         loop = asyncio.get_running_loop()
-        if transport is None or self._closed:
-            return _resolved(loop, None)
-        with contextlib.suppress(TypeError):  # a transport that can't be weakly referenced
-            cached = self._cache.get(transport)
-            if cached is not None:
-                return cached
-        ends = loopback_ends(transport)
+        ends = loopback_ends(transport) if transport is not None else None
         if ends is None:
             return _resolved(loop, None)
-        pending = self.start_for(*ends)
-        with contextlib.suppress(TypeError):  # ...is looked up on every request instead
-            self._cache[transport] = pending
-        return pending
+        return self.start_for(*ends)
 
     def start_for(
         self, peer: Endpoint, local: Endpoint
     ) -> asyncio.Future[ProcessAttribution | None]:
-        """Begin the lookup for a connection known by its two ends (no cache: the caller keeps it).
+        """Begin the lookup for a connection known by its two ends.
 
         For servers that aren't aiohttp's, such as the intercepting proxy, which
         starts it when it accepts the connection.
@@ -439,22 +460,29 @@ class ProcessAttributor:
         if self._closed or not loopback:
             return _resolved(loop, None)
         try:
-            return loop.run_in_executor(self._get_executor(), self._lookup, peer, local)
+            pending = loop.run_in_executor(self._get_executor(), self._lookup, peer, local)
         except RuntimeError:  # the executor was shut down under us
             return _resolved(loop, None)
+        self._pending.add(pending)
+        pending.add_done_callback(self._pending.discard)
+        return pending
 
     async def resolve(
         self, fut: asyncio.Future[ProcessAttribution | None], *, timeout: float | None = None
     ) -> ProcessAttribution | None:
-        """Wait at most ``timeout`` (default: the attributor's) for a lookup; None if it isn't done.
+        """Wait at most ``timeout`` (default: the attributor's) for a lookup.
 
-        A lookup that runs over is left running: the next request on the same
-        connection may find it finished.
+        None when there is nothing to attribute (not a local peer, or the
+        attributor closed); ``process:failed`` when the lookup raised or isn't done.
         """
         cap = self._timeout if timeout is None else timeout
         done, _ = await asyncio.wait({fut}, timeout=cap)  # unlike wait_for, never cancels fut
-        if not done or fut.cancelled() or fut.exception() is not None:
+        if not done:
+            return failed("timeout")
+        if fut.cancelled():
             return None
+        if fut.exception() is not None:
+            return failed("error")
         return fut.result()
 
     def close(self) -> None:
@@ -463,27 +491,77 @@ class ProcessAttributor:
         Call it from the event loop the lookups were started on (app cleanup).
         """
         self._closed = True
-        for pending in list(self._cache.values()):
+        for pending in list(self._pending):
             pending.cancel()  # a thread already running it finishes; its result is dropped
-        self._cache.clear()
+        self._pending.clear()
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _lookup(self, peer: Endpoint, local: Endpoint) -> ProcessAttribution | None:
         try:
-            with self._recent_lock:
-                likely = tuple(self._recent)
-            pid = find_pid(peer, local, likely=likely)
-            if pid is None:
-                return None
-            with self._recent_lock:
-                if pid in self._recent:
-                    self._recent.remove(pid)
-                self._recent.appendleft(pid)
-            return attribute_pid(pid)
-        except Exception:  # a lookup must never fail a request; log and attribute nothing
+            return self._identify_peer(peer, local)
+        except Exception as exc:  # a lookup must never fail a request: say it failed, and why
             logger.exception("process attribution failed for %s -> %s", peer, local)
-            return None
+            return failed(f"error: {type(exc).__name__}")
+
+    def _identify_peer(self, peer: Endpoint, local: Endpoint) -> ProcessAttribution | None:
+        if not PROC.is_dir():
+            return None  # not Linux: nothing this lookup can say
+        peer, local = (peer[0], peer[1]), (local[0], local[1])
+        inode = sock_diag_inode(peer, local)
+        if inode is None:
+            inode = proc_net_inode(peer, local)
+        if not inode:  # gone, or TIME_WAIT (0): its process closed it
+            return failed("socket closed")
+        holders = owners.holders_from(self._last_holders(inode), inode)
+        if not holders:
+            holders = owners.find_holders(inode, likely=self._recent_pids(), skip=(os.getpid(),))
+        if not holders:
+            return failed("no process holds the socket")
+        pid = owners.pick_sender(holders, inode)
+        started = owners.start_time(pid)
+        if started is None:
+            return failed("process exited")
+        self._remember(inode, holders, pid)
+        return self._attribute(pid, started)
+
+    def _attribute(self, pid: int, started: int) -> ProcessAttribution | None:
+        name, from_env = self._identity(pid, started)
+        found = attribute_identity(pid, name, from_env)
+        if owners.start_time(pid) != started:  # exited (or the pid reused) while we read
+            return failed("process exited")
+        return found
+
+    def _identity(self, pid: int, started: int) -> tuple[str | None, str | None]:
+        """A process's name and environment's project: fixed for its life, so cached."""
+        key = (pid, started)
+        with self._lock:
+            cached = self._identities.get(key)
+        if cached is not None:
+            return cached
+        base = PROC / str(pid)
+        identity = (
+            sane.maybe_text(process_name(pid)),
+            env_project(_read_bytes(base / "environ")),
+        )
+        with self._lock:
+            _bounded_put(self._identities, key, identity)
+        return identity
+
+    def _last_holders(self, inode: int) -> tuple[int, ...]:
+        with self._lock:
+            return self._holders.get(inode, ())
+
+    def _recent_pids(self) -> tuple[int, ...]:
+        with self._lock:
+            return tuple(self._recent)
+
+    def _remember(self, inode: int, holders: list[int], pid: int) -> None:
+        with self._lock:
+            _bounded_put(self._holders, inode, tuple(holders))
+            if pid in self._recent:
+                self._recent.remove(pid)
+            self._recent.appendleft(pid)
 
     def _get_executor(self) -> concurrent.futures.Executor:
         if self._executor is None:
@@ -491,6 +569,24 @@ class ProcessAttributor:
                 max_workers=4, thread_name_prefix="tollhouse-attribution"
             )
         return self._executor
+
+
+_CACHE_SIZE = 1024
+
+
+def _bounded_put(cache: collections.OrderedDict[_K, _V], key: _K, value: _V) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+
+
+def failed(reason: str) -> ProcessAttribution:
+    """A lookup that couldn't say who: ``process:failed``, the reason in a tag.
+
+    Distinct from None (nothing to attribute: not a local peer).
+    """
+    return ProcessAttribution(UNATTRIBUTED, FAILED, 0, None, {FAILED_TAG: reason})
 
 
 def loopback_ends(transport: asyncio.BaseTransport) -> tuple[Endpoint, Endpoint] | None:

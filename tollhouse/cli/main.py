@@ -92,6 +92,18 @@ def cli() -> None:
     """
 
 
+def _register_always_on() -> None:
+    """``service``, ``status`` and ``env`` (tollhouse.cli.always): always on (issue 22)."""
+    from tollhouse.cli import always
+
+    cli.add_command(always.service)
+    cli.add_command(always.status)
+    cli.add_command(always.env)
+
+
+_register_always_on()
+
+
 @cli.command()
 @click.option("--config", "path", type=click.Path(path_type=Path), help="Where to write it.")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")

@@ -192,10 +192,12 @@ class Gateway:
         else:
             alias = self.router.is_alias(out.call.model)
             answer = await self.dispatcher.dispatch(d, candidates, alias)
+        # The process lookup began as the request arrived; it is settled before the answer
+        # goes out, while the caller is still there to be looked up (issue 22).
+        await self._attribute(ex, out)
         relayed = time.perf_counter()
         ex.route, ex.primary, ex.upstream_s = answer.route, answer.primary, relayed - sent
         if hooks is not None and (ex.watch is not None or not answer.primary):
-            await self._attribute(ex, out)  # a kept request is re-run for its project (long done)
             ex.watch = hooks.after_dispatch(ex.watch, out, answer.primary, request.match_info)
             if ex.watch is not None:
                 ex.capture = []  # the hook reads what the client got

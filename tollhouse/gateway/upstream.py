@@ -35,8 +35,19 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Never forwarded upstream: ours, any dialect's client auth (replaced), what aiohttp sets.
-DROP_UPSTREAM = HOP_BY_HOP | AUTH_HEADERS | {"host", "content-length", "accept-encoding", "cookie"}
+# Never forwarded upstream: ours, any dialect's client auth (replaced), what aiohttp sets;
+# content-encoding too: the server decoded the body, what goes upstream is plain (issue 22).
+DROP_UPSTREAM = (
+    HOP_BY_HOP
+    | AUTH_HEADERS
+    | {
+        "host",
+        "content-length",
+        "content-encoding",
+        "accept-encoding",
+        "cookie",
+    }
+)
 # Kept as they are in a path segment: RFC 3986 pchar. '%' is not among them: the
 # client's own escapes were decoded by the server, so a '%' left is a literal one.
 SEGMENT_SAFE = "!$&'()*+,;=:@-._~"

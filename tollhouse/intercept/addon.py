@@ -142,7 +142,9 @@ class MeterAddon:
         if m is None:
             return
         req = flow.request
-        m.call = classify(req.method, req.path, req.raw_content or b"")
+        m.call = classify(
+            req.method, req.path, req.raw_content or b"", req.headers.get("content-encoding")
+        )
         if m.call is None:
             del flow.metadata["tollhouse"]
             return

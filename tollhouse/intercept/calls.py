@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollhouse.ingress import DIALECTS, Call
+from tollhouse.ingress.encoding import UndecodableBody, decode_body, sniff_encoding
 
 # Path endings of the metered endpoints, as each dialect names them: the first wins.
 SUFFIXES = tuple((s, d.name) for d in DIALECTS.values() for s in d.wire_suffixes)
@@ -49,14 +50,20 @@ def dialect_of(path: str) -> str | None:
     return None
 
 
-def classify(method: str, path: str, body: bytes) -> InterceptedCall | None:
-    """The call a request makes, or None when it is not a metered endpoint."""
+def classify(
+    method: str, path: str, body: bytes, content_encoding: str | None = None
+) -> InterceptedCall | None:
+    """The call a request makes, or None when it is not a metered endpoint.
+
+    A compressed body (Codex sends zstd) is decoded to be read; the request
+    itself goes on as it came.
+    """
     if method.upper() != "POST":
         return None
     dialect = dialect_of(path)
     if dialect is None:
         return None
-    payload = _json_object(body)
+    payload = _json_object(_decoded(body, content_encoding))
     model = payload.get("model") if payload else None
     envelope = None
     if dialect == "gemini":
@@ -82,6 +89,13 @@ def ask_for_usage(call: InterceptedCall) -> bytes | None:
     if not DIALECTS["openai-chat"].prepare(call.payload, spec, call.model):
         return None
     return json.dumps(call.payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _decoded(body: bytes, content_encoding: str | None) -> bytes:
+    try:
+        return decode_body(body, content_encoding or sniff_encoding(body))
+    except UndecodableBody:
+        return b""  # unreadable: classified without a model, metered all the same
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
