@@ -1,0 +1,249 @@
+"""Derived totals: the ledger's rows summed per UTC day and dimension set, kept exact.
+
+``totals_day`` holds one row per day × project × model × provider × tag set,
+with request, error, priced/unpriced/unmetered counts, token sums and the
+cost. A trigger on ``requests`` (migration 6) adds every inserted row to its
+totals row in the same transaction, whoever inserts it: the writer, a
+journal replay, an import. Reports read these sums, and raw rows only for
+the partial days at a window's edges (:mod:`tollhouse.ledger.report`).
+
+Money is exact in integers: a cost is split into whole micro-dollars
+(``cost_micros``), then two 12-digit remainders, in 10⁻¹⁸ dollars
+(``cost_atto``) and 10⁻³⁰ dollars (``cost_quecto``), each kept below 10¹²
+by carrying. That is every cost with up to 30 decimals, exactly, and sums
+up to 9.2 trillion dollars; integer ``SUM`` is exact on both engines, which
+SQL's sum over decimal text is not. ``cost_places`` (the most decimals of
+any summed cost) lets a sum print exactly as summing Decimals prints it.
+
+A new dimension (task, key, status, billing mode) is a migration that adds
+its column (``NOT NULL DEFAULT ''``), recreates the unique index and trigger
+with it, and marks the totals ``behind``; then it joins :data:`DIMENSIONS`.
+``tollhouse ledger rebuild`` fills it in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, localcontext
+from typing import Any
+
+# A dimension of the totals, and how it is read from a raw row. NULL is kept as ''.
+DIMENSIONS: dict[str, str] = {
+    "day": "substr(ts, 1, 10)",
+    "project": "project",
+    "model": "COALESCE(model_served, model_requested, '')",
+    "provider": "COALESCE(provider, '')",
+    "tags": "tags",
+}
+# The dimensions migration 6's trigger was written with: fixed, as a migration is.
+V6_DIMENSIONS = ("day", "project", "model", "provider", "tags")
+TOKENS = (
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+)
+UNPRICED = ("unpriced", "odd-usage")
+_UNPRICED_SQL = "('unpriced', 'odd-usage')"
+COUNTS = ("requests", "errors", "priced", "unpriced", "unmetered", *TOKENS)
+COST = ("cost_micros", "cost_atto", "cost_quecto")
+CARRY = 10**12
+STATE_TABLE = "derived_tables"
+
+
+def _cost_parts(column: str, postgres: bool) -> dict[str, str]:
+    """SQL for a cost text's micros, atto and quecto parts and its decimal places.
+
+    The text is the writer's plain decimal ('0.00000125'); the same digits are
+    read on both engines by string slicing, so SQLite needs no decimal type.
+    """
+    pos = f"strpos({column}, '.')" if postgres else f"instr({column}, '.')"
+    cast = "BIGINT" if postgres else "INTEGER"
+    whole = f"CASE WHEN {pos} > 0 THEN substr({column}, 1, {pos} - 1) ELSE {column} END"
+    frac = f"(CASE WHEN {pos} > 0 THEN substr({column}, {pos} + 1) ELSE '' END || '{'0' * 30}')"
+    return {
+        "cost_micros": f"(CAST({whole} AS {cast}) * 1000000 + CAST(substr({frac}, 1, 6) AS {cast}))",
+        "cost_atto": f"CAST(substr({frac}, 7, 12) AS {cast})",
+        "cost_quecto": f"CAST(substr({frac}, 19, 12) AS {cast})",
+        "cost_places": f"CASE WHEN {pos} > 0 THEN length({column}) - {pos} ELSE 0 END",
+    }
+
+
+def row_values(
+    prefix: str, postgres: bool, dimensions: Sequence[str] = tuple(DIMENSIONS)
+) -> dict[str, str]:
+    """Each totals column's value for one raw row (``prefix``: 'NEW.' in a trigger)."""
+    p = prefix
+    values = {name: _prefixed(DIMENSIONS[name], p) for name in dimensions}
+    values.update(
+        {
+            "requests": "1",
+            "errors": f"CASE WHEN {p}status >= 400 THEN 1 ELSE 0 END",
+            "priced": f"CASE WHEN {p}cost_usd IS NULL THEN 0 ELSE 1 END",
+            "unpriced": f"CASE WHEN {p}cost_usd IS NULL AND {p}price_source IN {_UNPRICED_SQL} "
+            "THEN 1 ELSE 0 END",
+            "unmetered": f"CASE WHEN {p}cost_usd IS NULL AND {p}price_source NOT IN "
+            f"{_UNPRICED_SQL} THEN 1 ELSE 0 END",
+        }
+    )
+    values.update({t: f"COALESCE({p}{t}, 0)" for t in TOKENS})
+    parts = _cost_parts(f"{p}cost_usd", postgres)
+    values.update({k: f"COALESCE({v}, 0)" for k, v in parts.items()})
+    return values
+
+
+_COLUMN = re.compile(r"\b(ts|project|model_served|model_requested|provider|tags)\b")
+
+
+def _prefixed(expr: str, prefix: str) -> str:
+    return _COLUMN.sub(prefix + r"\1", expr) if prefix else expr
+
+
+def _upsert(postgres: bool, dimensions: Sequence[str]) -> str:
+    """The statement adding one raw row (``NEW``) to its totals row, carries normalised."""
+    values = row_values("NEW.", postgres, dimensions)
+    keys = ", ".join(dimensions)
+    t = "totals_day"
+    q = f"({t}.cost_quecto + excluded.cost_quecto)"
+    a = f"({t}.cost_atto + excluded.cost_atto + {q} / {CARRY})"
+    greatest = "GREATEST" if postgres else "max"
+    sets = [f"{c} = {t}.{c} + excluded.{c}" for c in COUNTS]
+    sets += [
+        f"cost_quecto = {q} % {CARRY}",
+        f"cost_atto = {a} % {CARRY}",
+        f"cost_micros = {t}.cost_micros + excluded.cost_micros + {a} / {CARRY}",
+        f"cost_places = {greatest}({t}.cost_places, excluded.cost_places)",
+    ]
+    return (
+        f"INSERT INTO {t} ({', '.join(values)}) VALUES ({', '.join(values.values())}) "
+        f"ON CONFLICT ({keys}) DO UPDATE SET {', '.join(sets)}"
+    )
+
+
+def trigger_sql(postgres: bool, dimensions: Sequence[str]) -> str:
+    """The trigger that keeps ``totals_day`` in step with every row inserted."""
+    if not postgres:
+        return (
+            "CREATE TRIGGER requests_totals AFTER INSERT ON requests BEGIN "
+            f"{_upsert(False, dimensions)}; END;"
+        )
+    return (
+        "CREATE FUNCTION tollhouse_requests_totals() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
+        f"BEGIN {_upsert(True, dimensions)}; RETURN NULL; END $fn$;\n"
+        "CREATE TRIGGER requests_totals AFTER INSERT ON requests "
+        "FOR EACH ROW EXECUTE FUNCTION tollhouse_requests_totals();"
+    )
+
+
+# ---- reading ------------------------------------------------------------------
+
+
+@dataclass
+class Sums:
+    """Counts and exact cost of one group, from totals rows or raw rows."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    micros: int = 0
+    atto: int = 0
+    quecto: int = 0
+    places: int = 0
+
+    def add(self, values: Sequence[Any]) -> None:
+        """Add one aggregate row: COUNTS, then COST, then places (as :func:`aggregates`)."""
+        for i, name in enumerate(COUNTS):
+            self.counts[name] += int(values[i] or 0)
+        n = len(COUNTS)
+        self.micros += int(values[n] or 0)
+        self.atto += int(values[n + 1] or 0)
+        self.quecto += int(values[n + 2] or 0)
+        self.places = max(self.places, int(values[n + 3] or 0))
+
+    def cost(self) -> Decimal:
+        """The exact sum, printed with as many decimals as its most precise cost."""
+        if not self.counts["priced"]:
+            return Decimal(0)
+        exact = (
+            Decimal(self.micros).scaleb(-6)
+            + Decimal(self.atto).scaleb(-18)
+            + Decimal(self.quecto).scaleb(-30)
+        )
+        with localcontext(prec=80):  # 13 digits of dollars and 30 decimals, never rounded
+            return exact.quantize(Decimal(1).scaleb(-min(self.places, 30)))
+
+
+def aggregates(source: str, postgres: bool) -> list[str]:
+    """SELECT terms summing a group: over ``totals_day`` or over raw ``requests``."""
+    if source == "totals":
+        terms = [f"SUM({c})" for c in (*COUNTS, *COST)] + ["MAX(cost_places)"]
+    else:
+        values = row_values("", postgres)
+        terms = [f"SUM({values[c]})" for c in (*COUNTS, *COST)] + [
+            f"MAX({values['cost_places']})"
+        ]
+    return terms
+
+
+# ---- state: whether the totals cover the rows ----------------------------------------
+
+
+def state(conn: Any) -> dict[str, str | None]:
+    """``{"state": "current" | "behind" | "missing", "rows_from": day or None}``.
+
+    ``missing``: a ledger from before the totals (opened read-only, unmigrated).
+    ``rows_from``: retention pruned raw rows before this UTC day; totals keep them.
+    """
+    try:
+        found = conn.execute(
+            f"SELECT state, rows_from FROM {STATE_TABLE} WHERE name = 'totals_day'"
+        ).fetchone()
+    except Exception:
+        if getattr(conn, "dialect", "sqlite") == "postgres":
+            conn.rollback()
+        return {"state": "missing", "rows_from": None}
+    if found is None:
+        return {"state": "missing", "rows_from": None}
+    return {"state": found[0], "rows_from": found[1]}
+
+
+def set_state(conn: Any, value: str, rows_from: str | None = None, *, keep: bool = True) -> None:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    if keep:
+        conn.execute(
+            f"UPDATE {STATE_TABLE} SET state = ?, changed_at = ? WHERE name = 'totals_day'",
+            (value, now),
+        )
+    else:
+        conn.execute(
+            f"UPDATE {STATE_TABLE} SET state = ?, rows_from = ?, changed_at = ? "
+            "WHERE name = 'totals_day'",
+            (value, rows_from, now),
+        )
+
+
+def days(first: str, last: str) -> Iterator[str]:
+    """Every UTC day from ``first`` to ``last``, both included."""
+    day, end = date.fromisoformat(first), date.fromisoformat(last)
+    while day <= end:
+        yield day.isoformat()
+        day += timedelta(days=1)
+
+
+def next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
+def row_days(conn: Any, rows_from: str | None) -> tuple[str, str] | None:
+    """The first and last UTC day that have raw rows (from ``rows_from`` on)."""
+    first = conn.execute("SELECT min(ts) FROM requests").fetchone()[0]
+    last = conn.execute("SELECT max(ts) FROM requests").fetchone()[0]
+    if first is None or last is None:
+        return None
+    first_day = max(first[:10], rows_from) if rows_from else first[:10]
+    return first_day, last[:10]
+
+
+Progress = Callable[[int], None]
