@@ -23,6 +23,7 @@ with it, and marks the totals ``behind``; then it joins :data:`DIMENSIONS`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -247,3 +248,156 @@ def row_days(conn: Any, rows_from: str | None) -> tuple[str, str] | None:
 
 
 Progress = Callable[[int], None]
+
+
+# ---- answering a report from the totals ------------------------------------------------
+
+# Report keys the totals answer; others (hour, status, dialect...) read the raw rows.
+KEYS = {"project": "project", "model": "model", "provider": "provider", "day": "day"}
+Window = tuple[str | None, str | None]  # [since, until) as ISO timestamps, or UTC days
+
+
+@dataclass
+class Plan:
+    """A window split into whole UTC days (read from totals) and raw-row edges."""
+
+    days: tuple[str | None, str | None] | None  # [first, end) days; None: no whole day
+    edges: list[tuple[str | None, str | None]]  # [since, until) ts ranges of raw rows
+
+
+def plan(since: datetime | None, until: datetime | None, rows_from: str | None = None) -> Plan:
+    """Whole days inside [since, until) from the totals; the partial days at its edges raw.
+
+    Before ``rows_from`` (retention pruned the raw rows) a partial day is read whole
+    from the totals: the rows to cut it are gone.
+    """
+    lo = _day_at_or_after(since) if since else None
+    hi = until.astimezone(UTC).date().isoformat() if until else None
+    if since and rows_from and lo and lo <= rows_from and _iso(since) < rows_from:
+        lo = since.astimezone(UTC).date().isoformat()
+    if lo and hi and lo >= hi:
+        return Plan(None, [(_iso_or_none(since), _iso_or_none(until))])
+    edges: list[tuple[str | None, str | None]] = []
+    if since and lo and _iso(since) < lo:
+        edges.append((_iso(since), lo))
+    if until and hi and hi < _iso(until):
+        edges.append((hi, _iso(until)))
+    return Plan((lo, hi), edges)
+
+
+def _day_at_or_after(moment: datetime) -> str:
+    utc = moment.astimezone(UTC)
+    day = utc.date()
+    if utc != datetime(day.year, day.month, day.day, tzinfo=UTC):
+        day += timedelta(days=1)
+    return day.isoformat()
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return None if moment is None else _iso(moment)
+
+
+def answers(by: Sequence[str]) -> bool:
+    """Whether the totals hold every key of ``by``."""
+    return all(k in KEYS or (k.startswith("tag:") and len(k) > 4) for k in by)
+
+
+def group(
+    conn: Any,
+    by: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    project: str | None = None,
+) -> dict[tuple[str, ...], Sums] | None:
+    """Sums per ``by`` group over the window; None when the totals can't answer exactly
+    (a key they don't hold, or rows they don't count yet: ``tollhouse ledger rebuild``)."""
+    if not answers(by):
+        return None
+    found = state(conn)
+    if found["state"] != "current":
+        return None
+    postgres = getattr(conn, "dialect", "sqlite") == "postgres"
+    columns = _columns(by)
+    out: dict[tuple[str, ...], Sums] = {}
+    split = plan(since, until, found["rows_from"])
+    if split.days is not None:
+        _merge(out, by, columns, _read_totals(conn, columns, split.days, project))
+    for edge in split.edges:
+        _merge(out, by, columns, _read_rows(conn, columns, edge, project, postgres))
+    return out
+
+
+def _columns(by: Sequence[str]) -> list[str]:
+    columns: list[str] = []
+    for key in by:
+        name = "tags" if key.startswith("tag:") else KEYS[key]
+        if name not in columns:
+            columns.append(name)
+    return columns
+
+
+def _read_totals(
+    conn: Any, columns: list[str], days: Window, project: str | None
+) -> list[Any]:
+    where, params = _where("day", days, project)
+    keys = ", ".join(columns)
+    sql = (
+        f"SELECT {keys}, {', '.join(aggregates('totals', False))} FROM totals_day "
+        f"WHERE {where} GROUP BY {keys}"
+    )
+    return list(conn.execute(sql, params).fetchall())
+
+
+def _read_rows(
+    conn: Any, columns: list[str], window: Window, project: str | None, postgres: bool
+) -> list[Any]:
+    where, params = _where("ts", window, project)
+    exprs = [DIMENSIONS[c] for c in columns]
+    sql = (
+        f"SELECT {', '.join(exprs)}, {', '.join(aggregates('rows', postgres))} FROM requests "
+        f"WHERE {where} GROUP BY {', '.join(exprs)}"
+    )
+    return list(conn.execute(sql, params).fetchall())
+
+
+def _where(column: str, window: Window, project: str | None) -> tuple[str, list[str]]:
+    clauses, params = ["1=1"], []
+    if window[0] is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(window[0])
+    if window[1] is not None:
+        clauses.append(f"{column} < ?")
+        params.append(window[1])
+    if project is not None:
+        clauses.append("project = ?")
+        params.append(project)
+    return " AND ".join(clauses), params
+
+
+def _merge(
+    out: dict[tuple[str, ...], Sums], by: Sequence[str], columns: list[str], rows: list[Any]
+) -> None:
+    tag_sets: dict[str, dict[str, Any]] = {}
+    width = len(columns)
+    for row in rows:
+        found = dict(zip(columns, row[:width], strict=True))
+        keys = tuple(_key(found, k, tag_sets) for k in by)
+        sums = out.get(keys)
+        if sums is None:
+            sums = out[keys] = Sums()
+        sums.add(row[width:])
+
+
+def _key(found: dict[str, Any], key: str, tag_sets: dict[str, dict[str, Any]]) -> str:
+    if key.startswith("tag:"):
+        text = found["tags"] or "{}"
+        parsed = tag_sets.get(text)
+        if parsed is None:
+            parsed = tag_sets[text] = json.loads(text)
+        return str(parsed.get(key[4:].lower(), "(none)"))
+    value = found[KEYS[key]]
+    return "(none)" if value is None or value == "" else str(value)
