@@ -167,12 +167,12 @@ class Sums:
         """The exact sum, printed with as many decimals as its most precise cost."""
         if not self.counts["priced"]:
             return Decimal(0)
-        exact = (
-            Decimal(self.micros).scaleb(-6)
-            + Decimal(self.atto).scaleb(-18)
-            + Decimal(self.quecto).scaleb(-30)
-        )
         with localcontext(prec=80):  # 13 digits of dollars and 30 decimals, never rounded
+            exact = (
+                Decimal(self.micros).scaleb(-6)
+                + Decimal(self.atto).scaleb(-18)
+                + Decimal(self.quecto).scaleb(-30)
+            )
             return exact.quantize(Decimal(1).scaleb(-min(self.places, 30)))
 
 
