@@ -401,3 +401,21 @@ def _key(found: dict[str, Any], key: str, tag_sets: dict[str, dict[str, Any]]) -
         return str(parsed.get(key[4:].lower(), "(none)"))
     value = found[KEYS[key]]
     return "(none)" if value is None or value == "" else str(value)
+
+
+def tag_sets(
+    conn: Any, since: datetime | None, until: datetime | None, project: str | None = None
+) -> set[str] | None:
+    """The distinct tag sets (JSON text) of the window's rows; None if the totals can't say."""
+    found = state(conn)
+    if found["state"] != "current":
+        return None
+    split = plan(since, until, found["rows_from"])
+    sets: set[str] = set()
+    if split.days is not None:
+        where, params = _where("day", split.days, project)
+        sets.update(r[0] for r in conn.execute(f"SELECT DISTINCT tags FROM totals_day WHERE {where}", params).fetchall())
+    for edge in split.edges:
+        where, params = _where("ts", edge, project)
+        sets.update(r[0] for r in conn.execute(f"SELECT DISTINCT tags FROM requests WHERE {where}", params).fetchall())
+    return sets
