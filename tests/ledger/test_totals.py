@@ -198,7 +198,11 @@ def test_plan_splits_a_window_into_whole_days_and_edges() -> None:
 def test_thirty_decimals_sum_exactly(conn: Any) -> None:
     tiny = "0.000000000000000000000000000001"
     found = _sample(3)
-    for r, cost in zip(found, (tiny, "999999.999999999999999999999999", "0.000000000000000000000000000001"), strict=True):
+    for r, cost in zip(
+        found,
+        (tiny, "999999.999999999999999999999999", "0.000000000000000000000000000001"),
+        strict=True,
+    ):
         r.update(project="acme", at=0, cost=cost, price_source="genai-prices")
     insert(conn, found)
     (row,) = summarize(conn, ["project"])

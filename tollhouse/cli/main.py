@@ -58,6 +58,7 @@ EXTRAS = {
     "anthropic": "demo",
     "google": "demo",
     "psycopg": "postgres",
+    "duckdb": "export",
 }
 
 
@@ -266,6 +267,14 @@ def _serve_simulated(settings: Settings, host: str | None, port: int | None) -> 
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the csv/json export to this file (with a progress bar).",
 )
+@click.option(
+    "--requests",
+    "listing",
+    is_flag=True,
+    help="List requests, newest first, a page at a time (--limit, --before).",
+)
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--before", help="With --requests: the page older than this cursor.")
 @friendly
 def report(
     by: str,
@@ -282,6 +291,9 @@ def report(
     quarantine: bool,
     output: Path | None,
     url: str | None,
+    listing: bool,
+    limit: int,
+    before: str | None,
 ) -> None:
     """Show spend from the ledger.
 
@@ -295,6 +307,7 @@ def report(
       tollhouse report --trust --since 7d
       tollhouse report --budgets --commitments
       tollhouse report --quarantine                      # rows the ledger refused, and why
+      tollhouse report --requests --project acme --limit 20
     """
     from tollhouse.ledger.postgres import is_postgres
     from tollhouse.ledger.report import (
@@ -329,6 +342,9 @@ def report(
             return
         if budgets or commitments:
             reporting.deals(conn, _settings(path), out, budgets=budgets, commitments=commitments)
+            return
+        if listing:
+            reporting.requests(conn, fmt, project, since, until, limit, before)
             return
         if quarantine:
             kept = quarantined(conn, parse_time(since), parse_time(until))
@@ -740,6 +756,17 @@ def _logging(verbose: bool, log_format: str = "text") -> None:
     # A line per request only when asked for (-v): INFO would otherwise turn it on.
     logging.getLogger("tollhouse.requests").setLevel(logging.INFO if verbose else logging.WARNING)
 
+
+def _groups() -> None:
+    """Command groups kept in their own modules (they import this one's helpers)."""
+    from tollhouse.cli.export import export
+    from tollhouse.cli.ledger import ledger
+
+    cli.add_command(ledger)
+    cli.add_command(export)
+
+
+_groups()
 
 if __name__ == "__main__":
     cli()

@@ -110,3 +110,44 @@ def project_budget(conn: sqlite3.Connection, settings: Settings, project: str, o
     mine = [b for b in _budget_status(conn, settings) if b["project"] == project]
     if mine:
         out.console.print(tables.budgets(mine))
+
+
+REQUEST_COLUMNS = (
+    "ts", "request_id", "project", "provider", "model", "status", "input_tokens",
+    "output_tokens", "cost_usd", "price_source", "latency_ms", "tags",
+)  # fmt: skip
+
+
+def requests(
+    conn: Any,
+    fmt: str,
+    project: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    before: str | None,
+) -> None:
+    """One page of the request list, newest first; the next page's cursor on stderr.
+
+    Keyset paging: the hundredth page is as fast as the first.
+    """
+    import csv
+    import io
+    import json
+
+    from tollhouse.dashboard.queries import recent
+
+    filters = {"project": project, "since": since, "until": until, "before": before}
+    rows = recent(conn, {k: v for k, v in filters.items() if v}, limit)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, [*REQUEST_COLUMNS, "cursor"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: r[k] for k in (*REQUEST_COLUMNS, "cursor")} for r in rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        Console().print(tables.plain(REQUEST_COLUMNS, rows, "No requests match."))
+    if len(rows) == limit:
+        click.echo(f"older: --requests --before '{rows[-1]['cursor']}'", err=True)

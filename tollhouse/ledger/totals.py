@@ -1,6 +1,6 @@
 """Derived totals: the ledger's rows summed per UTC day and dimension set, kept exact.
 
-``totals_day`` holds one row per day × project × model × provider × tag set,
+``totals_day`` holds one row per day by project by model by provider by tag set,
 with request, error, priced/unpriced/unmetered counts, token sums and the
 cost. A trigger on ``requests`` (migration 6) adds every inserted row to its
 totals row in the same transaction, whoever inserts it: the writer, a
@@ -67,7 +67,8 @@ def _cost_parts(column: str, postgres: bool) -> dict[str, str]:
     whole = f"CASE WHEN {pos} > 0 THEN substr({column}, 1, {pos} - 1) ELSE {column} END"
     frac = f"(CASE WHEN {pos} > 0 THEN substr({column}, {pos} + 1) ELSE '' END || '{'0' * 30}')"
     return {
-        "cost_micros": f"(CAST({whole} AS {cast}) * 1000000 + CAST(substr({frac}, 1, 6) AS {cast}))",
+        "cost_micros": f"(CAST({whole} AS {cast}) * 1000000 "
+        f"+ CAST(substr({frac}, 1, 6) AS {cast}))",
         "cost_atto": f"CAST(substr({frac}, 7, 12) AS {cast})",
         "cost_quecto": f"CAST(substr({frac}, 19, 12) AS {cast})",
         "cost_places": f"CASE WHEN {pos} > 0 THEN length({column}) - {pos} ELSE 0 END",
@@ -182,9 +183,7 @@ def aggregates(source: str, postgres: bool) -> list[str]:
         terms = [f"SUM({c})" for c in (*COUNTS, *COST)] + ["MAX(cost_places)"]
     else:
         values = row_values("", postgres)
-        terms = [f"SUM({values[c]})" for c in (*COUNTS, *COST)] + [
-            f"MAX({values['cost_places']})"
-        ]
+        terms = [f"SUM({values[c]})" for c in (*COUNTS, *COST)] + [f"MAX({values['cost_places']})"]
     return terms
 
 
@@ -340,9 +339,7 @@ def _columns(by: Sequence[str]) -> list[str]:
     return columns
 
 
-def _read_totals(
-    conn: Any, columns: list[str], days: Window, project: str | None
-) -> list[Any]:
+def _read_totals(conn: Any, columns: list[str], days: Window, project: str | None) -> list[Any]:
     where, params = _where("day", days, project)
     keys = ", ".join(columns)
     sql = (
@@ -414,8 +411,18 @@ def tag_sets(
     sets: set[str] = set()
     if split.days is not None:
         where, params = _where("day", split.days, project)
-        sets.update(r[0] for r in conn.execute(f"SELECT DISTINCT tags FROM totals_day WHERE {where}", params).fetchall())
+        sets.update(
+            r[0]
+            for r in conn.execute(
+                f"SELECT DISTINCT tags FROM totals_day WHERE {where}", params
+            ).fetchall()
+        )
     for edge in split.edges:
         where, params = _where("ts", edge, project)
-        sets.update(r[0] for r in conn.execute(f"SELECT DISTINCT tags FROM requests WHERE {where}", params).fetchall())
+        sets.update(
+            r[0]
+            for r in conn.execute(
+                f"SELECT DISTINCT tags FROM requests WHERE {where}", params
+            ).fetchall()
+        )
     return sets

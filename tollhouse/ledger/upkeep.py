@@ -36,9 +36,7 @@ class Mismatch:
             return f"{self.key}: the rows add up to {_named(names, self.rows)}; the totals lack it"
         if self.rows is None:
             return f"{self.key}: the totals say {_named(names, self.totals)}; no rows"
-        diff = {
-            n: (a, b) for n, a, b in zip(names, self.totals, self.rows, strict=True) if a != b
-        }
+        diff = {n: (a, b) for n, a, b in zip(names, self.totals, self.rows, strict=True) if a != b}
         return f"{self.key}: totals ≠ rows in " + ", ".join(
             f"{n} ({a} ≠ {b})" for n, (a, b) in diff.items()
         )
