@@ -38,7 +38,7 @@ def conn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 def _clear(conn: Any) -> None:
     with transaction(conn):
-        for table in ("requests", "attempts", "totals_day"):
+        for table in ("requests", "attempts", "totals_day", "totals_month"):
             conn.execute(f"DELETE FROM {table}")
         totals.set_state(conn, "current", None, keep=False)
 
@@ -53,7 +53,7 @@ costs = st.one_of(
 )
 rows = st.fixed_dictionaries(
     {
-        "at": st.integers(0, 6 * 24 * 3600 - 1),
+        "at": st.integers(0, 80 * 24 * 3600 - 1),
         "project": st.sampled_from(["acme", "globex", "a'b"]),
         "model_served": st.sampled_from([None, "gpt-4o", "claude"]),
         "model_requested": st.sampled_from([None, "gpt-4o", "alias"]),
@@ -84,7 +84,7 @@ def _row(r: dict[str, Any], n: int) -> tuple[Any, ...]:
 
 
 BYS = [["project"], ["model", "provider"], ["day"], ["tag:purpose"], ["project", "tag:team"]]
-moments = st.integers(0, 7 * 24 * 3600).map(lambda s: START + timedelta(seconds=s))
+moments = st.integers(0, 90 * 24 * 3600).map(lambda s: START + timedelta(seconds=s))
 windows = st.tuples(st.one_of(st.none(), moments), st.one_of(st.none(), moments))
 
 
@@ -154,6 +154,7 @@ def test_a_ledger_written_before_the_totals_is_behind_until_rebuilt(conn: Any) -
     insert(conn, _sample(50))
     with transaction(conn):  # as migration 6 leaves a ledger that already had rows
         conn.execute("DELETE FROM totals_day")
+        conn.execute("DELETE FROM totals_month")
         totals.set_state(conn, "behind")
     assert totals.state(conn)["state"] == "behind"
     # Reports don't trust totals that are behind: they read the rows.
@@ -184,15 +185,22 @@ def test_retention_prunes_rows_and_keeps_totals(conn: Any) -> None:
     )
 
 
-def test_plan_splits_a_window_into_whole_days_and_edges() -> None:
+def test_plan_splits_a_window_into_months_days_and_edges() -> None:
     since = datetime(2026, 1, 1, 13, tzinfo=UTC)
     until = datetime(2026, 1, 5, 6, tzinfo=UTC)
     split = totals.plan(since, until)
-    assert split.days == ("2026-01-02", "2026-01-05")
+    assert split.months is None and split.days == [("2026-01-02", "2026-01-05")]
     assert [e[0][:13] for e in split.edges] == ["2026-01-01T13", "2026-01-05"]
     inside = totals.plan(since, since + timedelta(hours=2))
-    assert inside.days is None and len(inside.edges) == 1
-    assert totals.plan(None, None) == totals.Plan((None, None), [])
+    assert inside.days == [] and len(inside.edges) == 1
+    assert totals.plan(None, None) == totals.Plan((None, None), [], [])
+    year = totals.plan(since, datetime(2026, 12, 20, 1, tzinfo=UTC))
+    assert year.months == ("2026-02", "2026-12")
+    assert year.days == [("2026-01-02", "2026-02-01"), ("2026-12-01", "2026-12-20")]
+    assert len(year.edges) == 2
+    assert totals.plan(datetime(2025, 12, 1, tzinfo=UTC), None).months == ("2025-12", None)
+    by_day = totals.plan(since, datetime(2026, 12, 20, tzinfo=UTC), monthly=False)
+    assert by_day.months is None and by_day.days == [("2026-01-02", "2026-12-20")]
 
 
 def test_thirty_decimals_sum_exactly(conn: Any) -> None:

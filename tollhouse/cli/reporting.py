@@ -138,6 +138,7 @@ def requests(
     from tollhouse.dashboard.queries import recent
 
     filters = {"project": project, "since": since, "until": until, "before": before}
+    conn.row_factory = sqlite3.Row  # named rows (the Postgres adapter's too)
     rows = recent(conn, {k: v for k, v in filters.items() if v}, limit)
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
@@ -148,6 +149,7 @@ def requests(
         writer.writerows({k: r[k] for k in (*REQUEST_COLUMNS, "cursor")} for r in rows)
         click.echo(out.getvalue(), nl=False)
     else:
-        Console().print(tables.plain(REQUEST_COLUMNS, rows, "No requests match."))
+        wide = Console(width=max(Console().width, 200))  # whole timestamps and ids
+        wide.print(tables.plain(REQUEST_COLUMNS, rows, "No requests match."))
     if len(rows) == limit:
         click.echo(f"older: --requests --before '{rows[-1]['cursor']}'", err=True)

@@ -229,6 +229,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             UNIQUE (day, project, model, provider, tags)
         );
         CREATE INDEX totals_day_project ON totals_day (project, day);
+        CREATE TABLE totals_month (
+            month TEXT NOT NULL,              -- UTC month of the rows' ts: 2026-12
+            project TEXT NOT NULL,
+            model TEXT NOT NULL,              -- model served, else requested; '' when neither
+            provider TEXT NOT NULL,           -- '' when none
+            tags TEXT NOT NULL,               -- the rows' tag set, JSON as stored
+            requests INTEGER NOT NULL,
+            errors INTEGER NOT NULL,          -- status >= 400
+            priced INTEGER NOT NULL,          -- rows with a cost
+            unpriced INTEGER NOT NULL,        -- usage without a price
+            unmetered INTEGER NOT NULL,       -- no usage, no cost
+            input_tokens INTEGER NOT NULL,
+            cached_input_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            cost_micros INTEGER NOT NULL,     -- whole micro-dollars
+            cost_atto INTEGER NOT NULL,       -- and 10^-18 dollars, < 10^12
+            cost_quecto INTEGER NOT NULL,     -- and 10^-30 dollars, < 10^12
+            cost_places INTEGER NOT NULL,     -- most decimals of a summed cost
+            UNIQUE (month, project, model, provider, tags)
+        );
+        CREATE INDEX totals_month_project ON totals_month (project, month);
         CREATE TABLE derived_tables (
             name TEXT PRIMARY KEY,
             state TEXT NOT NULL,              -- current | behind (rows it doesn't count)

@@ -114,7 +114,8 @@ class PgConnection:
         if sql.startswith("BEGIN"):  # "BEGIN IMMEDIATE": Postgres locks per row instead
             sql = "BEGIN"
         cursor = self._conn.cursor(row_factory=self._rows())
-        cursor.execute(translate(sql), tuple(params) or None)
+        # Without parameters psycopg reads no placeholders: a literal % stays single.
+        cursor.execute(translate(sql) if params else sql, tuple(params) or None)
         return Cursor(cursor)
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> None:

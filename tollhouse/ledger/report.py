@@ -147,12 +147,13 @@ def _from_totals(
     rows = []
     for keys, sums in summed.items():
         out: dict[str, Any] = dict(zip(by, keys, strict=True))
-        out["requests"] = sums.counts["requests"]
-        out["errors"] = sums.counts["errors"]
-        out.update({name: sums.counts[name] for name in TOKEN_FIELDS})
+        counts = sums.counts
+        out["requests"] = counts["requests"]
+        out["errors"] = counts["errors"]
+        out.update({name: counts[name] for name in TOKEN_FIELDS})
         out["cost_usd"] = sums.cost()
-        out["unpriced_requests"] = sums.counts["unpriced"]
-        out["unmetered_requests"] = sums.counts["unmetered"]
+        out["unpriced_requests"] = counts["unpriced"]
+        out["unmetered_requests"] = counts["unmetered"]
         rows.append(out)
     rows.sort(key=lambda r: (-r["cost_usd"], tuple(r[k] for k in by)))
     for r in rows:

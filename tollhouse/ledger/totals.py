@@ -26,9 +26,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from typing import Any
 
 # A dimension of the totals, and how it is read from a raw row. NULL is kept as ''.
@@ -41,6 +41,9 @@ DIMENSIONS: dict[str, str] = {
 }
 # The dimensions migration 6's trigger was written with: fixed, as a migration is.
 V6_DIMENSIONS = ("day", "project", "model", "provider", "tags")
+# ``totals_month``: the same sums per UTC month, for windows of months and years.
+MONTH_DIMENSIONS = ("month", *tuple(DIMENSIONS)[1:])
+_EXPRESSIONS = {**DIMENSIONS, "month": "substr(ts, 1, 7)"}
 TOKENS = (
     "input_tokens",
     "cached_input_tokens",
@@ -80,7 +83,7 @@ def row_values(
 ) -> dict[str, str]:
     """Each totals column's value for one raw row (``prefix``: 'NEW.' in a trigger)."""
     p = prefix
-    values = {name: _prefixed(DIMENSIONS[name], p) for name in dimensions}
+    values = {name: _prefixed(_EXPRESSIONS[name], p) for name in dimensions}
     values.update(
         {
             "requests": "1",
@@ -106,10 +109,13 @@ def _prefixed(expr: str, prefix: str) -> str:
 
 
 def _upsert(postgres: bool, dimensions: Sequence[str]) -> str:
-    """The statement adding one raw row (``NEW``) to its totals row, carries normalised."""
+    """The statement adding one raw row (``NEW``) to its totals row, carries normalised.
+
+    ``dimensions`` start with the period: ``day`` (``totals_day``) or ``month``.
+    """
     values = row_values("NEW.", postgres, dimensions)
     keys = ", ".join(dimensions)
-    t = "totals_day"
+    t = f"totals_{dimensions[0]}"
     q = f"({t}.cost_quecto + excluded.cost_quecto)"
     a = f"({t}.cost_atto + excluded.cost_atto + {q} / {CARRY})"
     greatest = "GREATEST" if postgres else "max"
@@ -127,15 +133,14 @@ def _upsert(postgres: bool, dimensions: Sequence[str]) -> str:
 
 
 def trigger_sql(postgres: bool, dimensions: Sequence[str]) -> str:
-    """The trigger that keeps ``totals_day`` in step with every row inserted."""
+    """The trigger that keeps ``totals_day`` and ``totals_month`` in step with every row."""
+    monthly = ("month", *dimensions[1:])
+    body = f"{_upsert(postgres, dimensions)}; {_upsert(postgres, monthly)};"
     if not postgres:
-        return (
-            "CREATE TRIGGER requests_totals AFTER INSERT ON requests BEGIN "
-            f"{_upsert(False, dimensions)}; END;"
-        )
+        return f"CREATE TRIGGER requests_totals AFTER INSERT ON requests BEGIN {body} END;"
     return (
         "CREATE FUNCTION tollhouse_requests_totals() RETURNS trigger LANGUAGE plpgsql AS $fn$ "
-        f"BEGIN {_upsert(True, dimensions)}; RETURN NULL; END $fn$;\n"
+        f"BEGIN {body} RETURN NULL; END $fn$;\n"
         "CREATE TRIGGER requests_totals AFTER INSERT ON requests "
         "FOR EACH ROW EXECUTE FUNCTION tollhouse_requests_totals();"
     )
@@ -146,35 +151,47 @@ def trigger_sql(postgres: bool, dimensions: Sequence[str]) -> str:
 
 @dataclass
 class Sums:
-    """Counts and exact cost of one group, from totals rows or raw rows."""
+    """Counts and exact cost of one group, from totals rows or raw rows.
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
-    micros: int = 0
-    atto: int = 0
-    quecto: int = 0
-    places: int = 0
+    ``values``: the counts in :data:`COUNTS` order, then micros, atto, quecto
+    (unnormalised: carried when read), then the most decimal places.
+    """
 
-    def add(self, values: Sequence[Any]) -> None:
-        """Add one aggregate row: COUNTS, then COST, then places (as :func:`aggregates`)."""
-        for i, name in enumerate(COUNTS):
-            self.counts[name] += int(values[i] or 0)
-        n = len(COUNTS)
-        self.micros += int(values[n] or 0)
-        self.atto += int(values[n + 1] or 0)
-        self.quecto += int(values[n + 2] or 0)
-        self.places = max(self.places, int(values[n + 3] or 0))
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values = [0] * (len(COUNTS) + 4)
+
+    def add(self, row: Sequence[Any]) -> None:
+        """Add one aggregate row, in the order of :func:`aggregates`."""
+        v = self.values
+        last = len(v) - 1
+        for i in range(last):
+            v[i] += int(row[i] or 0)
+        v[last] = max(v[last], int(row[last] or 0))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(zip(COUNTS, self.values, strict=False))
+
+    def count(self, name: str) -> int:
+        return self.values[_COUNT_AT[name]]
 
     def cost(self) -> Decimal:
         """The exact sum, printed with as many decimals as its most precise cost."""
-        if not self.counts["priced"]:
+        n = len(COUNTS)
+        if not self.values[_COUNT_AT["priced"]]:
             return Decimal(0)
-        with localcontext(prec=80):  # 13 digits of dollars and 30 decimals, never rounded
-            exact = (
-                Decimal(self.micros).scaleb(-6)
-                + Decimal(self.atto).scaleb(-18)
-                + Decimal(self.quecto).scaleb(-30)
-            )
-            return exact.quantize(Decimal(1).scaleb(-min(self.places, 30)))
+        micros, atto, quecto, places = self.values[n:]
+        quectos = (micros * CARRY + atto) * CARRY + quecto  # 10^-30 dollars, exact
+        whole, frac = divmod(quectos, 10**30)
+        places = min(places, 30)
+        if not places:
+            return Decimal(whole)
+        return Decimal(f"{whole}.{frac:030d}"[: len(str(whole)) + 1 + places])
+
+
+_COUNT_AT = {name: i for i, name in enumerate(COUNTS)}
 
 
 def aggregates(source: str, postgres: bool) -> list[str]:
@@ -258,14 +275,22 @@ Window = tuple[str | None, str | None]  # [since, until) as ISO timestamps, or U
 
 @dataclass
 class Plan:
-    """A window split into whole UTC days (read from totals) and raw-row edges."""
+    """A window split into whole UTC months and days (read from totals) and raw-row edges."""
 
-    days: tuple[str | None, str | None] | None  # [first, end) days; None: no whole day
-    edges: list[tuple[str | None, str | None]]  # [since, until) ts ranges of raw rows
+    months: Window | None  # [first, end) months, from totals_month; None: none whole
+    days: list[Window]  # [first, end) day ranges, from totals_day
+    edges: list[Window]  # [since, until) ts ranges of raw rows
 
 
-def plan(since: datetime | None, until: datetime | None, rows_from: str | None = None) -> Plan:
-    """Whole days inside [since, until) from the totals; the partial days at its edges raw.
+def plan(
+    since: datetime | None,
+    until: datetime | None,
+    rows_from: str | None = None,
+    *,
+    monthly: bool = True,
+) -> Plan:
+    """Whole months, then whole days, inside [since, until) from the totals; the partial
+    days at its edges from the rows.
 
     Before ``rows_from`` (retention pruned the raw rows) a partial day is read whole
     from the totals: the rows to cut it are gone.
@@ -275,13 +300,27 @@ def plan(since: datetime | None, until: datetime | None, rows_from: str | None =
     if since and rows_from and lo and lo <= rows_from and _iso(since) < rows_from:
         lo = since.astimezone(UTC).date().isoformat()
     if lo and hi and lo >= hi:
-        return Plan(None, [(_iso_or_none(since), _iso_or_none(until))])
-    edges: list[tuple[str | None, str | None]] = []
+        return Plan(None, [], [(_iso_or_none(since), _iso_or_none(until))])
+    edges: list[Window] = []
     if since and lo and _iso(since) < lo:
         edges.append((_iso(since), lo))
     if until and hi and hi < _iso(until):
         edges.append((hi, _iso(until)))
-    return Plan((lo, hi), edges)
+    first = None if lo is None else lo[:7] if lo.endswith("-01") else _next_month(lo[:7])
+    end = None if hi is None else hi[:7]
+    if not monthly or (first and end and first >= end):
+        return Plan(None, [(lo, hi)], edges)
+    days: list[Window] = []
+    if lo is not None and first is not None and lo < f"{first}-01":
+        days.append((lo, f"{first}-01"))
+    if hi is not None and f"{end}-01" < hi:
+        days.append((f"{end}-01", hi))
+    return Plan((first, end), days, edges)
+
+
+def _next_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
 
 
 def _day_at_or_after(moment: datetime) -> str:
@@ -322,9 +361,12 @@ def group(
     postgres = getattr(conn, "dialect", "sqlite") == "postgres"
     columns = _columns(by)
     out: dict[tuple[str, ...], Sums] = {}
-    split = plan(since, until, found["rows_from"])
-    if split.days is not None:
-        _merge(out, by, columns, _read_totals(conn, columns, split.days, project))
+    split = plan(since, until, found["rows_from"], monthly="day" not in by)
+    if split.months is not None:
+        read = _read_totals(conn, "month", columns, split.months, project)
+        _merge(out, by, columns, read)
+    for days in split.days:
+        _merge(out, by, columns, _read_totals(conn, "day", columns, days, project))
     for edge in split.edges:
         _merge(out, by, columns, _read_rows(conn, columns, edge, project, postgres))
     return out
@@ -339,11 +381,13 @@ def _columns(by: Sequence[str]) -> list[str]:
     return columns
 
 
-def _read_totals(conn: Any, columns: list[str], days: Window, project: str | None) -> list[Any]:
-    where, params = _where("day", days, project)
+def _read_totals(
+    conn: Any, period: str, columns: list[str], window: Window, project: str | None
+) -> list[Any]:
+    where, params = _where(period, window, project)
     keys = ", ".join(columns)
     sql = (
-        f"SELECT {keys}, {', '.join(aggregates('totals', False))} FROM totals_day "
+        f"SELECT {keys}, {', '.join(aggregates('totals', False))} FROM totals_{period} "
         f"WHERE {where} GROUP BY {keys}"
     )
     return list(conn.execute(sql, params).fetchall())
@@ -380,24 +424,29 @@ def _merge(
 ) -> None:
     tag_sets: dict[str, dict[str, Any]] = {}
     width = len(columns)
+    at = [columns.index("tags" if k.startswith("tag:") else KEYS[k]) for k in by]
+    tags = [k[4:].lower() if k.startswith("tag:") else None for k in by]
     for row in rows:
-        found = dict(zip(columns, row[:width], strict=True))
-        keys = tuple(_key(found, k, tag_sets) for k in by)
+        keys = tuple(
+            _tag(row[i], name, tag_sets) if name is not None else _plain(row[i])
+            for i, name in zip(at, tags, strict=True)
+        )
         sums = out.get(keys)
         if sums is None:
             sums = out[keys] = Sums()
         sums.add(row[width:])
 
 
-def _key(found: dict[str, Any], key: str, tag_sets: dict[str, dict[str, Any]]) -> str:
-    if key.startswith("tag:"):
-        text = found["tags"] or "{}"
-        parsed = tag_sets.get(text)
-        if parsed is None:
-            parsed = tag_sets[text] = json.loads(text)
-        return str(parsed.get(key[4:].lower(), "(none)"))
-    value = found[KEYS[key]]
+def _plain(value: Any) -> str:
     return "(none)" if value is None or value == "" else str(value)
+
+
+def _tag(text: str | None, name: str, tag_sets: dict[str, dict[str, Any]]) -> str:
+    text = text or "{}"
+    parsed = tag_sets.get(text)
+    if parsed is None:
+        parsed = tag_sets[text] = json.loads(text)
+    return str(parsed.get(name, "(none)"))
 
 
 def tag_sets(
@@ -409,20 +458,11 @@ def tag_sets(
         return None
     split = plan(since, until, found["rows_from"])
     sets: set[str] = set()
-    if split.days is not None:
-        where, params = _where("day", split.days, project)
-        sets.update(
-            r[0]
-            for r in conn.execute(
-                f"SELECT DISTINCT tags FROM totals_day WHERE {where}", params
-            ).fetchall()
-        )
-    for edge in split.edges:
-        where, params = _where("ts", edge, project)
-        sets.update(
-            r[0]
-            for r in conn.execute(
-                f"SELECT DISTINCT tags FROM requests WHERE {where}", params
-            ).fetchall()
-        )
+    reads = [("totals_month", "month", split.months)] if split.months is not None else []
+    reads += [("totals_day", "day", days) for days in split.days]
+    reads += [("requests", "ts", edge) for edge in split.edges]
+    for table, column, window in reads:
+        where, params = _where(column, window, project)
+        rows = conn.execute(f"SELECT DISTINCT tags FROM {table} WHERE {where}", params)
+        sets.update(r[0] for r in rows.fetchall())
     return sets

@@ -53,11 +53,33 @@ def _postgres(conn: Any) -> bool:
 def _summed_rows(postgres: bool) -> str:
     """SELECT the totals rows the raw rows of [?, ?) add up to, carries normalised."""
     values = t.row_values("", postgres)
-    dims = list(t.DIMENSIONS)
-    big = (lambda e: f"CAST({e} AS BIGINT)") if postgres else (lambda e: e)
-    inner = [f"{t.DIMENSIONS[d]} AS {d}" for d in dims]
-    inner += [f"{big(f'SUM({values[c]})')} AS {c}" for c in (*t.COUNTS, *t.COST)]
+    inner = [f"{t.DIMENSIONS[d]} AS {d}" for d in t.DIMENSIONS]
+    inner += [f"SUM({values[c]}) AS {c}" for c in (*t.COUNTS, *t.COST)]
     inner.append(f"MAX({values['cost_places']}) AS cost_places")
+    group = ", ".join(t.DIMENSIONS.values())
+    return _normalised(
+        postgres, list(t.DIMENSIONS), inner, f"requests WHERE ts >= ? AND ts < ? GROUP BY {group}"
+    )
+
+
+def _months_from_days(postgres: bool) -> str:
+    """SELECT the totals_month rows the totals_day rows add up to."""
+    inner = ["substr(day, 1, 7) AS month", *(f"{d} AS {d}" for d in t.MONTH_DIMENSIONS[1:])]
+    inner += [f"SUM({c}) AS {c}" for c in (*t.COUNTS, *t.COST)]
+    inner.append("MAX(cost_places) AS cost_places")
+    group = ", ".join(["substr(day, 1, 7)", *t.MONTH_DIMENSIONS[1:]])
+    return _normalised(postgres, list(t.MONTH_DIMENSIONS), inner, f"totals_day GROUP BY {group}")
+
+
+def _normalised(postgres: bool, dims: list[str], inner: list[str], source: str) -> str:
+    """Sums with their cost carried: atto and quecto each below 10^12."""
+    if postgres:  # SUM of BIGINT is NUMERIC there: back to integers, divided as integers
+        inner = [
+            f"CAST({term.rsplit(' AS ', 1)[0]} AS BIGINT) AS {term.rsplit(' AS ', 1)[1]}"
+            if term.startswith("SUM(")
+            else term
+            for term in inner
+        ]
     carry = t.CARRY
     atto = f"(cost_atto + cost_quecto / {carry})"
     outer = [*dims, *t.COUNTS]
@@ -67,13 +89,11 @@ def _summed_rows(postgres: bool) -> str:
         f"cost_quecto % {carry}",
         "cost_places",
     ]
-    return (
-        f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM requests "
-        f"WHERE ts >= ? AND ts < ? GROUP BY {', '.join(t.DIMENSIONS[d] for d in dims)}) s"
-    )
+    return f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM {source}) s"
 
 
 TOTALS_COLUMNS = (*t.DIMENSIONS, *t.COUNTS, *t.COST, "cost_places")
+MONTH_COLUMNS = (*t.MONTH_DIMENSIONS, *t.COUNTS, *t.COST, "cost_places")
 
 
 def _chunks(conn: Any) -> tuple[list[tuple[str, str]], str | None]:
@@ -118,7 +138,13 @@ def rebuild(conn: Any, progress: Progress | None = None) -> int:
         counted += _rows_in(conn, first, end)
         if progress is not None:
             progress(min((n + 1) * CHUNK_DAYS, total_days), total_days)
-    with transaction(conn):
+    with transaction(conn):  # the months, from every day's totals (pruned days' too)
+        if postgres:
+            conn.execute("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE")
+        conn.execute("DELETE FROM totals_month")
+        conn.execute(
+            f"INSERT INTO totals_month ({', '.join(MONTH_COLUMNS)}) {_months_from_days(postgres)}"
+        )
         t.set_state(conn, "current")
     return counted
 
@@ -170,7 +196,20 @@ def verify(conn: Any, progress: Progress | None = None, limit: int = 50) -> list
         (low, *bounds) if chunks else (low, "", ""),
     ).fetchall()
     found += [Mismatch(tuple(r[:width]), tuple(r[width:]), None) for r in stray]
-    return found[:limit]
+    return (found + _verify_months(conn, postgres))[:limit]
+
+
+def _verify_months(conn: Any, postgres: bool) -> list[Mismatch]:
+    """Every totals_month row against the sum of its days' totals."""
+    width = len(t.MONTH_DIMENSIONS)
+    days = {tuple(r[:width]): tuple(r[width:]) for r in conn.execute(_months_from_days(postgres))}
+    kept = conn.execute(f"SELECT {', '.join(MONTH_COLUMNS)} FROM totals_month").fetchall()
+    have = {tuple(r[:width]): tuple(r[width:]) for r in kept}
+    return [
+        Mismatch(key, have.get(key), days.get(key))
+        for key in sorted(set(days) | set(have))
+        if have.get(key) != days.get(key)
+    ]
 
 
 def prune(conn: Any, keep_days: int, now: datetime | None = None) -> tuple[int, str]:
