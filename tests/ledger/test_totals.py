@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tollhouse.ledger import totals, upkeep
-from tollhouse.ledger.report import summarize
+from tollhouse.ledger.report import summarize, summarize_each
 from tollhouse.ledger.store import connect, transaction
 from tollhouse.ledger.writer import INSERT
 
@@ -111,6 +111,9 @@ def test_totals_equal_rows_after_random_writes(
     assert summarize(conn, ["project"], since, until, "acme") == summarize(
         conn, ["project"], since, until, "acme", from_rows=True
     )
+    each = summarize_each(conn, ["project", "model", "provider"], since, until)
+    for key, found in each.items():
+        assert found == summarize(conn, [key], since, until, from_rows=True), key
 
 
 def _sample(count: int) -> list[dict[str, Any]]:

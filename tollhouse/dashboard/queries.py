@@ -12,7 +12,14 @@ from decimal import Decimal
 from typing import Any
 
 from tollhouse.ledger import totals as derived
-from tollhouse.ledger.report import ReportError, parse_time, quarantined, summarize, time_window
+from tollhouse.ledger.report import (
+    ReportError,
+    parse_time,
+    quarantined,
+    summarize,
+    summarize_each,
+    time_window,
+)
 
 GROUPS = ("project", "model", "provider")
 TOP = 10
@@ -28,7 +35,7 @@ def overview(
     conn: sqlite3.Connection, since: datetime | None, until: datetime | None
 ) -> dict[str, Any]:
     """Totals and the top projects, models and providers of a period."""
-    tops = {g: summarize(conn, [g], since, until) for g in GROUPS}
+    tops = summarize_each(conn, GROUPS, since, until)
     return {
         **_totals(tops["project"]),
         "quarantined": len(quarantined(conn, since, until)),

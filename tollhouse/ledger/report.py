@@ -141,6 +141,29 @@ def summarize(
     return [_as_dict(g, by) for g in ordered]
 
 
+def summarize_each(
+    conn: sqlite3.Connection,
+    bys: Sequence[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    project: str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`summarize` by each single key of ``bys``, from one read of the totals.
+
+    The totals are grouped once by every key together, then added up per key.
+    """
+    summed = derived.group(conn, bys, since, until, project)
+    if summed is None:
+        return {key: summarize(conn, [key], since, until, project) for key in bys}
+    out = {}
+    for i, key in enumerate(bys):
+        rolled: dict[tuple[str, ...], derived.Sums] = {}
+        for keys, sums in summed.items():
+            rolled.setdefault((keys[i],), derived.Sums()).merge(sums)
+        out[key] = _from_totals(rolled, [key])
+    return out
+
+
 def _from_totals(
     summed: dict[tuple[str, ...], derived.Sums], by: Sequence[str]
 ) -> list[dict[str, Any]]:

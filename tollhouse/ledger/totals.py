@@ -170,6 +170,13 @@ class Sums:
             v[i] += int(row[i] or 0)
         v[last] = max(v[last], int(row[last] or 0))
 
+    def merge(self, other: Sums) -> None:
+        v, w = self.values, other.values
+        last = len(v) - 1
+        for i in range(last):
+            v[i] += w[i]
+        v[last] = max(v[last], w[last])
+
     @property
     def counts(self) -> dict[str, int]:
         return dict(zip(COUNTS, self.values, strict=False))
