@@ -218,3 +218,46 @@ def test_thirty_decimals_sum_exactly(conn: Any) -> None:
     insert(conn, found)
     (row,) = summarize(conn, ["project"])
     assert row["cost_usd"] == "999999.999999999999999999999999000002"
+
+
+def test_the_writer_says_at_start_when_totals_are_behind(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tollhouse.ledger.writer import LedgerWriter
+    from tollhouse.pricing import Pricer
+
+    c = connect(tmp_path / "l.db")
+    insert(c, _sample(5))
+    with transaction(c):
+        totals.set_state(c, "behind")
+    c.close()
+    writer = LedgerWriter(tmp_path / "l.db", Pricer({})).start()
+    writer.close()
+    assert writer.totals_behind and "tollhouse ledger rebuild" in caplog.text
+    c = connect(tmp_path / "l.db")
+    upkeep.rebuild(c)
+    c.close()
+    writer = LedgerWriter(tmp_path / "l.db", Pricer({})).start()
+    writer.close()
+    assert not writer.totals_behind
+
+
+def test_migration_6_on_a_ledger_with_rows_marks_the_totals_behind(conn: Any) -> None:
+    from tollhouse.ledger.migrations import migrate
+
+    postgres = getattr(conn, "dialect", "sqlite") == "postgres"
+    with transaction(conn):  # back to version 5, as an older tollhouse left it
+        conn.execute("DROP TRIGGER requests_totals" + (" ON requests" if postgres else ""))
+        if postgres:
+            conn.execute("DROP FUNCTION tollhouse_requests_totals()")
+        for table in ("totals_day", "totals_month", "derived_tables"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP INDEX requests_unpriced")
+        conn.execute("DELETE FROM schema_migrations WHERE version = 6")
+    insert(conn, _sample(30))
+    migrate(conn)
+    assert totals.state(conn)["state"] == "behind"
+    assert conn.execute("SELECT count(*) FROM totals_day").fetchone()[0] == 0
+    upkeep.rebuild(conn)
+    assert upkeep.verify(conn) == []
+    assert summarize(conn, ["project"]) == summarize(conn, ["project"], from_rows=True)

@@ -309,6 +309,7 @@ def report(
       tollhouse report --quarantine                      # rows the ledger refused, and why
       tollhouse report --requests --project acme --limit 20
     """
+    from tollhouse.ledger import totals
     from tollhouse.ledger.postgres import is_postgres
     from tollhouse.ledger.report import (
         capacity_summary,
@@ -357,6 +358,12 @@ def report(
             out.show(render_capacity(found, fmt), lambda: reporting.capacity(found))
             return
         window = (parse_time(since), parse_time(until), project)
+        if totals.state(conn)["state"] == "behind":  # on stderr: exports stay clean
+            click.echo(
+                "the ledger's daily totals are behind its rows: this report reads every "
+                "row (slow); `tollhouse ledger rebuild` once makes reports fast",
+                err=True,
+            )
         with out.progress(conn, window) as progress:
             rows = summarize(conn, keys, *window, progress=progress)
         out.show(
