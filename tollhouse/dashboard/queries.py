@@ -77,7 +77,13 @@ def timeseries(
 
     ``days`` holds the buckets: '2026-12-01', or '2026-12-01T13' by the hour.
     """
-    rows = summarize(conn, [bucket, by], since, until, project)
+    summed = derived.group(conn, [bucket, by], since, until, project, lean=True)
+    if summed is None:  # hourly, or totals behind: the rows
+        rows = summarize(conn, [bucket, by], since, until, project)
+    else:
+        rows = [
+            {bucket: k[0], by: k[1], "cost_usd": format(s.cost(), "f")} for k, s in summed.items()
+        ]
     days = sorted({r[bucket] for r in rows})
     if days:
         days = _every(days[0], days[-1], hourly=bucket == "hour")

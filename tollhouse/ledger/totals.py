@@ -201,14 +201,17 @@ class Sums:
 _COUNT_AT = {name: i for i, name in enumerate(COUNTS)}
 
 
-def aggregates(source: str, postgres: bool) -> list[str]:
-    """SELECT terms summing a group: over ``totals_day`` or over raw ``requests``."""
-    if source == "totals":
-        terms = [f"SUM({c})" for c in (*COUNTS, *COST)] + ["MAX(cost_places)"]
-    else:
+def aggregates(source: str, postgres: bool, *, lean: bool = False) -> list[str]:
+    """SELECT terms summing a group: over ``totals_day`` or over raw ``requests``.
+
+    ``lean``: the cost alone (the other counts read 0), for charts of spend.
+    """
+    values = {c: c for c in (*COUNTS, *COST, "cost_places")}
+    if source != "totals":
         values = row_values("", postgres)
-        terms = [f"SUM({values[c]})" for c in (*COUNTS, *COST)] + [f"MAX({values['cost_places']})"]
-    return terms
+    skip = set(COUNTS) - {"priced"} if lean else set()
+    terms = ["0" if c in skip else f"SUM({values[c]})" for c in (*COUNTS, *COST)]
+    return [*terms, f"MAX({values['cost_places']})"]
 
 
 # ---- state: whether the totals cover the rows ----------------------------------------
@@ -357,9 +360,14 @@ def group(
     since: datetime | None,
     until: datetime | None,
     project: str | None = None,
+    *,
+    lean: bool = False,
 ) -> dict[tuple[str, ...], Sums] | None:
     """Sums per ``by`` group over the window; None when the totals can't answer exactly
-    (a key they don't hold, or rows they don't count yet: ``tollhouse ledger rebuild``)."""
+    (a key they don't hold, or rows they don't count yet: ``tollhouse ledger rebuild``).
+
+    ``lean``: the cost alone; the other counts are left 0.
+    """
     if not answers(by):
         return None
     found = state(conn)
@@ -369,13 +377,15 @@ def group(
     columns = _columns(by)
     out: dict[tuple[str, ...], Sums] = {}
     split = plan(since, until, found["rows_from"], monthly="day" not in by)
+    terms = ", ".join(aggregates("totals", postgres, lean=lean))
     if split.months is not None:
-        read = _read_totals(conn, "month", columns, split.months, project)
+        read = _read_totals(conn, "month", columns, split.months, project, terms)
         _merge(out, by, columns, read)
     for days in split.days:
-        _merge(out, by, columns, _read_totals(conn, "day", columns, days, project))
+        _merge(out, by, columns, _read_totals(conn, "day", columns, days, project, terms))
+    raw = ", ".join(aggregates("rows", postgres, lean=lean))
     for edge in split.edges:
-        _merge(out, by, columns, _read_rows(conn, columns, edge, project, postgres))
+        _merge(out, by, columns, _read_rows(conn, columns, edge, project, raw))
     return out
 
 
@@ -389,24 +399,21 @@ def _columns(by: Sequence[str]) -> list[str]:
 
 
 def _read_totals(
-    conn: Any, period: str, columns: list[str], window: Window, project: str | None
+    conn: Any, period: str, columns: list[str], window: Window, project: str | None, terms: str
 ) -> list[Any]:
     where, params = _where(period, window, project)
     keys = ", ".join(columns)
-    sql = (
-        f"SELECT {keys}, {', '.join(aggregates('totals', False))} FROM totals_{period} "
-        f"WHERE {where} GROUP BY {keys}"
-    )
+    sql = f"SELECT {keys}, {terms} FROM totals_{period} WHERE {where} GROUP BY {keys}"
     return list(conn.execute(sql, params).fetchall())
 
 
 def _read_rows(
-    conn: Any, columns: list[str], window: Window, project: str | None, postgres: bool
+    conn: Any, columns: list[str], window: Window, project: str | None, terms: str
 ) -> list[Any]:
     where, params = _where("ts", window, project)
     exprs = [DIMENSIONS[c] for c in columns]
     sql = (
-        f"SELECT {', '.join(exprs)}, {', '.join(aggregates('rows', postgres))} FROM requests "
+        f"SELECT {', '.join(exprs)}, {terms} FROM requests "
         f"WHERE {where} GROUP BY {', '.join(exprs)}"
     )
     return list(conn.execute(sql, params).fetchall())
