@@ -226,8 +226,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             cost_atto INTEGER NOT NULL,       -- and 10^-18 dollars, < 10^12
             cost_quecto INTEGER NOT NULL,     -- and 10^-30 dollars, < 10^12
             cost_places INTEGER NOT NULL,     -- most decimals of a summed cost
-            UNIQUE (day, project, model, provider, tags)
-        );
+            PRIMARY KEY (day, project, model, provider, tags)
+        ) WITHOUT ROWID;          -- stored in key order: a range of days is read in one sweep
         CREATE INDEX totals_day_project ON totals_day (project, day);
         CREATE TABLE totals_month (
             month TEXT NOT NULL,              -- UTC month of the rows' ts: 2026-12
@@ -249,8 +249,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             cost_atto INTEGER NOT NULL,       -- and 10^-18 dollars, < 10^12
             cost_quecto INTEGER NOT NULL,     -- and 10^-30 dollars, < 10^12
             cost_places INTEGER NOT NULL,     -- most decimals of a summed cost
-            UNIQUE (month, project, model, provider, tags)
-        );
+            PRIMARY KEY (month, project, model, provider, tags)
+        ) WITHOUT ROWID;
         CREATE INDEX totals_month_project ON totals_month (project, month);
         CREATE TABLE derived_tables (
             name TEXT PRIMARY KEY,

@@ -52,11 +52,13 @@ _DDL = (
     # REAL is 4 bytes in Postgres: unix seconds and milliseconds need 8.
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
     (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\)\s*WITHOUT ROWID\s*;"), ");"),  # SQLite's clustered tables: a plain one
 )
 
 
 def translate_ddl(sql: str) -> str:
-    """A migration's SQLite DDL (TEXT/INTEGER/REAL, ``INTEGER PRIMARY KEY``) for Postgres."""
+    """A migration's SQLite DDL (TEXT/INTEGER/REAL, ``INTEGER PRIMARY KEY``, ``WITHOUT
+    ROWID``) for Postgres."""
     for pattern, replacement in _DDL:
         sql = pattern.sub(replacement, sql)
     return sql
