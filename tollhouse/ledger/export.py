@@ -84,7 +84,7 @@ def export_totals(
         None if since is None else since.date().isoformat(),
         None if until is None else derived.next_day(until.date().isoformat()),
     )
-    where, params = derived._where("day", days, project)
+    where, params = derived.window_where("day", days, project)
     columns = [*derived.DIMENSIONS, *derived.COUNTS, *derived.COST, "cost_places"]
     sql = f"SELECT {', '.join(columns)} FROM totals_day WHERE {where} ORDER BY day, project"
     types = [_TOTAL_TYPES.get(c, "VARCHAR") for c in TOTAL_COLUMNS]

@@ -401,7 +401,7 @@ def _columns(by: Sequence[str]) -> list[str]:
 def _read_totals(
     conn: Any, period: str, columns: list[str], window: Window, project: str | None, terms: str
 ) -> list[Any]:
-    where, params = _where(period, window, project)
+    where, params = window_where(period, window, project)
     keys = ", ".join(columns)
     sql = f"SELECT {keys}, {terms} FROM totals_{period} WHERE {where} GROUP BY {keys}"
     return list(conn.execute(sql, params).fetchall())
@@ -410,7 +410,7 @@ def _read_totals(
 def _read_rows(
     conn: Any, columns: list[str], window: Window, project: str | None, terms: str
 ) -> list[Any]:
-    where, params = _where("ts", window, project)
+    where, params = window_where("ts", window, project)
     exprs = [DIMENSIONS[c] for c in columns]
     sql = (
         f"SELECT {', '.join(exprs)}, {terms} FROM requests "
@@ -419,7 +419,7 @@ def _read_rows(
     return list(conn.execute(sql, params).fetchall())
 
 
-def _where(column: str, window: Window, project: str | None) -> tuple[str, list[str]]:
+def window_where(column: str, window: Window, project: str | None) -> tuple[str, list[str]]:
     clauses, params = ["1=1"], []
     if window[0] is not None:
         clauses.append(f"{column} >= ?")
@@ -476,7 +476,7 @@ def tag_sets(
     reads += [("totals_day", "day", days) for days in split.days]
     reads += [("requests", "ts", edge) for edge in split.edges]
     for table, column, window in reads:
-        where, params = _where(column, window, project)
+        where, params = window_where(column, window, project)
         rows = conn.execute(f"SELECT DISTINCT tags FROM {table} WHERE {where}", params)
         sets.update(r[0] for r in rows.fetchall())
     return sets
