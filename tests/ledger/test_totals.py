@@ -261,3 +261,14 @@ def test_migration_6_on_a_ledger_with_rows_marks_the_totals_behind(conn: Any) ->
     upkeep.rebuild(conn)
     assert upkeep.verify(conn) == []
     assert summarize(conn, ["project"]) == summarize(conn, ["project"], from_rows=True)
+
+
+def test_a_replayed_row_already_written_is_counted_once(conn: Any) -> None:
+    from tollhouse.ledger.writer import REPLAY
+
+    found = [_row(r, n) for n, r in enumerate(_sample(20))]
+    for _ in range(2):  # a journal replayed after a crash that came after the commit
+        with transaction(conn):
+            conn.executemany(REPLAY, found)
+    assert sum(r["requests"] for r in summarize(conn, ["project"])) == 20
+    assert upkeep.verify(conn) == []
