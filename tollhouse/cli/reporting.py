@@ -13,11 +13,8 @@ import click
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from tollhouse.budgets import BudgetGate
-from tollhouse.budgets.commitments import commitment_status
 from tollhouse.cli import tables
 from tollhouse.ledger.report import count_rows
-from tollhouse.pricing import Pricer
 from tollhouse.settings import Settings
 
 Window = tuple[datetime | None, datetime | None, str | None]
@@ -72,6 +69,9 @@ def _day(moment: datetime | None) -> str | None:
 
 
 def _budget_status(conn: sqlite3.Connection, settings: Settings) -> list[dict[str, Any]]:
+    from tollhouse.budgets import BudgetGate  # with the price data: only when asked for
+    from tollhouse.pricing import Pricer
+
     gate = BudgetGate.from_settings(settings, Pricer(settings.prices))
     if gate is None:
         return []
@@ -93,6 +93,8 @@ def deals(
     if budgets:
         found["budgets"] = _budget_status(conn, settings)
     if commitments:
+        from tollhouse.budgets.commitments import commitment_status
+
         found["commitments"] = commitment_status(conn, settings.commitments, datetime.now(UTC))
     if out.fmt == "table" and out.path is None:
         if budgets:
