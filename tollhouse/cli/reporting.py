@@ -155,3 +155,8 @@ def requests(
         wide.print(tables.plain(REQUEST_COLUMNS, rows, "No requests match."))
     if len(rows) == limit:
         click.echo(f"older: --requests --before '{rows[-1]['cursor']}'", err=True)
+    from tollhouse.ledger import totals
+
+    kept = totals.state(conn)["rows_from"]
+    if kept:  # retention: the list stops there; the spend reports don't
+        click.echo(f"requests before {kept} were pruned ([ledger] keep_rows_days)", err=True)
