@@ -222,7 +222,9 @@ def deep_page(location: Any) -> float:
         "SELECT ts, id FROM requests WHERE ts >= ? ORDER BY ts LIMIT 1", (middle,)
     ).fetchone()
     cursor = f"{row[0]}~{row[1]}"
-    took = timed(lambda: queries.recent(conn, {"before": cursor}, 100))
+    took = timed(
+        lambda: queries.recent(conn, {"before": cursor}, 100), what="requests 180 days deep"
+    )
     conn.close()
     return took
 
