@@ -27,10 +27,10 @@ import timeit
 from decimal import Decimal
 from typing import Any
 
-from tollhouse.budgets import BudgetGate
+from tollhouse.budgets.gate import BudgetGate
+from tollhouse.gateway.routing import Router
 from tollhouse.pricing import Pricer
 from tollhouse.providers import build_providers
-from tollhouse.routing import Router
 from tollhouse.settings import parse_settings
 
 IMAGE = "data:image/png;base64," + "iVBORw0KGgo" + "A" * 40_000

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 
-from tollhouse.budgets import BudgetGate
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.ledger.entry import LedgerEntry
 from tollhouse.metering.usage import Usage
 from tollhouse.metrics import GatewayMetrics

@@ -40,9 +40,9 @@ import uvloop
 
 from tollhouse.app import create_app
 from tollhouse.capacity import Capacity, Limits
+from tollhouse.cluster import RedisLimiter, RedisState
 from tollhouse.settings import StateSettings, parse_settings
 from tollhouse.simulator import Simulator, SimulatorSettings
-from tollhouse.state import RedisLimiter, RedisState
 from tollhouse.testing import BackgroundServer
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -19,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import ACME_KEY, GatewayFactory, Harness
-from tollhouse.app import RAW_BODY_ROUTES
 from tollhouse.errors import ConfigError
+from tollhouse.gateway.middleware import RAW_BODY_ROUTES
 from tollhouse.hostguard import (
     LOCAL_NAMES,
     PASS,

@@ -20,6 +20,7 @@ from tollhouse.settings import (
     CommitmentSettings,
     DashboardSettings,
     InterceptSettings,
+    InterestSettings,
     LedgerSettings,
     LimitSettings,
     ModelAlias,
@@ -152,6 +153,7 @@ SECTIONS: dict[str, type] = {
     "state": StateSettings,
     "dashboard": DashboardSettings,
     "intercept": InterceptSettings,
+    "interest": InterestSettings,
 }
 TABLES: dict[str, type] = {
     "prices": Price,

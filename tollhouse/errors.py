@@ -57,6 +57,20 @@ class Forbidden(GatewayError):
     kind = "permission"
 
 
+class UpstreamPathNotFound(GatewayError):
+    """A provider answered 404 without its API's own error: the URL is wrong, not the call."""
+
+    status = 502
+    kind = "api_error"
+
+
+class ModelRefused(GatewayError):
+    """Every candidate is blocked (the kill switch) or denied to the project: not retried."""
+
+    status = 403
+    kind = "permission"
+
+
 class UnsupportedMediaType(GatewayError):
     """A JSON endpoint got another content type (a form or text/plain post, say)."""
 

@@ -20,8 +20,8 @@ from tollhouse.app import create_app
 from tollhouse.connections import GatewayRunner
 from tollhouse.errors import TollhouseError
 from tollhouse.ledger.store import describe
-from tollhouse.observe import DASHBOARD
 from tollhouse.settings import Settings
+from tollhouse.wiring import DASHBOARD
 
 log = logging.getLogger("tollhouse")
 

@@ -18,13 +18,16 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
+from tollhouse.budgets.book import BUDGET_MODES
 from tollhouse.errors import ConfigError
+from tollhouse.providers.registry import KINDS
+from tollhouse.trust.policy import APPROVAL, KEEP_REQUESTS, UNKNOWN_TASK
 
 DEFAULT_PORT = 4141
 DEFAULT_INTERCEPT_PORT = 8090
-PROVIDER_KINDS = ("openai", "anthropic", "gemini", "xai", "openrouter", "openai-compatible")
+PROVIDER_KINDS = tuple(KINDS)  # the provider registry decides
 
 
 def tollhouse_home() -> Path:
@@ -70,6 +73,7 @@ HOST = {"shape": r"[A-Za-z0-9._:%-]{1,253}", "hint": "an IP address or host name
 ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
 LIMIT = {"lo": 1, "hi": 10**12, "hint": "a whole number >= 1 (leave it out for no limit)"}
 USD = {"hi": 10**12, "hint": "USD, from 0 to 1e12"}
+MODEL_GLOB = r"[A-Za-z0-9._:@+~/*?\[\]-]{1,300}"
 
 
 def _seconds(default: float, help: str, *, hi: float, zero: bool = False) -> Any:
@@ -234,7 +238,21 @@ class ProviderSettings:
 
 @dataclass(frozen=True)
 class ModelAlias:
+    """``[models.NAME]``: a fallback chain, or a fused model (a panel and a judge)."""
+
     chain: tuple[str, ...] = _opt((), "Models to try in order: the first is the primary.")
+    panel: tuple[str, ...] = _opt(
+        (), "A fused model's panel: models asked in parallel (tollhouse.fusion)."
+    )
+    judge: str = _opt("", "A fused model's judge: compares the panel's answers.")
+    writer: str = _opt("", "A fused model's writer: writes the final answer (default: the judge).")
+    member_timeout_s: float = _seconds(
+        120.0, "A fused model: seconds a panel member may take before it is dropped.", hi=DAY
+    )
+
+    @property
+    def fused(self) -> bool:
+        return bool(self.panel)
 
 
 @dataclass(frozen=True)
@@ -275,6 +293,13 @@ class CapacitySettings:
         lo=1,
         hi=1_000_000,
     )
+    blocked_models: tuple[str, ...] = _opt(
+        (),
+        "Kill switch in the config: PROVIDER/MODEL (or PROVIDER) never sent to; "
+        "`tollhouse models block` does it at runtime, on every instance.",
+        shape=r"[A-Za-z0-9._:@+~/-]{1,300}",
+        hint='PROVIDER/MODEL or PROVIDER, e.g. "openai/gpt-4o"',
+    )
     max_queue: int = _opt(
         1000, "Requests that may wait for capacity per upstream (then 429).", lo=0, hi=1_000_000
     )
@@ -306,7 +331,6 @@ class StateSettings:
     )
 
 
-KEEP_REQUESTS = ("degraded", "all", "none")
 RETENTION = {
     "lo": 0,
     "above": True,
@@ -364,14 +388,14 @@ class TrustSettings:
         "hold",
         "An irreversible action of a task with no recorded model calls (often a mistyped "
         "task id): hold | allow.",
-        choices=("hold", "allow"),
+        choices=UNKNOWN_TASK,
     )
     approval: str = _opt(
         "token",
         "Who may approve a step: token (a person: the operator token, which "
         "`tollhouse approve` sends and agents aren't given) | open (anyone who "
         "reaches the gateway, agents included).",
-        choices=("token", "open"),
+        choices=APPROVAL,
     )
     operator_token_file: str = _opt(
         "",
@@ -383,6 +407,33 @@ class TrustSettings:
         if self.operator_token_file:
             return Path(self.operator_token_file).expanduser()
         return tollhouse_home() / "operator.token"
+
+
+@dataclass(frozen=True)
+class InterestSettings:
+    weeks: int = _opt(
+        4,
+        "A commit rewriting lines an AI-assisted commit introduced at most this many weeks "
+        "earlier is rework (tollhouse interest).",
+        lo=1,
+        hi=520,
+        hint="a whole number of weeks, 1-520",
+    )
+    rework_purposes: tuple[str, ...] = _opt(
+        ("rework", "bugfix", "fix", "revert"),
+        "Calls tagged X-Tollhouse-Tag-Purpose with one of these are interest, not principal.",
+    )
+    repos: tuple[str, ...] = _opt(
+        (), "Local repositories the dashboard's interest view reads (paths)."
+    )
+    cache_dir: str = _opt(
+        "", "Where what each commit rewrote is cached. Empty: $TOLLHOUSE_HOME/interest."
+    )
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        return tollhouse_home() / "interest"
 
 
 @dataclass(frozen=True)
@@ -426,9 +477,6 @@ class Price:
     )
 
 
-BUDGET_MODES = ("soft", "hard")
-
-
 @dataclass(frozen=True)
 class ProjectSettings:
     keys: tuple[str, ...] = _opt(
@@ -452,6 +500,18 @@ class ProjectSettings:
         "soft",
         "soft: warn (log, header, dashboard); hard: refuse before sending (402).",
         choices=BUDGET_MODES,
+    )
+    allow_models: tuple[str, ...] = _opt(
+        (),
+        'Only these PROVIDER/MODEL glob patterns (e.g. "anthropic/*"); empty: any.',
+        shape=MODEL_GLOB,
+        hint='PROVIDER/MODEL glob patterns, e.g. "anthropic/*" or "openai/gpt-4o*"',
+    )
+    deny_models: tuple[str, ...] = _opt(
+        (),
+        "Never these PROVIDER/MODEL glob patterns (a 403 in the client's dialect).",
+        shape=MODEL_GLOB,
+        hint='PROVIDER/MODEL glob patterns, e.g. "openai/o1*"',
     )
 
     @property
@@ -490,6 +550,21 @@ class DashboardSettings:
 
 
 @dataclass(frozen=True)
+class TelemetrySettings:
+    otlp_endpoint: str = _opt(
+        "",
+        "OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318): every call exported as "
+        "a span and GenAI metrics. Empty: off. Needs the otel extra.",
+        shape=r"https?://[!-~]{1,2000}",
+        hint="an http:// or https:// URL, e.g. http://127.0.0.1:4318",
+    )
+    service_name: str = _opt("tollhouse", "service.name of the exported telemetry.")
+    metrics_interval_s: float = _opt(
+        10.0, "How often metrics are exported (seconds).", lo=0.1, hi=DAY
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = _opt_factory(ServerSettings, "The HTTP listener.")
     ledger: LedgerSettings = _opt_factory(LedgerSettings, "Where the ledger lives.")
@@ -507,6 +582,12 @@ class Settings:
     intercept: InterceptSettings = _opt_factory(
         InterceptSettings, "The intercepting HTTPS proxy (tollhouse intercept)."
     )
+    telemetry: TelemetrySettings = _opt_factory(
+        TelemetrySettings, "OpenTelemetry export (GenAI semantic conventions)."
+    )
+    interest: InterestSettings = _opt_factory(
+        InterestSettings, "Principal and interest: AI spend joined to git history."
+    )
     source: str = field(default="(defaults)", compare=False)
 
     def project_for_key(self) -> dict[str, str]:
@@ -514,18 +595,10 @@ class Settings:
         return {key: name for name, proj in self.projects.items() for key in proj.keys}
 
 
-# Embedded defaults: the real provider hosts, keys from the usual variables.
-DEFAULT_PROVIDERS = (
-    ProviderSettings("openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
-    ProviderSettings("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
-    ProviderSettings(
-        "gemini", "gemini", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY"
-    ),
-    ProviderSettings("xai", "xai", "https://api.x.ai/v1", "XAI_API_KEY"),
-    ProviderSettings(
-        "openrouter", "openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"
-    ),
-    ProviderSettings("local", "openai-compatible", "http://127.0.0.1:11434/v1", ""),
+# Embedded defaults: each kind's real host, keys from the usual variables (providers/).
+DEFAULT_PROVIDERS = tuple(
+    ProviderSettings(cls.default_name or kind, kind, cls.default_base_url, cls.default_key_env)
+    for kind, cls in KINDS.items()
 )
 
 
@@ -564,6 +637,8 @@ def parse_settings(data: dict[str, Any], *, source: str = "(inline)") -> Setting
         dashboard=_build(DashboardSettings, data.get("dashboard", {}), "dashboard"),
         intercept=_build(InterceptSettings, data.get("intercept", {}), "intercept"),
         state=_build(StateSettings, data.get("state", {}), "state"),
+        telemetry=_build(TelemetrySettings, data.get("telemetry", {}), "telemetry"),
+        interest=_build(InterestSettings, data.get("interest", {}), "interest"),
         source=source,
     )
     _check_providers(settings.providers)
@@ -595,10 +670,38 @@ def _provider(item: dict[str, Any], where: str) -> ProviderSettings:
 def _check_models(settings: Settings) -> None:
     names = {p.name for p in settings.providers}
     for alias, spec in settings.models.items():
-        if not spec.chain:
-            raise ConfigError(f"models.{alias}.chain: list at least one model, primary first")
+        if spec.panel or spec.judge or spec.writer:
+            _check_fused(alias, spec, settings.models)
+        elif not spec.chain:
+            raise ConfigError(
+                f"models.{alias}.chain: list at least one model, primary first "
+                "(or, for a fused model, a panel, a judge and maybe a writer; member_timeout_s "
+                "is for those too)"
+            )
         if "/" in alias and alias.split("/", 1)[0] in names:
             raise ConfigError(f"models.{alias}: an alias may not look like a provider/model name")
+
+
+def _check_fused(alias: str, spec: ModelAlias, models: dict[str, ModelAlias]) -> None:
+    where = f"models.{_toml_key(alias)}"
+    if spec.chain:
+        raise ConfigError(
+            f"{where}.panel: a [models.NAME] has either a chain or a panel, never both; "
+            "put the chain in its own [models.OTHER] and list OTHER in the panel"
+        )
+    if not spec.panel:
+        raise ConfigError(
+            f"{where}.panel: list the models to ask in parallel (at least one); "
+            "a fused model's judge and writer need a panel"
+        )
+    if not spec.judge:
+        raise ConfigError(f"{where}.judge: name the model that compares the panel's answers")
+    for key, names in (("panel", spec.panel), ("judge", (spec.judge,)), ("writer", (spec.writer,))):
+        nested = [n for n in names if n in models and models[n].fused]
+        if nested:
+            raise ConfigError(
+                f"{where}.{key}: {nested[0]!r} is a fused model itself; fused models don't nest"
+            )
 
 
 def _list_of_tables(value: Any, key: str) -> list[dict[str, Any]]:
@@ -630,43 +733,51 @@ def _reject_unknown(data: Any, cls: type[Any], where: str, exclude: set[str] = f
 
 def _build(cls: type[Any], data: Any, where: str) -> Any:
     _reject_unknown(data, cls, where)
+    hints = _hints(cls)
     values = {}
     for f in fields(cls):
         if f.name in data:
             key = f"{where}.{f.name}"
-            value = _coerce(data[f.name], f.default, f.type, key)
+            value = _coerce(data[f.name], f.default, hints[f.name], key)
             values[f.name] = _check_rule(value, f.metadata.get("rule", Rule()), key)
     return cls(**values)
 
 
-def _coerce(value: Any, default: Any, type_name: Any, where: str) -> Any:
-    """The value as the declared type. Messages name the type met, never the value
-    itself: a misplaced API key must not be echoed to a terminal or a log."""
-    kind = str(type_name)
-    if "Decimal" in kind:
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    """The declared type of each field, resolved (``from __future__ import annotations``)."""
+    return get_type_hints(cls)
+
+
+def _coerce(value: Any, default: Any, hint: Any, where: str) -> Any:
+    """The value as the declared type (``hint``). Messages name the type met, never the
+    value itself: a misplaced API key must not be echoed to a terminal or a log."""
+    args = get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    origin = get_origin(base) or base
+    if origin is Decimal:
         return _decimal(value, where)
-    if default is None and "int" in kind:  # the limits: leave a key out for "no limit"
+    if optional and origin is int:  # the limits: leave a key out for "no limit"
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(
                 f"{where}: expected a whole number >= 1, got {_kind(value)} "
                 "(leave it out for no limit)"
             )
         return value
-    if "dict" in kind:
+    if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f'{where}: expected a table of strings, e.g. {{"name" = "value"}}')
         return dict(value)
-    if "tuple" in kind:
+    if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: expected a list of strings")
         return tuple(value)
-    expected = type(default)
-    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
         if abs(value) > 2**53:  # beyond this a float can't hold it; no setting wants it
             raise ConfigError(f"{where}: {value} is far out of range")
         return float(value)
-    if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-        raise ConfigError(f"{where}: expected {_kind(expected())}, got {_kind(value)}")
+    if not isinstance(value, origin) or isinstance(value, bool) != (origin is bool):
+        raise ConfigError(f"{where}: expected {_kind(origin())}, got {_kind(value)}")
     return value
 
 

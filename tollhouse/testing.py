@@ -10,14 +10,21 @@ too (with :mod:`tollhouse.simulator`) to run a fake provider next to their code.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from tollhouse.connections import make_runner
+from tollhouse.providers import Provider
+
+if TYPE_CHECKING:
+    from tollhouse.gateway.dispatch import Dispatcher
 
 T = TypeVar("T")
 
@@ -75,6 +82,9 @@ class BackgroundServer:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def stop(self) -> None:
+        """Clean up the app and end the loop; a second call does nothing."""
+        if self.loop.is_closed():
+            return
         if self._runner is not None:
             self.call(self._runner.cleanup())
             self._runner = None
@@ -172,3 +182,132 @@ class GatewayProcess:
             self.proc.wait(30)
         if self.log is not None:
             self.log.close()
+
+
+# -- a provider without sockets --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SentRequest:
+    """What :class:`MockTransport` was asked to send: as it would go on the wire."""
+
+    method: str
+    provider: str
+    url: str  # built by the real edge code (upstream_url): path and query encoded
+    headers: dict[str, str]  # after the real header filter, auth added
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class _Chunks:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+
+
+class MockResponse:
+    """A provider's answer for :class:`MockTransport`: a status, headers and a body
+    (JSON, bytes, or chunks a stream delivers one by one)."""
+
+    def __init__(
+        self,
+        status: int = 200,
+        json_body: object = None,
+        *,
+        body: bytes = b"",
+        chunks: list[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+        self.status = status
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(headers or {}))
+        self._chunks = chunks if chunks is not None else [body]
+        self.released = False
+
+    @property
+    def content_length(self) -> int | None:
+        return sum(map(len, self._chunks))
+
+    @property
+    def content(self) -> _Chunks:
+        return _Chunks(self._chunks)
+
+    async def read(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def release(self) -> None:
+        self.released = True
+
+    async def __aenter__(self) -> MockResponse:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+
+MockHandler = Callable[[SentRequest], MockResponse]
+
+
+class MockTransport:
+    """The upstream seam without sockets, in the manner of httpx's ``MockTransport``:
+    ``handler`` answers each request (or raises, e.g. ``UpstreamUnavailable``), and
+    every request is kept in :attr:`sent`. Dispatch, preparation and failover run
+    against it in microseconds (tests/gateway/test_dispatch.py).
+
+    >>> transport = MockTransport(lambda sent: MockResponse(200, {"ok": True}))
+    >>> dispatcher = Dispatcher(transport, capacity, policy, ...)
+    """
+
+    def __init__(self, handler: MockHandler) -> None:
+        self.handler = handler
+        self.sent: list[SentRequest] = []
+
+    async def send(
+        self,
+        method: str,
+        provider: Provider,
+        path: str,
+        query: str,
+        incoming: Mapping[str, str],
+        key: str,
+        body: bytes,
+    ) -> MockResponse:
+        from tollhouse.gateway.upstream import upstream_headers, upstream_url
+
+        headers = upstream_headers(incoming, provider.auth_headers(key))
+        sent = SentRequest(
+            method, provider.name, upstream_url(provider, path, query), dict(headers), body
+        )
+        self.sent.append(sent)
+        return self.handler(sent)
+
+
+def mock_dispatcher(
+    handler: MockHandler,
+    *,
+    max_attempts: int = 3,
+    virtual_keys: frozenset[str] = frozenset(),
+) -> tuple[Dispatcher, MockTransport]:
+    """A :class:`Dispatcher` over a :class:`MockTransport`, with a fresh capacity gate
+    whose backoff is a millisecond (the failover logic, not the waiting, is tested)."""
+    from tollhouse.capacity import Capacity, RetryPolicy
+    from tollhouse.gateway.dispatch import Dispatcher
+
+    transport = MockTransport(handler)
+    policy = RetryPolicy(base=0.001, cap=0.001, max_attempts=max_attempts, budget_ratio=1.0)
+    capacity = Capacity(policy=policy, default_cooldown=0.001)
+    dispatcher = Dispatcher(
+        transport,
+        capacity,
+        policy,
+        max_attempts=max_attempts,
+        gone_for=60.0,
+        is_virtual_key=lambda key: key in virtual_keys,
+    )
+    return dispatcher, transport

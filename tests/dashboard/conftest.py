@@ -18,11 +18,11 @@ from tollhouse.app import create_app
 from tollhouse.ledger.entry import LedgerEntry
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.usage import Usage
-from tollhouse.observe import DASHBOARD
 from tollhouse.pricing import Pricer
 from tollhouse.settings import parse_settings
 from tollhouse.simulator import Simulator
 from tollhouse.testing import BackgroundServer
+from tollhouse.wiring import DASHBOARD
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
 CHROMIUM = os.environ.get("TOLLHOUSE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

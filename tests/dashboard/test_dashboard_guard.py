@@ -13,10 +13,10 @@ from tests.conftest import KEY_ENV, PROVIDER_KEY, base_config
 from tests.dashboard.conftest import Dash
 from tests.test_hostguard import BODIES, METHODS, Case, send, send_all
 from tollhouse.app import create_app
-from tollhouse.observe import DASHBOARD
 from tollhouse.settings import parse_settings
 from tollhouse.simulator import Simulator
 from tollhouse.testing import BackgroundServer
+from tollhouse.wiring import DASHBOARD
 
 FOREIGN = (
     {"Origin": "http://127.0.0.2:8000", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"},

@@ -127,7 +127,7 @@ def test_a_replayed_row_is_the_row_the_writer_would_have_committed(tmp_path: Pat
     """The journal keeps facts, not rows: replay prices and formats them the same way."""
     from decimal import Decimal
 
-    from tollhouse.dispatch import Attempt
+    from tollhouse.ledger.entry import Attempt
     from tollhouse.metering.usage import Usage
 
     odd = entry(

@@ -126,7 +126,7 @@ def test_loop_owned_state_is_read_on_the_loop_at_scrape_time(
     as requests come, so iterating them from that thread could fail the scrape."""
     import threading
 
-    from tollhouse.budgets import BudgetGate
+    from tollhouse.budgets.gate import BudgetGate
     from tollhouse.capacity import Capacity
 
     config = base_config(simulator.url)

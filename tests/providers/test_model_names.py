@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tollhouse.providers.builtin  # noqa: F401  (registers the kinds)
 from tollhouse.errors import BadRequest
 from tollhouse.providers import KINDS, Provider
 from tollhouse.settings import ProviderSettings

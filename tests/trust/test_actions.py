@@ -23,8 +23,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from tests.cluster.conftest import prefix, state_config  # noqa: F401  (the Redis key prefix)
 from tests.conftest import KEY_ENV, PROVIDER_KEY, Harness
-from tests.state.conftest import prefix, state_config  # noqa: F401  (the Redis key prefix)
 from tests.trust.test_trust_e2e import action, api, trust_config
 from tollhouse.app import create_app
 from tollhouse.ledger.store import connect

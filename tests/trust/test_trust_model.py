@@ -28,8 +28,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from tests.cluster.conftest import prefix, state_config  # noqa: F401  (the Redis key prefix)
 from tests.conftest import ACME_KEY, KEY_ENV, PROVIDER_KEY, GatewayFactory, Harness
-from tests.state.conftest import prefix, state_config  # noqa: F401  (the Redis key prefix)
 from tests.trust.test_trust_e2e import PRIMARY, token, trust_config
 from tollhouse.app import create_app
 from tollhouse.settings import parse_settings

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
+from tollhouse.attribution.gitcontext import GitContext, GitContextReader, follow
 from tollhouse.attribution.process import ProcessAttribution, ProcessAttributor
 
 PROJECT_HEADER = "X-Tollhouse-Project"
@@ -37,6 +38,28 @@ class Attribution:
     how: str
     process_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    git: GitContext | None = None  # the calling process's repository at call time
+
+
+@dataclass(frozen=True, slots=True)
+class InRepository(ProcessAttribution):
+    """A process attribution with the git state of the process's directory."""
+
+    git: GitContext | None = None
+
+
+def with_git(found: ProcessAttribution, reader: GitContextReader) -> ProcessAttribution:
+    """``found`` plus the git context of its process's directory (runs in a thread)."""
+    git = reader.for_pid(found.pid)
+    if git is None:
+        return found
+    return InRepository(**{f.name: getattr(found, f.name) for f in fields(found)}, git=git)
+
+
+def attribution_of(found: ProcessAttribution) -> Attribution:
+    """The chain's result for a process found: its project, and its git context if any."""
+    git = getattr(found, "git", None)
+    return Attribution(found.project, found.how, found.process_name, dict(found.tags), git)
 
 
 def header_tags(headers: Mapping[str, str]) -> dict[str, str]:
@@ -53,9 +76,16 @@ def header_tags(headers: Mapping[str, str]) -> dict[str, str]:
 class Attributor:
     """Applies the chain; holds the virtual-key map and the process lookup."""
 
-    def __init__(self, key_projects: Mapping[str, str], process: ProcessAttributor | None) -> None:
+    def __init__(
+        self,
+        key_projects: Mapping[str, str],
+        process: ProcessAttributor | None,
+        git: GitContextReader | None = None,
+    ) -> None:
         self.key_projects = dict(key_projects)
         self.process = process
+        # A process found in a git repository: its state is recorded with each call.
+        self.git = git if git is not None or process is None else GitContextReader()
 
     def is_virtual_key(self, key: str | None) -> bool:
         return key is not None and key in self.key_projects
@@ -74,8 +104,14 @@ class Attributor:
         if project:
             return Attribution(project, "header")
         if self.process is not None and transport is not None:
-            return self.process.start(transport)
+            return self.follow(self.process.start(transport))
         return Attribution(UNATTRIBUTED, UNATTRIBUTED)
+
+    def follow(
+        self, lookup: asyncio.Future[ProcessAttribution | None]
+    ) -> asyncio.Future[ProcessAttribution | None]:
+        """``lookup`` (one connection's, maybe shared), plus this call's git context."""
+        return lookup if self.git is None else follow(self.git, lookup, with_git)
 
     async def finish(
         self, pending: Attribution | asyncio.Future[ProcessAttribution | None]
@@ -86,4 +122,4 @@ class Attributor:
         found = await self.process.resolve(pending)
         if found is None:
             return Attribution(UNATTRIBUTED, UNATTRIBUTED)
-        return Attribution(found.project, found.how, found.process_name, dict(found.tags))
+        return attribution_of(found)

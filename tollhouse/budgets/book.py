@@ -20,6 +20,9 @@ from typing import Any
 
 from tollhouse.errors import BudgetExceeded
 
+BUDGET_MODES = ("soft", "hard")  # soft: a warning header; hard: refused past the limit
+HARD = "hard"
+
 ZERO = Decimal(0)
 
 

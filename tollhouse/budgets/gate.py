@@ -23,16 +23,19 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tollhouse.budgets.book import ZERO, Budget, BudgetBook, Hold, periods
+from tollhouse.budgets.book import HARD, ZERO, Budget, BudgetBook, Hold, periods
 from tollhouse.budgets.bound import UNKNOWN_CONTEXT, Bound, bound, cap_output, output_tokens
 from tollhouse.errors import BudgetExceeded, BudgetStoreUnavailable
 from tollhouse.metering.usage import Usage
 from tollhouse.pricing import PriceQuery, Pricer
-from tollhouse.settings import Settings
+
+if TYPE_CHECKING:
+    from tollhouse.settings import Settings
 
 log = logging.getLogger("tollhouse.budgets")
 
@@ -65,7 +68,7 @@ class BudgetGate:
     ) -> BudgetGate | None:
         """None when no project has a budget: the request path then skips budgets entirely."""
         budgets = {
-            name: Budget(p.budget_daily_usd, p.budget_monthly_usd, p.budget_mode == "hard")
+            name: Budget(p.budget_daily_usd, p.budget_monthly_usd, p.budget_mode == HARD)
             for name, p in settings.projects.items()
             if p.has_budget
         }
@@ -149,6 +152,64 @@ class BudgetGate:
         )
         return self._warned(hold)
 
+    async def reserve_fan_out(
+        self,
+        project: str,
+        stages: Sequence[tuple[Sequence[Sequence[Any]], int | None, int]],
+        payload: dict[str, Any],
+        now: datetime | None = None,
+    ) -> Hold | None:
+        """Hold a fused request's whole fan-out (tollhouse.fusion), all or nothing.
+
+        ``stages`` run one after another: (groups of candidate routes that all
+        run, an output cap for this stage or None for the request's own, input
+        tokens this stage adds beyond the request's). Each group holds its
+        dearest route's bound; a later stage's input also holds every earlier
+        stage's most output (the judge reads the panel's answers, the writer both).
+        """
+        if project not in self.book.budgets:
+            return None
+        now = now or self.clock()
+        body = json.dumps(payload).encode()
+        total, carried = ZERO, 0
+        for groups, cap, extra in stages:
+            produced = 0
+            for routes in groups:
+                worst, most = ZERO, 0
+                for route in routes:
+                    found = self._checked(project, route, payload, body)
+                    if cap is not None:
+                        found = replace(found, output_tokens=cap)
+                    if found.input_tokens is not None:
+                        grown = found.input_tokens + carried + extra
+                        found = replace(found, input_tokens=grown)
+                    worst = max(worst, self._cost(route, found, now))
+                    most = max(most, found.output_tokens)
+                total, produced = total + worst, produced + most
+            carried += produced
+        return await self._reserve_amount(project, total, now)
+
+    async def _reserve_amount(self, project: str, amount: Decimal, now: datetime) -> Hold | None:
+        shared = self.shared
+        if shared is None:
+            return self._warned(self.book.reserve(project, amount, now))
+        loop = asyncio.get_running_loop()
+        hold: Hold | None = await loop.run_in_executor(
+            shared.executor, shared.reserve, project, amount, now
+        )
+        return self._warned(hold)
+
+    def _checked(self, project: str, route: Any, payload: dict[str, Any], body: bytes) -> Bound:
+        found = self._bound(route, payload, body)
+        if self.book.budgets[project].hard and found.unbounded:
+            raise BudgetExceeded(
+                f"project {project!r} has a hard budget, and the server-side tool "
+                f"{found.unbounded!r} has no cost bound before the call (its results are "
+                "billed as input, with per-call fees); call it from a project without a "
+                "hard budget"
+            )
+        return found
+
     def _worst(
         self,
         project: str,
@@ -157,19 +218,11 @@ class BudgetGate:
         now: datetime,
         body: bytes | None,
     ) -> Decimal:
-        hard = self.book.budgets[project].hard
         if body is None:
             body = json.dumps(payload).encode()  # once, not per candidate
         worst = ZERO
         for route in routes:
-            found = self._bound(route, payload, body)
-            if hard and found.unbounded:
-                raise BudgetExceeded(
-                    f"project {project!r} has a hard budget, and the server-side tool "
-                    f"{found.unbounded!r} has no cost bound before the call (its results are "
-                    "billed as input, with per-call fees); call it from a project without a "
-                    "hard budget"
-                )
+            found = self._checked(project, route, payload, body)
             worst = max(worst, self._cost(route, found, now))
         return worst
 

@@ -6,7 +6,7 @@ says), :class:`QuotaState` (GCRA buckets, slots, cooldown), :class:`RetryPolicy`
 (full jitter under a budget), :class:`CircuitBreaker`, :class:`FairQueue`.
 The async shell, :class:`Capacity`, queues requests per upstream until they may
 start and hands out :class:`Lease` objects; with several instances it also asks
-a :class:`SharedLimiter` (:mod:`tollhouse.state.limits` keeps it in Redis).
+a :class:`SharedLimiter` (:mod:`tollhouse.cluster.limits` keeps it in Redis).
 
 Health is kept per deployment (provider x model), because providers fail per
 model far more often than as a whole (issue 15). What each signal ejects:

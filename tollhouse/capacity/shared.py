@@ -3,7 +3,7 @@
 One gateway alone needs nothing more than its own :class:`QuotaState`s, so
 :class:`LocalLimiter` (the default) admits everything the local gate has
 admitted. Several instances drawing on one provider key need one source of
-truth: :class:`tollhouse.state.limits.RedisLimiter` implements the same
+truth: :class:`tollhouse.cluster.limits.RedisLimiter` implements the same
 methods with one atomic Redis script per decision. The local gate still
 orders its own waiters fairly (fair queueing is per instance); only the
 request at the head of an instance's line asks the shared limiter.

@@ -399,7 +399,7 @@ def _with_ejections(
 
 @cli.group()
 def models() -> None:
-    """Model health: clear an ejection by hand."""
+    """Model health and the kill switch: clear an ejection, block or unblock a model."""
 
 
 @models.command("reset")
@@ -433,6 +433,90 @@ def models_reset(target: str, url: str | None, path: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     what = f"{provider}/{model}" if model else f"provider {provider}"
     click.echo(f"{what}: " + ("re-admitted" if found["cleared"] else "was not ejected"))
+
+
+@models.command("block")
+@click.argument("target")
+@click.option("--reason", default="", help="Why (shown in errors, the ledger and the dashboard).")
+@click.option("--url", help="The gateway (default: the config's [server] host and port).")
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@friendly
+def models_block(target: str, reason: str, url: str | None, path: Path | None) -> None:
+    """Take PROVIDER/MODEL (or a whole PROVIDER) out of service: the kill switch.
+
+    Requests for it go down their alias's fallback chain; a request with no
+    other candidate gets a 403 in its dialect saying it is blocked, and a
+    ledger row. With shared state (Redis) every instance follows within a
+    second; without, the block is kept in $TOLLHOUSE_HOME/blocks.json. Only
+    `tollhouse models unblock` lifts it (a health reset never does).
+
+    \b
+    Examples:
+      tollhouse models block openai/gpt-4o --reason "pulled by the vendor"
+      tollhouse models block xai
+    """
+    _block_command(target, reason, url, path, lift=False)
+
+
+@models.command("unblock")
+@click.argument("target")
+@click.option("--url", help="The gateway (default: the config's [server] host and port).")
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@friendly
+def models_unblock(target: str, url: str | None, path: Path | None) -> None:
+    """Put PROVIDER/MODEL (or PROVIDER) back in service.
+
+    \b
+    Example:
+      tollhouse models unblock openai/gpt-4o
+    """
+    _block_command(target, "", url, path, lift=True)
+
+
+@models.command("blocks")
+@click.option("--url", help="The gateway (default: the config's [server] host and port).")
+@click.option("--config", "path", type=click.Path(path_type=Path), help="Config file.")
+@friendly
+def models_blocks(url: str | None, path: Path | None) -> None:
+    """List the blocks in force (runtime ones and the config's blocked_models)."""
+    from tollhouse.cli import models as health
+
+    settings = _settings(path)
+    try:
+        found = health.live_blocks(url or _gateway_url(settings))
+    except (health.GatewayUnreachable, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not found:
+        click.echo("nothing blocked")
+    for b in found:
+        why = f"  ({b['reason']})" if b.get("reason") else ""
+        click.echo(f"{b['provider']}/{b['model']}  [{b['source']}]{why}")
+
+
+def _block_command(
+    target: str, reason: str, url: str | None, path: Path | None, *, lift: bool
+) -> None:
+    from tollhouse.cli import models as health
+
+    try:
+        provider, model = health.parse_target(target)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = _settings(path)
+    url = url or _gateway_url(settings)
+    try:
+        found = health.block_model(
+            url, _operator_token(settings), provider, model, reason=reason, lift=lift
+        )
+    except (health.GatewayUnreachable, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    what = f"{provider}/{model}" if model else f"provider {provider} (every model)"
+    if lift:
+        click.echo(f"{what}: " + ("unblocked" if found.get("unblocked") else "was not blocked"))
+    else:
+        click.echo(f"{what}: blocked")
+    if not found.get("shared", True):
+        click.echo("  shared state (Redis) is down: other instances follow once it is back")
 
 
 def _trust_report(conn: Any, since: Any, until: Any, project: str | None, fmt: str) -> str:
@@ -552,7 +636,7 @@ def dashboard(path: Path | None, open_browser: bool, port: int | None) -> None:
     """
     import webbrowser
 
-    from tollhouse.tokens import ensure_token
+    from tollhouse.access_tokens import ensure_token
 
     conf = _settings(path).dashboard
     if not conf.enabled:
@@ -767,10 +851,12 @@ def _logging(verbose: bool, log_format: str = "text") -> None:
 def _groups() -> None:
     """Command groups kept in their own modules (they import this one's helpers)."""
     from tollhouse.cli.export import export
+    from tollhouse.cli.interest import interest
     from tollhouse.cli.ledger import ledger
 
     cli.add_command(ledger)
     cli.add_command(export)
+    cli.add_command(interest)
 
 
 _groups()

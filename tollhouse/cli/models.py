@@ -49,6 +49,27 @@ def reset_model(url: str, token: str, provider: str, model: str | None) -> dict[
     return _call(request, url)
 
 
+def block_model(
+    url: str, token: str, provider: str, model: str | None, *, reason: str = "", lift: bool
+) -> dict[str, Any]:
+    """Block (or, ``lift``, unblock) PROVIDER/MODEL on the gateway and every instance."""
+    body: dict[str, Any] = {"provider": provider, **({"model": model} if model else {})}
+    if not lift:
+        body |= {"reason": reason, "by": "operator (tollhouse models block)"}
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/tollhouse/v1/models/{'unblock' if lift else 'block'}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "X-Tollhouse-Operator": token},
+        method="POST",
+    )
+    return _call(request, url)
+
+
+def live_blocks(url: str, timeout: float = 3.0) -> list[dict[str, Any]]:
+    request = urllib.request.Request(f"{url.rstrip('/')}/tollhouse/v1/models/blocks")
+    return list(_call(request, url, timeout).get("blocks", []))
+
+
 def live_ejections(url: str, timeout: float = 3.0) -> list[dict[str, Any]]:
     request = urllib.request.Request(f"{url.rstrip('/')}/tollhouse/v1/models/ejections")
     found = _call(request, url, timeout)

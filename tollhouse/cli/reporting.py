@@ -69,7 +69,7 @@ def _day(moment: datetime | None) -> str | None:
 
 
 def _budget_status(conn: sqlite3.Connection, settings: Settings) -> list[dict[str, Any]]:
-    from tollhouse.budgets import BudgetGate  # with the price data: only when asked for
+    from tollhouse.budgets.gate import BudgetGate  # with the price data: only when asked for
     from tollhouse.pricing import Pricer
 
     gate = BudgetGate.from_settings(settings, Pricer(settings.prices))

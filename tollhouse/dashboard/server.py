@@ -14,27 +14,31 @@ DOM with ``textContent`` only, so nothing from the ledger is parsed as HTML.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from yarl import URL
 
-from tollhouse.budgets import BudgetGate
+from tollhouse.access_tokens import same
 from tollhouse.budgets.commitments import commitment_status
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import Capacity
+from tollhouse.capacity.policy import ModelPolicy
 from tollhouse.connections import GatewayRunner
 from tollhouse.dashboard import queries
+from tollhouse.dashboard.interest import interest_view
 from tollhouse.errors import TollhouseError
 from tollhouse.hostguard import BrowserGuard, decide, preflight_headers
 from tollhouse.ledger.report import capacity_summary, parse_time
 from tollhouse.ledger.store import Location, connect
-from tollhouse.settings import CommitmentSettings, ServerSettings
-from tollhouse.tokens import same
+from tollhouse.settings import CommitmentSettings, InterestSettings, ServerSettings
 from tollhouse.trust.metrics import trust_metrics
 
 BASE = "/tollhouse/ui"
@@ -66,6 +70,8 @@ class Sources:
     budgets: BudgetGate | None
     commitments: dict[str, CommitmentSettings]
     trust: Callable[..., dict[str, Any]] = trust_metrics
+    models: ModelPolicy | None = None  # the kill switch's blocks
+    interest: InterestSettings = field(default_factory=InterestSettings)
 
 
 class Dashboard:
@@ -97,7 +103,7 @@ class Dashboard:
         r = self.app.router
         r.add_get(BASE, _to_index)
         for suffix, page in PAGES.items():
-            r.add_get(BASE + (suffix or "/"), _page(page))
+            r.add_get(BASE + (suffix or "/"), self._index if not suffix else _page(page))
         r.add_static(BASE + "/static", STATIC)
         api: dict[str, Callable[[web.Request], Any]] = {
             "overview": self._overview,
@@ -108,11 +114,38 @@ class Dashboard:
             "project": self._project,
             "trust": self._trust,
             "commitments": self._commitments,
+            "interest": self._interest,
         }
         for name, fn in api.items():
             r.add_get(f"{BASE}/api/{name}", self._json(fn))
         r.add_get(f"{BASE}/api/capacity", self._capacity)
         r.add_get(f"{BASE}/api/budgets", self._budgets)
+        self._api = {name: self._json(fn) for name, fn in api.items()}
+        self._api |= {"capacity": self._capacity, "budgets": self._budgets}
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        """The overview with its first view's data inside, so it is drawn by the time the
+        page has loaded (a plain headless screenshot or --dump-dom sees the numbers)."""
+        since = request.query.get("since", "30d")
+        by = request.query.get("by", "project")
+        calls = first_view(since, by)
+        found: dict[str, Any] = {}
+        for name, params in calls:
+            sub = request.clone(rel_url=URL(f"{BASE}/api/{name}").with_query(params))
+            response = await self._api[name](sub)
+            if isinstance(response, web.Response) and response.status == 200 and response.text:
+                found[f"{name}?{urlencode(params)}"] = json.loads(response.text)
+        page = (STATIC / "index.html").read_text(encoding="utf-8")
+        data = (
+            json.dumps(found)
+            .replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026")
+        )
+        block = f'<script id="initial" type="application/json">{data}</script>\n'
+        return _no_store(
+            web.Response(text=page.replace("</body>", block + "</body>"), content_type="text/html")
+        )
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -233,6 +266,13 @@ class Dashboard:
         deals = self.sources.commitments
         return lambda conn: commitment_status(conn, deals, datetime.now(UTC))
 
+    def _interest(self, request: web.Request) -> Any:
+        """Principal and interest of the configured repositories (git runs in the thread)."""
+        since, _ = _window(request)
+        project = request.query.get("project") or None
+        conf = self.sources.interest
+        return lambda conn: interest_view(conn, conf, since, project)
+
     async def _capacity(self, request: web.Request) -> web.StreamResponse:
         """Live gate state and ejections (per deployment: reason, since, until), plus the
         last hour's attempts (429s, error classes) per model."""
@@ -242,12 +282,29 @@ class Dashboard:
         recent = await asyncio.get_running_loop().run_in_executor(
             None, self._read, lambda conn: capacity_summary(conn, since)
         )
-        found = {"upstreams": live, "ejections": ejections, "last_hour": recent}
+        blocks = self.sources.models.listing() if self.sources.models is not None else []
+        found = {"upstreams": live, "ejections": ejections, "blocks": blocks, "last_hour": recent}
         return _no_store(web.json_response(found))
 
     async def _budgets(self, request: web.Request) -> web.StreamResponse:
         budgets = self.sources.budgets
         return _no_store(web.json_response(budgets.status() if budgets else []))
+
+
+def first_view(since: str, by: str) -> list[tuple[str, dict[str, str]]]:
+    """The API calls the overview makes first, with the parameters it sends (dashboard.js
+    ``overview`` and ``capacity``: the same names, values and order)."""
+    bucket = "hour" if since == "24h" else "day"
+    return [
+        ("overview", {"since": since}),
+        ("timeseries", {"since": since, "by": by, "bucket": bucket}),
+        ("budgets", {}),
+        ("commitments", {}),
+        ("unpriced", {"since": since}),
+        ("trust", {"since": since}),
+        ("tags", {"since": since}),
+        ("capacity", {}),
+    ]
 
 
 def _window(request: web.Request) -> tuple[datetime | None, datetime | None]:

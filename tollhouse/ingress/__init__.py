@@ -1,6 +1,6 @@
-"""Ingress: the wire dialects clients speak. One module per dialect."""
+"""Ingress: the wire dialects clients speak. One module per dialect, one table."""
 
-from tollhouse.ingress import anthropic, gemini, openai_chat, openai_responses  # noqa: F401
-from tollhouse.ingress.base import DIALECTS, Call, Dialect, parse_json_body, render_error
+from tollhouse.ingress.base import Call, Dialect, parse_json_body, render_error
+from tollhouse.ingress.registry import DIALECTS
 
 __all__ = ["DIALECTS", "Call", "Dialect", "parse_json_body", "render_error"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tollhouse.errors import GatewayError
-from tollhouse.ingress.base import Dialect, register
+from tollhouse.ingress.base import Dialect
 from tollhouse.ingress.fields import ANTHROPIC
 
 ANTHROPIC_ERROR_TYPES = {
@@ -26,6 +26,12 @@ class AnthropicMessages(Dialect):
     label = "Anthropic Messages"
     routes = ("/v1/messages",)
     spec = ANTHROPIC
+    native_path = "/v1/messages"
+    request_headers = ("anthropic-", "x-stainless-")
+    answer_headers = ("anthropic-",)
+    auth_headers = ("x-api-key", "authorization")
+    wire_suffixes = ("/messages",)
+    path_prefixes = ("/v1/messages",)
 
     def client_key(self, headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
         return headers.get("x-api-key") or super().client_key(headers, query)
@@ -41,6 +47,3 @@ class AnthropicMessages(Dialect):
 
     def stream_error(self, error: GatewayError) -> bytes:
         return b"event: error\ndata: " + json.dumps(self.error_body(error)).encode() + b"\n\n"
-
-
-register(AnthropicMessages())

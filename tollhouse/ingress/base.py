@@ -17,8 +17,6 @@ from typing import Any, ClassVar
 from tollhouse.errors import BadRequest, GatewayError
 from tollhouse.ingress.fields import FieldError, Spec, check
 
-DIALECTS: dict[str, Dialect] = {}
-
 
 @dataclass(slots=True)
 class Call:
@@ -31,12 +29,42 @@ class Call:
 
 
 class Dialect:
-    """One wire format: OpenAI chat, OpenAI Responses, Anthropic, Gemini."""
+    """One wire format: OpenAI chat, OpenAI Responses, Anthropic, Gemini.
+
+    A dialect owns every wire fact of its own: its paths, its headers, where its
+    clients put keys, how a translated call is addressed, how its errors look.
+    The registry (:mod:`tollhouse.ingress.registry`) lists the dialects; the
+    request path asks them, it never names one.
+    """
 
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""  # for people: "OpenAI Chat Completions"
     routes: ClassVar[tuple[str, ...]] = ()  # POST paths (aiohttp route syntax)
     spec: ClassVar[Spec] = {}  # the body's fields the gateway reads, typed (fields.py)
+    # Where a provider that speaks this dialect gets a call translated from another
+    # ("" : never a translation target). Formatted with {model} and {action}.
+    native_path: ClassVar[str] = ""
+    # Prefixes of this dialect's own request headers (not sent to another dialect's
+    # provider) and answer headers (not shown to another dialect's client).
+    request_headers: ClassVar[tuple[str, ...]] = ()
+    answer_headers: ClassVar[tuple[str, ...]] = ()
+    # Where its clients put their key (never forwarded: the route's own auth replaces it).
+    auth_headers: ClassVar[tuple[str, ...]] = ("authorization",)
+    # Path endings of its metered endpoints on any host (the interceptor's classifier).
+    wire_suffixes: ClassVar[tuple[str, ...]] = ()
+    # Paths whose errors (404, 405...) are answered in this dialect.
+    path_prefixes: ClassVar[tuple[str, ...]] = ()
+
+    def meters(self, path: str) -> bool:
+        """Whether ``path`` (on the gateway) is one of this dialect's metered endpoints."""
+        return path in self.routes
+
+    def translated_target(self, model: str, stream: bool) -> tuple[str, str]:
+        """(path, query) of a call translated into this dialect, for ``model``."""
+        return self.native_path.format(model=model, action=""), ""
+
+    def translated_payload(self, payload: dict[str, Any], stream: bool) -> None:
+        """Adjust a body translated into this dialect, in place (e.g. ask for usage)."""
 
     def call(self, path: str, match: Mapping[str, str], payload: dict[str, Any]) -> Call:
         model = payload.get("model")
@@ -71,11 +99,6 @@ class Dialect:
     def asked_for_usage(self, payload: dict[str, Any]) -> bool:
         """Whether a streaming client asked for a usage chunk (OpenAI chat only)."""
         return True
-
-
-def register(dialect: Dialect) -> Dialect:
-    DIALECTS[dialect.name] = dialect
-    return dialect
 
 
 def render_error(dialect: Dialect, error: GatewayError) -> bytes:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tollhouse.errors import BadRequest, GatewayError
-from tollhouse.ingress.base import Call, Dialect, register
+from tollhouse.ingress.base import Call, Dialect
 from tollhouse.ingress.fields import GEMINI, check
 from tollhouse.providers.gemini import gemini_model_error
 
@@ -31,6 +31,20 @@ class Gemini(Dialect):
     label = "Gemini generateContent"
     routes = ("/{version:v1beta|v1|v1alpha}/models/{target}",)
     spec = GEMINI
+    native_path = "/v1beta/models/{model}:{action}"
+    request_headers = ("x-goog-",)
+    auth_headers = ("x-goog-api-key",)  # or ?key=, which never goes upstream (upstream.py)
+    wire_suffixes = (":generateContent", ":streamGenerateContent")
+    path_prefixes = ("/v1beta/", "/v1alpha/", "/v1/models/")
+
+    def meters(self, path: str) -> bool:
+        return path.startswith(self.path_prefixes) and path.endswith(
+            ("generateContent", "GenerateContent")
+        )
+
+    def translated_target(self, model: str, stream: bool) -> tuple[str, str]:
+        action = "streamGenerateContent" if stream else "generateContent"
+        return self.native_path.format(model=model, action=action), "alt=sse" if stream else ""
 
     def call(self, path: str, match: Mapping[str, str], payload: dict[str, Any]) -> Call:
         model, _, action = match["target"].partition(":")
@@ -68,6 +82,3 @@ class Gemini(Dialect):
                 "status": GEMINI_STATUSES.get(error.status, "INTERNAL"),
             }
         }
-
-
-register(Gemini())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollhouse.errors import GatewayError
-from tollhouse.ingress.base import Call, Dialect, register
+from tollhouse.ingress.base import Call, Dialect
 from tollhouse.ingress.fields import OPENAI_CHAT
 
 OPENAI_ERROR_TYPES = {
@@ -43,6 +43,14 @@ class OpenAIChat(Dialect):
     label = "OpenAI Chat Completions"
     routes = ("/v1/chat/completions",)
     spec = OPENAI_CHAT
+    native_path = "/v1/chat/completions"
+    request_headers = ("openai-", "x-stainless-")
+    answer_headers = ("openai-", "x-ratelimit-")
+    wire_suffixes = ("/chat/completions",)
+
+    def translated_payload(self, payload: dict[str, Any], stream: bool) -> None:
+        if stream:
+            payload["stream_options"] = {"include_usage": True}  # metered from the stream
 
     def prepare(self, payload: dict[str, Any], call: Call, upstream_model: str) -> bool:
         super().prepare(payload, call, upstream_model)
@@ -63,6 +71,3 @@ class OpenAIChat(Dialect):
     def asked_for_usage(self, payload: dict[str, Any]) -> bool:
         options = payload.get("stream_options")
         return isinstance(options, dict) and options.get("include_usage") is True
-
-
-register(OpenAIChat())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollhouse.errors import GatewayError
-from tollhouse.ingress.base import Dialect, register
+from tollhouse.ingress.base import Dialect
 from tollhouse.ingress.fields import OPENAI_RESPONSES
 from tollhouse.ingress.openai_chat import openai_error
 
@@ -15,9 +15,9 @@ class OpenAIResponses(Dialect):
     label = "OpenAI Responses"
     routes = ("/v1/responses",)
     spec = OPENAI_RESPONSES
+    request_headers = ("openai-", "x-stainless-")
+    answer_headers = ("openai-", "x-ratelimit-")
+    wire_suffixes = ("/responses",)
 
     def error_body(self, error: GatewayError) -> dict[str, Any]:
         return openai_error(error)
-
-
-register(OpenAIResponses())

@@ -38,12 +38,11 @@ from tollhouse.intercept.calls import InterceptedCall, ask_for_usage, classify, 
 from tollhouse.intercept.envelope import unwrap_body
 from tollhouse.intercept.hosts import HostTable
 from tollhouse.intercept.tap import ResponseTap
-from tollhouse.ledger.entry import LedgerEntry
+from tollhouse.ledger.entry import LedgerEntry, build_entry
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering.registry import meter_body
 from tollhouse.metering.usage import Metered
-from tollhouse.providers import builtin  # noqa: F401  (registers the provider kinds)
-from tollhouse.providers.base import KINDS, Provider
+from tollhouse.providers import KINDS, Provider
 from tollhouse.requestlog import log_request
 from tollhouse.settings import InterceptSettings, ProviderSettings
 from tollhouse.tasks import spawn
@@ -162,7 +161,9 @@ class MeterAddon:
         if isinstance(named, Attribution) and named.how != UNATTRIBUTED:
             return named
         lookup = self._lookups.get(flow.client_conn.id)
-        return lookup if lookup is not None else Attribution(UNATTRIBUTED, UNATTRIBUTED)
+        if lookup is None:
+            return Attribution(UNATTRIBUTED, UNATTRIBUTED)
+        return self.attributor.follow(lookup)  # this call's git context
 
     # -- responses ----------------------------------------------------------------------------
 
@@ -262,33 +263,27 @@ class MeterAddon:
         provider = self._provider(m.kind, m.host)
         status = flow.response.status_code if flow.response is not None else _no_response(error)
         streaming = m.tap.streaming if m.tap is not None else call.stream
-        usage = metered.usage if metered else None
         complete = bool(metered and metered.complete)
         if error is not None and streaming and complete:
             # The whole stream, end marker included, went through before the connection
             # closed (a client that leaves at once after [DONE] races mitmproxy's own end).
             error = None
-        return LedgerEntry(
+        return build_entry(
             ts=m.ts,
             request_id=self.ids.next(),
-            project=who.project,
-            attribution=who.how,
-            process_name=who.process_name,
-            tags={**who.tags, **m.tags},
+            who=who,
+            tags=m.tags,
             dialect=call.dialect,
             status=status,
             stream=streaming,
-            latency_ms=latency * 1000,
-            ttfb_ms=None if m.ttfb is None else m.ttfb * 1000,
-            provider=provider.name,
-            pricing_provider=provider.price_provider,
+            latency_s=latency,
+            ttfb_s=m.ttfb,
+            provider=provider,
             model_requested=call.model,
-            model_served=(metered.model if metered else None) or call.model,
-            incomplete=error is not None or (streaming and status < 300 and not complete),
-            usage=usage,
-            reported_cost=provider.reported_cost(usage) if usage else None,
-            upstream_id=metered.upstream_id if metered else None,
-            error=error or (metered.error if metered else None),
+            model_routed=call.model,
+            metered=metered,
+            incomplete=error is not None,
+            error=error,
             trust=DIRECT,
             attempt_count=1,
         )

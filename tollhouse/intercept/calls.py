@@ -22,14 +22,8 @@ from typing import Any
 
 from tollhouse.ingress import DIALECTS, Call
 
-# Path endings of the metered endpoints: the first that matches wins.
-SUFFIXES = (
-    ("/chat/completions", "openai-chat"),
-    ("/responses", "openai-responses"),
-    ("/messages", "anthropic"),
-    (":generateContent", "gemini"),
-    (":streamGenerateContent", "gemini"),
-)
+# Path endings of the metered endpoints, as each dialect names them: the first wins.
+SUFFIXES = tuple((s, d.name) for d in DIALECTS.values() for s in d.wire_suffixes)
 # Gemini Code Assist (cloudcode-pa): /v1internal:generateContent, answers in {"response": ...}.
 CODE_ASSIST_PATH = "/v1internal:"
 CODE_ASSIST_ENVELOPE = "response"

@@ -8,11 +8,33 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from tollhouse import sane
+from tollhouse.attribution.gitcontext import GitContext
+from tollhouse.ledger.fusion import UnderlyingCall, call_facts, calls_from_facts
 from tollhouse.metering import exactjson
-from tollhouse.metering.usage import Usage
+from tollhouse.metering.usage import Metered, Usage
+
+if TYPE_CHECKING:
+    from tollhouse.attribution.chain import Attribution
+    from tollhouse.providers import Provider
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream try, or one candidate skipped (``skipped`` says why)."""
+
+    n: int
+    provider: str
+    model: str
+    started: float
+    status: int | None = None
+    error_class: str | None = None
+    latency_ms: float | None = None
+    queue_wait_ms: float = 0.0
+    retry_after_s: float | None = None
+    skipped: str | None = None
 
 
 @dataclass(slots=True)
@@ -44,10 +66,76 @@ class LedgerEntry:
     process_name: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     trust: str | None = None  # "full" | "degraded" | "direct" (intercepted); None: nothing answered
-    attempts: list[Any] = field(default_factory=list)  # tollhouse.dispatch.Attempt
+    attempts: list[Attempt] = field(default_factory=list)
     attempt_count: int = 0
     queue_wait_ms: float = 0.0
     error_class: str | None = None  # of the last attempt
+    # A fused model's request: every call it made (tollhouse.ledger.fusion).
+    fusion_calls: list[UnderlyingCall] = field(default_factory=list)
+
+    git: GitContext | None = None  # the calling process's repository, branch, HEAD, dirty
+
+
+def build_entry(
+    *,
+    ts: datetime,
+    request_id: str,
+    who: Attribution,
+    tags: dict[str, str],
+    dialect: str,
+    status: int,
+    stream: bool,
+    latency_s: float,
+    ttfb_s: float | None,
+    provider: Provider | None,
+    model_requested: str | None,
+    model_routed: str | None,
+    metered: Metered | None,
+    incomplete: bool,
+    error: str | None,
+    trust: str | None,
+    attempts: Sequence[Attempt] = (),
+    attempt_count: int | None = None,
+) -> LedgerEntry:
+    """The one place a request's row is made: by the gateway, trust's replays and
+    the interceptor alike. What follows from the facts (the model served, a stream
+    cut short, the provider's own cost, the attempts' totals) is derived here.
+
+    ``model_routed``: the model the request was sent as (the meter's word wins);
+    ``incomplete``: known cut short (a stream without its end marker is, too);
+    ``attempt_count``: when there is no list of attempts (the interceptor's one try).
+    """
+    m = metered
+    usage = m.usage if m else None
+    tried = [a for a in attempts if not a.skipped]
+    return LedgerEntry(
+        ts=ts,
+        request_id=request_id,
+        project=who.project,
+        attribution=who.how,
+        process_name=who.process_name,
+        tags={**who.tags, **tags},
+        dialect=dialect,
+        status=status,
+        stream=stream,
+        latency_ms=latency_s * 1000,
+        ttfb_ms=None if ttfb_s is None else ttfb_s * 1000,
+        provider=provider.name if provider else None,
+        pricing_provider=provider.price_provider if provider else None,
+        model_requested=model_requested,
+        model_served=(m.model if m and m.model else None) or model_routed,
+        incomplete=incomplete or (stream and status < 300 and not (m and m.complete)),
+        usage=usage,
+        reported_cost=provider.reported_cost(usage) if provider and usage else None,
+        upstream_id=m.upstream_id if m else None,
+        error=error or (m.error if m else None),
+        trust=trust,
+        attempts=list(attempts),
+        attempt_count=len(tried) if attempt_count is None else attempt_count,
+        queue_wait_ms=sum(a.queue_wait_ms for a in attempts),
+        error_class=tried[-1].error_class if tried else None,
+        git=who.git,
+    )
 
 
 # The names on a row: each is outside text somewhere (a header, a process, a provider).
@@ -188,20 +276,6 @@ def _join(first: str | None, more: str) -> str:
     return more if first is None else f"{first}; {more}"
 
 
-class JournaledAttempt(NamedTuple):
-    """An upstream attempt as the journal keeps it: what its ledger row needs."""
-
-    n: int
-    provider: str
-    model: str
-    status: int | None
-    error_class: str | None
-    latency_ms: float | None
-    queue_wait_ms: float
-    retry_after_s: float | None
-    skipped: str | None
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -253,6 +327,8 @@ def to_facts(e: LedgerEntry) -> tuple[Any, ...]:
         e.attempt_count,
         e.queue_wait_ms,
         e.error_class,
+        call_facts(e.fusion_calls),
+        None if e.git is None else tuple(e.git),  # fact 26
     )
 
 
@@ -285,10 +361,12 @@ def from_facts(f: Sequence[Any]) -> LedgerEntry:
         process_name=f[18],
         tags=f[19],
         trust=f[20],
-        attempts=[JournaledAttempt(*a) for a in f[21]],
+        attempts=[Attempt(a[0], a[1], a[2], 0.0, *a[3:]) for a in f[21]],
         attempt_count=f[22],
         queue_wait_ms=f[23],
         error_class=f[24],
+        fusion_calls=calls_from_facts(f[25]) if len(f) > 25 else [],
+        git=GitContext(*f[26]) if len(f) > 26 and f[26] is not None else None,  # older journals
     )
 
 

@@ -47,6 +47,7 @@ _ROW_TYPES = {
             "output_tokens",
             "reasoning_tokens",
             "attempts",
+            "git_dirty",
         )
     },
 }

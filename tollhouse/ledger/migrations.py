@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from tollhouse.ledger import fusion
 from tollhouse.ledger.postgres import translate_ddl
 from tollhouse.ledger.totals import V6_DIMENSIONS, trigger_sql
 
@@ -266,6 +267,18 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             WHERE price_source IN ('unpriced', 'odd-usage');
         """,
     ),
+    (
+        7,
+        "git context: the calling process's repository, branch, HEAD and dirty flag",
+        """
+        ALTER TABLE requests ADD COLUMN git_repo TEXT;       -- hash of the root commit
+        ALTER TABLE requests ADD COLUMN git_branch TEXT;     -- NULL: detached HEAD
+        ALTER TABLE requests ADD COLUMN git_head TEXT;       -- HEAD commit at call time
+        ALTER TABLE requests ADD COLUMN git_dirty INTEGER;   -- 1: uncommitted changes; NULL: unknown
+        CREATE INDEX requests_git ON requests (git_repo, git_branch, git_head);
+        """,
+    ),
+    (9, "fusion: every call a fused request made, beside its one row", fusion.MIGRATION),
 ]
 
 # What a migration needs that each engine spells its own way (triggers), run after its DDL.

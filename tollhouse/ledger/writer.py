@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from tollhouse import sane
+from tollhouse.attribution.gitcontext import GitContext
+from tollhouse.ledger import fusion, totals
 from tollhouse.ledger import journal as journaling
-from tollhouse.ledger import totals
 from tollhouse.ledger.entry import LedgerEntry, from_facts, normalise, to_facts
 from tollhouse.ledger.journal import Journal, Segment
 from tollhouse.ledger.store import Location, connect, transaction
@@ -40,9 +41,9 @@ COLUMNS = (
     "model_requested, model_served, status, stream, incomplete, usage_raw, input_tokens, "
     "cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, "
     "reasoning_tokens, cost_usd, price_source, latency_ms, ttfb_ms, upstream_id, error, "
-    "trust, attempts, queue_wait_ms, error_class"
+    "trust, attempts, queue_wait_ms, error_class, git_repo, git_branch, git_head, git_dirty"
 )
-INSERT = f"INSERT INTO requests ({COLUMNS}) VALUES ({', '.join('?' * 30)})"
+INSERT = f"INSERT INTO requests ({COLUMNS}) VALUES ({', '.join('?' * 34)})"
 ATTEMPT_COLUMNS = (
     "request_id, n, ts, provider, model, status, error_class, latency_ms, queue_wait_ms, "
     "retry_after_s, skipped"
@@ -169,6 +170,9 @@ class LedgerWriter:
         """
         cost, row, attempts = self._rows(normalise(entry))
         self._queue.put((row, attempts))
+        if entry.fusion_calls:  # a fused request's calls: committed with its row's batch
+            calls = fusion.call_rows(entry.request_id, entry.fusion_calls, entry.ts, self.pricer)
+            self._queue.put(Statements(calls))
         return cost
 
     def _replayed(self, facts: tuple[Any, ...]) -> tuple[Any, list[Any]]:
@@ -377,9 +381,12 @@ class LedgerWriter:
             e.attempt_count,
             round(e.queue_wait_ms, 3),
             e.error_class,
+            *_git_columns(e.git),
         )
 
     def _cost(self, e: LedgerEntry) -> Cost:
+        if e.fusion_calls:  # the sum of its calls, each priced as its own model
+            return fusion.total_cost(e.fusion_calls, e.ts, self.pricer)
         if e.usage is None:
             return Cost(None, "no-usage") if e.status < 400 else Cost(Decimal(0), "error")
         if e.usage.odd is not None:  # kept raw, not priced as if it were true
@@ -412,6 +419,16 @@ def behind(conn: Any) -> bool:
         found,
     )
     return True
+
+
+_NO_GIT = (None, None, None, None)
+
+
+def _git_columns(git: GitContext | None) -> tuple[Any, ...]:
+    if git is None:
+        return _NO_GIT
+    dirty = None if git.dirty is None else int(git.dirty)
+    return (git.repo, sane.maybe_text(git.branch), git.head, dirty)
 
 
 def _outage(exc: BaseException) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from tollhouse.providers.base import Provider, register
+from tollhouse.providers.base import Provider
 
 
-@register("anthropic")
 class AnthropicProvider(Provider):
+    kind = "anthropic"
+    default_base_url = "https://api.anthropic.com"
+    default_key_env = "ANTHROPIC_API_KEY"
     dialects = frozenset({"anthropic"})
     pricing_id = "anthropic"
 

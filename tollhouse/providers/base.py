@@ -2,11 +2,11 @@
 
 A provider adapter knows where its API lives, how it authenticates, which
 wire dialects it speaks, which genai-prices provider prices it, and whether
-its responses carry their own billed cost. Built-in kinds register exactly
-as a plugin would:
+its responses carry their own billed cost. The kinds are listed in one
+table, :mod:`tollhouse.providers.registry`:
 
->>> @register("my-kind")
-... class MyProvider(Provider):
+>>> class MyProvider(Provider):
+...     kind = "my-kind"
 ...     dialects = frozenset({"openai-chat"})
 """
 
@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from decimal import Decimal
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
 from tollhouse.errors import BadRequest
 from tollhouse.metering.usage import Usage
-from tollhouse.settings import ProviderSettings
 
-P = TypeVar("P", bound=type["Provider"])
+if TYPE_CHECKING:
+    from tollhouse.settings import ProviderSettings
 
-KINDS: dict[str, type[Provider]] = {}
 MAX_MODEL = 256
 # What real model names use, and nothing that means something in a URL or a path:
 # gpt-4o-mini, openai/gpt-4o-mini, accounts/fireworks/models/x, llama3.1:8b,
@@ -37,21 +35,14 @@ MODEL_FORM = (
 )
 
 
-def register(kind: str) -> Callable[[P], P]:
-    """Class decorator: make ``cls`` the adapter for provider ``kind``."""
-
-    def decorate(cls: P) -> P:
-        cls.kind = kind
-        KINDS[kind] = cls
-        return cls
-
-    return decorate
-
-
 class Provider:
     """A configured upstream: one ``[[providers]]`` entry bound to its kind."""
 
     kind: ClassVar[str] = ""
+    # The embedded default config's entry for this kind (settings.DEFAULT_PROVIDERS).
+    default_name: ClassVar[str] = ""  # "": the kind's own name
+    default_base_url: ClassVar[str] = ""
+    default_key_env: ClassVar[str] = ""
     dialects: ClassVar[frozenset[str]] = frozenset()
     pricing_id: ClassVar[str | None] = None
     # Path prefix of the API root that the base URL already contains ("/v1"
@@ -110,13 +101,6 @@ class Provider:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.base_url}>"
-
-
-def build_providers(settings: tuple[ProviderSettings, ...]) -> list[Provider]:
-    """Instantiate the adapter of each configured provider, in config order."""
-    from tollhouse.providers import builtin  # noqa: F401  (registers the built-in kinds)
-
-    return [KINDS[p.kind](p) for p in settings]
 
 
 def model_error(model: str, outside: re.Pattern[str], form: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tollhouse.providers.base import Provider, model_error, register
+from tollhouse.providers.base import Provider, model_error
 
 # The model is a path segment of the upstream URL (/v1beta/models/MODEL:generateContent),
 # after an optional "models/": no '/', ':' or anything else with a meaning in a URL.
@@ -24,8 +24,10 @@ def gemini_model_error(model: str) -> str | None:
     return problem
 
 
-@register("gemini")
 class GeminiProvider(Provider):
+    kind = "gemini"
+    default_base_url = "https://generativelanguage.googleapis.com"
+    default_key_env = "GEMINI_API_KEY"
     dialects = frozenset({"gemini"})
     pricing_id = "google"
 

@@ -5,11 +5,14 @@ A local model has no list price; give it one (often 0) under ``[prices]``.
 
 from __future__ import annotations
 
-from tollhouse.providers.base import Provider, register
+from tollhouse.providers.base import Provider
 
 
-@register("openai-compatible")
 class OpenAICompatibleProvider(Provider):
+    kind = "openai-compatible"
+    default_name = "local"
+    default_base_url = "http://127.0.0.1:11434/v1"
+    default_key_env = ""
     slashed_models = True  # "vendor/model" names are its own
     dialects = frozenset({"openai-chat", "openai-responses"})
     pricing_id = None

@@ -5,13 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tollhouse.metering.usage import Usage
-from tollhouse.providers.base import Provider, decimal_of, register
+from tollhouse.providers.base import Provider, decimal_of
 
 TICKS_PER_USD = Decimal(10) ** 10
 
 
-@register("xai")
 class XAIProvider(Provider):
+    kind = "xai"
+    default_base_url = "https://api.x.ai/v1"
+    default_key_env = "XAI_API_KEY"
     dialects = frozenset({"openai-chat", "openai-responses"})
     pricing_id = "x-ai"
     base_includes = "/v1"

@@ -25,6 +25,7 @@ from typing import Any
 
 from .billing import Tally
 from .flavors import Flavor
+from .judge import judge_pieces
 from .prompt import CacheOutcome, Prompt, PromptCache
 from .tokens import answer_pieces
 
@@ -53,6 +54,8 @@ class SimRequest:
     """Dialect-specific request fields the reply echoes (instructions, tools...)."""
     answers: int = 1
     """OpenAI's ``n``: that many answers, each as long, all billed."""
+    judge: bool = False
+    """Asked to judge a fused model's panel: the answer is the analysis JSON (.judge)."""
 
     @property
     def wants_reasoning(self) -> bool:
@@ -151,6 +154,9 @@ def plan(
 ) -> Reply:
     """Decide the answer, usage and cost for ``req`` (updates the prompt cache)."""
     text, truncated = _output_tokens(req, ctx, over)
+    pieces = answer_pieces(text, ctx.chunk_tokens)
+    if req.judge:
+        (pieces, text), truncated = judge_pieces(ctx.chunk_tokens), False
     reasoning = _reasoning_tokens(req, ctx, over, text)
     cached = _cache(req, ctx)
     usage = Tally(
@@ -166,7 +172,7 @@ def plan(
         flavor=ctx.flavor,
         id=reply_id,
         when=when,
-        pieces=answer_pieces(text, ctx.chunk_tokens),
+        pieces=pieces,
         reasoning_tokens=reasoning,
         truncated=truncated,
         usage=usage,

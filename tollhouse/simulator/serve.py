@@ -35,6 +35,7 @@ from .dialects import BadRequest, Dialect, Frame, StreamBreak
 from .errors import ERROR_STYLES, ErrorContext, ErrorStyle
 from .faults import Fault, FaultBook, FaultSpecError, parse_fault
 from .flavors import Flavor
+from .judge import is_judge
 from .oddusage import spoil, spoil_frame
 from .planner import Overrides, PlanContext, Reply, SimRequest, plan
 from .prompt import PromptCache
@@ -190,15 +191,16 @@ def _overrides(request: web.Request) -> Overrides:
 
 
 async def _parse(call: Call, hints: dict[str, str]) -> SimRequest:
+    raw = await call.request.read()
     try:
-        body = json.loads(await call.request.read())
+        body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
     req = call.dialect.parse(body, hints)
     call.model, call.stream = req.model, req.stream
-    return req
+    return replace(req, judge=True) if is_judge(raw) else req
 
 
 def _header_fault(request: web.Request) -> Fault | None:

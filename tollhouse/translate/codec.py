@@ -71,18 +71,12 @@ class Codec(Protocol):
         ...
 
 
-def register(codecs: dict[str, Codec], codec: Codec) -> None:
-    codecs[codec.name] = codec
+def build(codecs: tuple[Codec, ...]) -> Mapping[str, Codec]:
+    """A read-only table of ``codecs`` by dialect (tests build one with a codec added)."""
+    return MappingProxyType({c.name: c for c in codecs})
 
 
-def _builtin() -> Mapping[str, Codec]:
-    codecs: dict[str, Codec] = {}
-    for codec in (OpenAIChatCodec(), AnthropicCodec(), GeminiCodec()):
-        register(codecs, codec)
-    return MappingProxyType(codecs)
-
-
-CODECS = _builtin()
+CODECS = build((OpenAIChatCodec(), AnthropicCodec(), GeminiCodec()))
 
 
 def codec(dialect: str, codecs: Mapping[str, Codec] = CODECS) -> Codec:

@@ -20,13 +20,13 @@ from typing import Any
 from aiohttp import web
 
 from tollhouse import sane
+from tollhouse.access_tokens import same
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution, Attributor
 from tollhouse.connections import read_body
 from tollhouse.errors import BadRequest, GatewayError, TollhouseError
 from tollhouse.ingress import DIALECTS
 from tollhouse.ingress.base import parse_json_body
 from tollhouse.ledger.store import Location, connect
-from tollhouse.tokens import same
 from tollhouse.trust.errors import Held, NotAnOperator, NotFound
 from tollhouse.trust.idempotency import parse_key
 from tollhouse.trust.service import TrustService, label
@@ -173,8 +173,9 @@ async def metrics(request: web.Request, trust: TrustService) -> web.StreamRespon
     return web.json_response(found)
 
 
-# Where a caller's key is looked for, in this order: Bearer, x-api-key, x-goog-api-key.
-_KEY_DIALECTS = tuple(DIALECTS[name] for name in ("openai-chat", "anthropic", "gemini"))
+# Where a caller's key is looked for: each dialect's place, in the registry's order
+# (Bearer, x-api-key, x-goog-api-key).
+_KEY_DIALECTS = tuple(DIALECTS.values())
 
 
 async def _caller(request: web.Request) -> Attribution:

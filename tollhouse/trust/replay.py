@@ -1,7 +1,7 @@
 """Running a kept request again on its primary only: no cache, no fallback.
 
 Used by ``verify`` and by the sampled fallback-divergence replays. The call
-goes through the same :class:`~tollhouse.dispatch.Dispatcher` (capacity,
+goes through the same :class:`~tollhouse.gateway.dispatch.Dispatcher` (capacity,
 retries on the primary) with the gateway's own key (clients' keys are never
 kept), is metered like any other and gets its own ledger row, tagged
 ``tollhouse=verify`` or ``tollhouse=divergence``. It spends the project's
@@ -18,17 +18,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tollhouse.budgets import BudgetGate
+from tollhouse.attribution.chain import Attribution
+from tollhouse.budgets.gate import BudgetGate
 from tollhouse.capacity import ErrorClass
-from tollhouse.dispatch import Dispatch, Dispatcher, Outgoing
 from tollhouse.errors import UpstreamUnavailable
+from tollhouse.gateway.dispatch import Dispatch, Dispatcher
+from tollhouse.gateway.models import Outgoing, Route
+from tollhouse.gateway.routing import Router
 from tollhouse.ids import RequestIds
 from tollhouse.ingress import DIALECTS
-from tollhouse.ledger.entry import LedgerEntry
+from tollhouse.ledger.entry import LedgerEntry, build_entry
 from tollhouse.ledger.writer import LedgerWriter
 from tollhouse.metering import meter_body, stream_meter
 from tollhouse.metering.usage import Metered
-from tollhouse.routing import Route, Router
 from tollhouse.trust.text import answer_text
 
 # Request headers worth keeping for a re-run: none of them carries a credential.
@@ -169,30 +171,22 @@ def _entry(
     stream: bool,
     d: Dispatch,
 ) -> LedgerEntry:
-    provider = route.provider
-    tried = [a for a in d.attempts if not a.skipped]
-    return LedgerEntry(
+    return build_entry(
         ts=ts,
         request_id=request_id,
-        project=kept.project,
-        attribution="trust",
+        who=Attribution(kept.project, "trust"),
+        tags={"tollhouse": why, "replay_of": kept.request_id},
         dialect=kept.dialect,
         status=status,
         stream=stream,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        provider=provider.name,
-        pricing_provider=provider.price_provider,
+        latency_s=time.perf_counter() - started,
+        ttfb_s=None,
+        provider=route.provider,
         model_requested=str(kept.payload.get("model") or route.model),
-        model_served=m.model or route.model,
-        incomplete=stream and status < 300 and not m.complete,
-        usage=m.usage,
-        reported_cost=provider.reported_cost(m.usage) if m.usage else None,
-        upstream_id=m.upstream_id,
-        error=m.error,
-        tags={"tollhouse": why, "replay_of": kept.request_id},
+        model_routed=route.model,
+        metered=m,
+        incomplete=False,
+        error=None,
         trust="full",
         attempts=d.attempts,
-        attempt_count=len(tried),
-        queue_wait_ms=sum(a.queue_wait_ms for a in d.attempts),
-        error_class=tried[-1].error_class if tried else None,
     )

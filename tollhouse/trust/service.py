@@ -1,11 +1,14 @@
-"""The trust service: the gateway's hooks and the operations behind the endpoints.
+"""The trust service: the gateway's request hooks and the operations behind the endpoints.
 
-The proxy calls :meth:`TrustService.watch` (sync, a few dict lookups; None
-for a request that carries no trust header and no cached model),
-:meth:`lookup` (the cache, before dispatch), :meth:`observe` (after
-dispatch: capture the answer, sample fallback answers) and
-:meth:`finished` (after the response: record the step, store the answer,
-queue a divergence replay). Everything slow runs in background tasks.
+It implements :class:`tollhouse.gateway.models.RequestHooks`; the pipeline
+calls :meth:`TrustService.watch` (sync, a few dict lookups; None for a
+request that carries no trust header and no cached model),
+:meth:`before_dispatch` (its inputs checked; the cache: an answer to serve,
+or a miss), :meth:`after_dispatch` (follow a fallback's answer too, when it
+is sampled), :meth:`before_reply` and :meth:`finished` (record the step,
+store the answer, queue a divergence replay). Each returns what the pipeline
+should do; none writes into the exchange. Everything slow runs in
+background tasks.
 
 >>> service = build_trust(settings.trust, writer)
 >>> service.start(router, dispatcher, ids, deadline_s=60)
@@ -20,17 +23,15 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from tollhouse.attribution.chain import UNATTRIBUTED, Attribution
 from tollhouse.errors import BadRequest, BudgetExceeded, GatewayError
+from tollhouse.gateway.models import CachedAnswer, Exchange, Lookup, Outgoing, Watched
 from tollhouse.ledger.store import connect
 from tollhouse.ledger.writer import LedgerWriter
-from tollhouse.metering.usage import Metered
 from tollhouse.settings import TrustSettings
 from tollhouse.tasks import spawn
 from tollhouse.trust.audit import now_iso
@@ -60,6 +61,13 @@ from tollhouse.trust.trajectory import (
     task_of,
 )
 
+if TYPE_CHECKING:
+    from tollhouse.budgets.gate import BudgetGate
+    from tollhouse.capacity import Capacity
+    from tollhouse.gateway.dispatch import Dispatcher
+    from tollhouse.gateway.routing import Router
+    from tollhouse.ids import RequestIds
+
 log = logging.getLogger("tollhouse.trust")
 
 TASK_HEADER = "X-Tollhouse-Task"
@@ -86,6 +94,12 @@ class Watch:
     sampled: bool = False
     kept: KeptRequest | None = None
     recorded: bool = False  # the step is in the store already (before the reply)
+    scoped_for: str = ""  # the project the cache key was made for
+
+    @property
+    def needs_project(self) -> bool:
+        """Inputs to check in the task's project, or a cache scoped to it."""
+        return bool(self.inputs) or self.cache_key is not None
 
 
 def label(value: str, header: str) -> str:
@@ -111,14 +125,19 @@ class TrustService:
         self.writer = writer
         self.cache_models = frozenset(settings.cache_models)
         self.kept: dict[tuple[str, str], KeptRequest] = {}
-        self._pending: set[asyncio.Task[Any]] = set()
-        self._replays: set[asyncio.Task[Any]] = set()
+        self._pending: set[asyncio.Task[None]] = set()
+        self._replays: set[asyncio.Task[None]] = set()
         self.runner: PrimaryRunner | None = None
-        self.capacity: Any = None
+        self.capacity: Capacity | None = None
         self._credit = 0.0
 
     def start(
-        self, router: Any, dispatcher: Any, ids: Any, deadline_s: float, budgets: Any = None
+        self,
+        router: Router,
+        dispatcher: Dispatcher,
+        ids: RequestIds,
+        deadline_s: float,
+        budgets: BudgetGate | None = None,
     ) -> None:
         """On gateway start-up: reload the state a previous run left, and get the
         means to re-run requests on the primary."""
@@ -133,7 +152,9 @@ class TrustService:
         self.capacity = dispatcher.capacity
 
     # -- hooks on the request path
-    def watch(self, headers: Mapping[str, str], out: Any, match: Mapping[str, str]) -> Watch | None:
+    def watch(
+        self, headers: Mapping[str, str], out: Outgoing, match: Mapping[str, str]
+    ) -> Watch | None:
         task, cache = headers.get(TASK_HEADER), headers.get(CACHE_HEADER)
         if task is None and cache is None and not self.cache_models:
             return None
@@ -158,20 +179,29 @@ class TrustService:
             w.kept = keep(out, dict(match), "")
         return w
 
-    def scope_cache(self, w: Watch, out: Any) -> None:
+    def scope_cache(self, w: Watch, out: Outgoing) -> None:
         """Key the cache entry to the request's project and client key: one project's
-        answers are never served to another. Called again once a process lookup has
+        answers are never served to another. Made again once a process lookup has
         told the project."""
         scope = f"{out.project}:{hash_key(out.client_key)}"
         w.cache_key = cache_key(out.dialect.name, out.call.path, out.payload, scope)
+        w.scoped_for = out.project
 
-    async def check_inputs(self, w: Watch, attribution: Any) -> None:
+    async def before_dispatch(self, watched: Watched, out: Outgoing, request_id: str) -> Lookup:
+        """With the project known: the step's inputs checked, then the cache asked."""
+        w = _own(watched)
+        if w.cache_key is not None and w.scoped_for != out.project:
+            self.scope_cache(w, out)  # the process lookup told whose it is
+        await self.check_inputs(w, out.project)
+        return await self.lookup(w, request_id)
+
+    async def check_inputs(self, w: Watch, project: str | None) -> None:
         """Before dispatch: the step's declared inputs name steps its task has (else a 400
         in the client's dialect), as the gate's ``inputs`` do: a typo would read nothing
         and hide the taint. Shared state out of reach: the step reads every step so far."""
         if w.task is None or not w.inputs:
             return
-        key = task_key(getattr(attribution, "project", None) or UNATTRIBUTED, w.task)
+        key = task_key(project or UNATTRIBUTED, w.task)
         try:
             trajectory = await self._trajectory(key)
         except GatewayError as err:
@@ -181,79 +211,64 @@ class TrustService:
             return
         _check_inputs(trajectory, w.task, w.inputs, INPUTS_HEADER)
 
-    async def lookup(self, w: Watch, ex: Any, route: Any) -> web.Response | None:
-        """A cached answer for this request, or None (a miss or a validity miss)."""
+    async def lookup(self, w: Watch, request_id: str) -> Lookup:
+        """A cached answer for this request, or the miss to tell the client."""
         if w.cache_key is None:
-            return None
+            return Lookup()
         outcome, entry = await self.store.cache_get(w.cache_key, w.assumes)
         self.writer.execute(
             [
                 (
                     "INSERT INTO trust_cache_lookups (ts, request_id, outcome) VALUES (?, ?, ?)",
-                    (now_iso(), ex.request_id, outcome),
+                    (now_iso(), request_id, outcome),
                 )
             ]
         )
         if outcome != HIT or entry is None:
-            ex.cache = outcome.replace("_", "-")  # told to the client: miss | validity-miss
-            return None
+            return Lookup(outcome.replace("_", "-"))  # told to the client: miss | validity-miss
         w.hit = entry
-        ex.route, ex.primary, ex.status = route, False, 200
-        ex.metered = Metered(model=entry.served_by.partition("/")[2], complete=True)
-        ex.tags["cache"] = "hit"
-        ex.capture = [entry.body]
-        headers = ex.provenance()
-        headers["X-Tollhouse-Served-By"] = entry.served_by
-        headers[CACHE_HEADER] = "hit"
-        headers["X-Tollhouse-Attempts"] = "0"
-        return web.Response(
-            body=entry.body,
-            status=200,
-            content_type=_mime(entry.content_type),
-            charset=_charset(entry.content_type),
-            headers=headers,
-        )
+        return Lookup(answer=CachedAnswer(entry.body, entry.content_type, entry.served_by))
 
-    def observe(self, ex: Any, out: Any, match: Mapping[str, str]) -> None:
+    def after_dispatch(
+        self, watched: Watched | None, out: Outgoing, primary: bool, match: Mapping[str, str]
+    ) -> Watch | None:
         """After dispatch: follow a degraded answer too, if it is sampled for divergence."""
-        w = ex.watch
+        w = None if watched is None else _own(watched)
         if w is not None and w.kept is not None and w.kept.project != out.project:
             w.kept = replace(w.kept, project=out.project)  # kept before the process lookup ended
-        if not ex.primary and self.runner is not None and self._sampled():
-            w = ex.watch = w or Watch()
+        if not primary and self.runner is not None and self._sampled():
+            w = w or Watch()
             w.sampled = len(self._replays) < MAX_REPLAYS
             if w.kept is None and w.sampled:
                 w.kept = keep(out, dict(match), "")
-        if w is not None:
-            ex.capture = []
+        return w
 
-    def finished(self, ex: Any) -> None:
+    def finished(self, watched: Watched, ex: Exchange) -> None:
         """After the response: record the step, store a fresh answer, queue a replay."""
         try:
-            self._finished(ex)
+            self._finished(_own(watched), ex)
         except Exception:  # a trust bug must not cost the request its ledger row
             log.exception("trust bookkeeping failed for %s", ex.request_id)
 
-    async def before_reply(self, ex: Any) -> None:
+    async def before_reply(self, watched: Watched, ex: Exchange) -> None:
         """A whole answer (not a stream): its step is in the store before the client has
         it, so the agent's next call, its gate on whichever instance, sees this step."""
-        w: Watch | None = ex.watch
-        if w is None or w.task is None or ex.route is None or not 200 <= ex.status < 300:
+        w = _own(watched)
+        if w.task is None or ex.route is None or not 200 <= ex.status < 300:
             return
         try:
             data = b"".join(ex.capture or ())
-            why = self._degraded_because(ex, w, _complete(ex))
+            why = self._degraded_because(ex, w, ex.complete())
             await self._record_step(ex, w, why, data)
             w.recorded = True
         except Exception:  # recorded after the reply instead, as streams are
             log.exception("trust: recording step of %s before the reply failed", ex.request_id)
 
-    def _finished(self, ex: Any) -> None:
-        w: Watch = ex.watch
+    def _finished(self, w: Watch, ex: Exchange) -> None:
         if ex.route is None or not 200 <= ex.status < 300:
             return  # nothing answered: not a step the agent can act on
         data = b"".join(ex.capture or ())
-        complete = _complete(ex)
+        complete = ex.complete()
         why = self._degraded_because(ex, w, complete)
         if w.task is not None and not w.recorded:
             self._track(self._record_step(ex, w, why, data))
@@ -267,16 +282,16 @@ class TrustService:
         ):
             self._track(self._cache_put(ex, w, data))
         if w.sampled and w.kept is not None and not ex.primary and whole:
-            kept = _with_answer(w.kept, ex, data)
+            kept = _with_answer(w.kept, w, ex, data)
             task = spawn(self._diverge(kept, w), name="tollhouse-divergence")
             self._replays.add(task)
             task.add_done_callback(self._replays.discard)
 
-    def _degraded_because(self, ex: Any, w: Watch, complete: bool) -> str | None:
+    def _degraded_because(self, ex: Exchange, w: Watch, complete: bool) -> str | None:
         if w.hit is not None:
             age = max(0, round(time.time() - w.hit.created))
             return f"answered from the cache ({w.hit.served_by}, {age}s old), not freshly"
-        if not ex.primary:
+        if not ex.primary and ex.route is not None:
             first = next((a for a in ex.attempts if a.n == 1), None)
             primary = f"{first.provider}/{first.model}" if first else "the primary"
             return (
@@ -287,9 +302,9 @@ class TrustService:
             return "the answer was incomplete (the stream broke off)"
         return None
 
-    async def _record_step(self, ex: Any, w: Watch, why: str | None, data: bytes) -> None:
+    async def _record_step(self, ex: Exchange, w: Watch, why: str | None, data: bytes) -> None:
         assert w.task is not None
-        project = getattr(ex.attribution, "project", None) or UNATTRIBUTED  # settled by now
+        project = ex.project() or UNATTRIBUTED  # settled by now
         key = task_key(project, w.task)
         step = await self.store.record_step(
             key, w.step, degraded_because=why, inputs=w.inputs, request_id=ex.request_id
@@ -297,12 +312,12 @@ class TrustService:
         mode = self.settings.keep_requests
         self.kept.pop((key, step.id), None)
         if w.kept is not None and (mode == "all" or why is not None):
-            self.kept[(key, step.id)] = _with_answer(w.kept, ex, data)
+            self.kept[(key, step.id)] = _with_answer(w.kept, w, ex, data)
             while len(self.kept) > MAX_KEPT:  # the oldest go first; approve still works
                 del self.kept[next(iter(self.kept))]
 
-    async def _cache_put(self, ex: Any, w: Watch, data: bytes) -> None:
-        assert w.cache_key is not None
+    async def _cache_put(self, ex: Exchange, w: Watch, data: bytes) -> None:
+        assert w.cache_key is not None and ex.route is not None and ex.call is not None
         now = time.time()
         content_type = "text/event-stream" if ex.call.stream else "application/json"
         served_by = f"{ex.route.provider.name}/{ex.route.model}"
@@ -318,7 +333,7 @@ class TrustService:
             )
         )
 
-    def _track(self, coro: Any) -> None:
+    def _track(self, coro: Coroutine[object, object, None]) -> None:
         task = spawn(coro, name="tollhouse-trust")
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
@@ -384,7 +399,12 @@ class TrustService:
         return await self.store.trajectory(key)
 
     async def gate(
-        self, caller: Attribution, task: str, action: str, irreversible: bool, inputs: Any
+        self,
+        caller: Attribution,
+        task: str,
+        action: str,
+        irreversible: bool,
+        inputs: Sequence[str] | None,
     ) -> GateDecision:
         trajectory = await self.trajectory(caller, task)
         _check_inputs(trajectory, task, inputs, '"inputs"')
@@ -418,7 +438,7 @@ class TrustService:
 
     async def begin_action(
         self, caller: Attribution, key: str, body: dict[str, Any]
-    ) -> tuple[int, Any]:
+    ) -> tuple[int, dict[str, Any]]:
         """Gate, then claim ``key``: (201, claim) or (200, replayed record); raises otherwise."""
         project, fp = caller.project, fingerprint(body)
         found = await self.store.find_action(project, key)
@@ -546,7 +566,8 @@ class TrustService:
         give_up = time.monotonic() + self.settings.divergence_max_wait_s
         pause = 5.0
         while True:
-            if self.capacity.unavailable(route.provider.name, route.model) is None:
+            capacity = self.capacity
+            if capacity is None or capacity.unavailable(route.provider.name, route.model) is None:
                 try:
                     rerun = await self.runner.run(kept, "divergence")
                     break
@@ -583,7 +604,9 @@ class TrustService:
         )
 
 
-def _check_inputs(trajectory: Trajectory | None, task: str, inputs: Any, where: str) -> None:
+def _check_inputs(
+    trajectory: Trajectory | None, task: str, inputs: Sequence[str] | None, where: str
+) -> None:
     """An input the task never recorded is a mistake (a typo, another task's step, a step
     not answered yet): it would read nothing, and so let taint through unseen."""
     unknown = trajectory.unknown(inputs or ()) if trajectory is not None else list(inputs or ())
@@ -612,9 +635,10 @@ def _replay(found: ActionRecord | None, fp: str, key: str) -> dict[str, Any]:
     return found.as_dict()
 
 
-def _complete(ex: Any) -> bool:
-    m = ex.metered
-    return not ex.incomplete and not (ex.call.stream and not (m and m.complete))
+def _own(watched: Watched) -> Watch:
+    """The pipeline hands back what :meth:`TrustService.watch` gave it."""
+    assert isinstance(watched, Watch)
+    return watched
 
 
 def build_trust(
@@ -647,10 +671,11 @@ def _acceptance(body: dict[str, Any], default: float) -> Callable[[float], bool]
     return lambda score: score >= threshold
 
 
-def _with_answer(kept: KeptRequest, ex: Any, data: bytes) -> KeptRequest:
-    served = f"{ex.route.provider.name}/{ex.route.model}"
-    if ex.watch is not None and ex.watch.hit is not None:
-        served = f"cache:{ex.watch.hit.served_by}"
+def _with_answer(kept: KeptRequest, w: Watch, ex: Exchange, data: bytes) -> KeptRequest:
+    route = ex.route
+    served = f"{route.provider.name}/{route.model}" if route else ""
+    if w.hit is not None:
+        served = f"cache:{w.hit.served_by}"
     return replace(
         kept,
         request_id=ex.request_id,
@@ -664,14 +689,5 @@ def hash_key(key: str | None) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16] if key else "-"
 
 
-def _json_list(items: Any) -> str:
+def _json_list(items: Sequence[str]) -> str:
     return json.dumps(list(items))
-
-
-def _mime(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip()
-
-
-def _charset(content_type: str) -> str | None:
-    _, _, rest = content_type.partition("charset=")
-    return rest.strip() or None

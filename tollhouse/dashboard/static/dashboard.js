@@ -7,9 +7,24 @@ const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2"
   "#db2777", "#65a30d", "#475569", "#ea580c"];
 window.tollhouse = { charts: {}, ready: false };
 
+// The overview's first view arrives inside the page (server.py ``first_view``): drawn
+// before the load event, so a plain headless screenshot shows it. Each is used once.
+let initial = null;
+function firstView(key) {
+  if (initial === null) {
+    const node = document.getElementById("initial");
+    try { initial = node ? JSON.parse(node.textContent) : {}; } catch (e) { initial = {}; }
+  }
+  const found = initial[key];
+  delete initial[key];
+  return found;
+}
+
 async function api(name, params) {
   const query = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) if (v) query.set(k, v);
+  const ready = firstView(name + "?" + query.toString());
+  if (ready !== undefined) return ready;
   const response = await fetch(API + name + "?" + query.toString(), { credentials: "same-origin" });
   if (!response.ok) throw new Error(name + ": " + response.status + " " + await response.text());
   return response.json();
@@ -22,14 +37,17 @@ function el(tag, text, attrs) {
   return node;
 }
 
+// One precision everywhere: four decimals (cents hide what small calls cost) up to
+// $1,000, cents above; a nonzero amount too small to show is "<$0.0001", never $0.
 function money(value) {
   const n = Number(value);
-  if (!isFinite(n)) return "—";
-  const a = Math.abs(n);
-  if (a !== 0 && a < 0.0001) return "$" + n.toPrecision(2);
-  if (a < 1) return "$" + n.toFixed(4);  // cents hide what small calls cost
-  return "$" + n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  if (value === null || value === undefined || !isFinite(n)) return "—";
+  const a = Math.abs(n), sign = n < 0 ? "-" : "";
+  if (a !== 0 && a < 0.00005) return sign + "<$0.0001";
+  const digits = a < 1000 ? 4 : 2;
+  return sign + "$" + a.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
+const WINDOWS = { "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400 };
 function failed(t) {  // how many, and their share: what went wrong, at a glance
   if (t.errors === undefined) return "—";
   return count(t.errors) + (t.requests ? ` (${(100 * t.errors / t.requests).toFixed(1)} %)` : "");
@@ -79,7 +97,9 @@ function cards(totals) {
   }
 }
 
-function chart(id, data) {
+// ``span``: seconds of the period shown (none: all time): the axis spans all of it,
+// not only the buckets that had spend.
+function chart(id, data, span) {
   const node = document.getElementById(id);
   node.replaceChildren();
   if (window.tollhouse.charts[id]) window.tollhouse.charts[id].destroy();
@@ -94,10 +114,14 @@ function chart(id, data) {
     points: { show: true, size: 5 }, value: (u, v) => v === null ? "—" : money(v),
   })));
   const opts = {
-    width: Math.max(320, node.clientWidth || 800), height: 260, series: series,
+    width: Math.max(240, node.clientWidth || 800), height: 260, series: series,
     axes: [{}, { values: (u, ticks) => ticks.map(v => "$" + Number(v.toPrecision(3))), size: 70 }],
     // One bucket alone: uPlot would stretch the axis over years around it; show that bucket.
-    scales: { x: { time: true, range: (u, min, max) => xs.length === 1 ? [xs[0] - half, xs[0] + half] : [min, max] } },
+    scales: { x: { time: true, range: (u, min, max) => {
+      const now = Date.now() / 1000;
+      if (span) return [Math.min(min, now - span), Math.max(max, now)];
+      return xs.length === 1 ? [xs[0] - half, xs[0] + half] : [min, max];
+    } } },
   };
   const plot = new uPlot(opts, [xs].concat(data.series.map(s => s.cost)), node);
   window.tollhouse.charts[id] = plot;
@@ -149,7 +173,7 @@ async function overview() {
     api("budgets"), api("commitments"), api("unpriced", { since: f.since }), api("trust", { since: f.since }),
   ]);
   cards(ov);
-  chart("chart", series);
+  chart("chart", series, WINDOWS[f.since]);
   table("top-projects", TOP("project", "project?name="), ov.top.project);
   table("top-models", TOP("model", "requests?model="), ov.top.model);
   table("top-providers", TOP("provider", "requests?provider="), ov.top.provider);
@@ -166,7 +190,51 @@ async function overview() {
     ["calls", r => count(r.requests), { num: true }], ["last", r => r.last.slice(0, 16)]],
     unpriced, "Every call in this period has a price.");
   trustPanel(trust);
-  await tagPanel();
+  await Promise.all([tagPanel(), interestPanel(f.since)]);
+}
+
+// Principal (spend that landed on commits) vs interest (rework), per month.
+async function interestPanel(since) {
+  const view = await api("interest", { since: since });
+  document.getElementById("interest-about").textContent = view.hint ||
+    `rework: rewrites within ${view.weeks} weeks, or calls tagged ${view.purposes.join(" / ")}`;
+  table("interest-months", [["month", m => m.month],
+    ["principal", m => money(m.principal_usd), { num: true }],
+    ["interest", m => money(m.interest_usd), { num: true }],
+    ["rate", m => share(m.rate === null ? null : Number(m.rate)), { num: true }]],
+    view.months, view.hint || "No calls with git context in this period.");
+  table("interest-repos", [["repository", r => r.repository],
+    ["principal", r => r.error ? r.error : money(r.principal_usd), { num: true }],
+    ["interest", r => r.error ? "—" : money(r.interest_usd), { num: true }],
+    ["rate", r => r.rate === null || r.rate === undefined ? "—" : share(Number(r.rate)), { num: true }],
+    ["AI lines rewritten", r => r.error ? "—" : `${count(r.rewritten_lines)} of ${count(r.ai_lines)}`, { num: true }]],
+    view.repos, view.hint || "No repositories configured.");
+  const rework = view.repos.flatMap(r => (r.rework || []).map(c => ({ ...c, repository: r.repository })));
+  rework.sort((a, b) => Number(b.spend_usd) - Number(a.spend_usd));
+  table("interest-rework", [["commit", c => c.commit.slice(0, 12)], ["when", c => c.time.slice(0, 10)],
+    ["lines", c => count(c.lines), { num: true }], ["reverts", c => c.reverts ? c.reverts.slice(0, 12) : "—"],
+    ["spend", c => money(c.spend_usd), { num: true }]], rework.slice(0, 10), "No rework commits.");
+  interestChart(view.months);
+}
+
+function interestChart(months) {
+  const id = "interest-chart", node = document.getElementById(id);
+  node.replaceChildren();
+  if (window.tollhouse.charts[id]) window.tollhouse.charts[id].destroy();
+  delete window.tollhouse.charts[id];
+  if (!months.length) return;
+  const xs = months.map(m => Date.parse(m.month + "-01T00:00:00Z") / 1000);
+  const half = 15 * 86400;
+  const line = (label, color) => ({ label: label, stroke: color, width: 2,
+    points: { show: true, size: 6 }, value: (u, v) => v === null ? "—" : money(v) });
+  const opts = {
+    width: Math.max(320, node.clientWidth || 800), height: 220,
+    series: [{}, line("principal", COLORS[0]), line("interest", COLORS[1])],
+    axes: [{}, { values: (u, ticks) => ticks.map(v => "$" + Number(v.toPrecision(3))), size: 70 }],
+    scales: { x: { time: true, range: (u, min, max) => xs.length === 1 ? [xs[0] - half, xs[0] + half] : [min, max] } },
+  };
+  const data = [xs, months.map(m => Number(m.principal_usd)), months.map(m => Number(m.interest_usd))];
+  window.tollhouse.charts[id] = new uPlot(opts, data, node);
 }
 
 function trustPanel(t) {
@@ -205,6 +273,10 @@ async function capacity() {
   table("ejections", [["provider", r => r.provider], ["model", r => r.model || "all models"],
     ["state", r => r.state], ["reason", r => r.reason], ["since", r => when(r.since)],
     ["until", r => when(r.until)]], found.ejections, "Nothing ejected: every model is admitted.");
+  table("blocks", [["provider", r => r.provider], ["model", r => r.model === "*" ? "all models" : r.model],
+    ["by", r => r.source === "config" ? "the config" : r.by], ["reason", r => r.reason || ""],
+    ["since", r => r.since ? new Date(r.since * 1000).toLocaleString() : ""]],
+    found.blocks || [], "Nothing blocked.");
   const classes = ["rate_limit", "overloaded", "server", "timeout", "connection", "model_gone", "client"];
   table("capacity-hour", [["provider", r => r.provider], ["model", r => r.model],
     ["attempts", r => count(r.attempts), { num: true }],
