@@ -156,6 +156,14 @@ class LedgerSettings:
     journal_dir: str = _opt(
         "", "Journal directory. Empty: next to the SQLite file, or $TOLLHOUSE_HOME/journal."
     )
+    keep_rows_days: int = _opt(
+        0,
+        "Keep raw rows this many days; `tollhouse ledger vacuum` prunes older ones while "
+        "the daily totals stay forever. Request lists, task views and exports of rows lose "
+        "the pruned days. 0: keep every row.",
+        lo=0,
+        hi=100_000,
+    )
 
     def resolved_path(self) -> Path:
         return Path(self.path).expanduser() if self.path else tollhouse_home() / "ledger.db"

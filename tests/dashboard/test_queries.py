@@ -92,3 +92,34 @@ def test_failed_calls_are_counted_apart_from_answered_ones(tmp_path: Path) -> No
     # A refused call is billed nothing by the provider: a true $0, not an unknown one.
     assert Decimal(by_status["429"]["cost_usd"]) == 0
     assert by_status["429"]["unmetered_requests"] == by_status["429"]["unpriced_requests"] == 0
+
+
+def test_requests_page_by_keyset_at_any_depth(tmp_path: Path) -> None:
+    from tests.ledger.test_totals import _sample, insert
+
+    conn = connect(tmp_path / "k.db")
+    rows = _sample(1000)
+    for n, r in enumerate(rows):
+        r["at"] = n // 3  # three rows share each timestamp: ties break by id
+    insert(conn, rows)
+    conn.row_factory = sqlite3.Row
+    seen: list[str] = []
+    filters: dict[str, str] = {}
+    while True:
+        page = queries.recent(conn, filters, 70)
+        if not page:
+            break
+        seen += [r["request_id"] for r in page]
+        filters = {"before": page[-1]["cursor"]}
+    assert seen == [f"req-{n}" for n in reversed(range(1000))]  # each once, newest first
+    deep = queries.recent(conn, {"before": page_cursor(conn, "req-12")}, 5)
+    assert [r["request_id"] for r in deep] == [f"req-{n}" for n in (11, 10, 9, 8, 7)]
+    acme = queries.recent(conn, {"project": "acme", "before": page_cursor(conn, "req-12")}, 3)
+    assert [r["request_id"] for r in acme] == ["req-10", "req-8", "req-6"]
+
+
+def page_cursor(conn: sqlite3.Connection, request_id: str) -> str:
+    ts, row_id = conn.execute(
+        "SELECT ts, id FROM requests WHERE request_id = ?", (request_id,)
+    ).fetchone()
+    return f"{ts}~{row_id}"

@@ -58,6 +58,7 @@ EXTRAS = {
     "anthropic": "demo",
     "google": "demo",
     "psycopg": "postgres",
+    "duckdb": "export",
 }
 
 
@@ -278,6 +279,14 @@ def _serve_simulated(settings: Settings, host: str | None, port: int | None) -> 
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the csv/json export to this file (with a progress bar).",
 )
+@click.option(
+    "--requests",
+    "listing",
+    is_flag=True,
+    help="List requests, newest first, a page at a time (--limit, --before).",
+)
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
+@click.option("--before", help="With --requests: the page older than this cursor.")
 @friendly
 def report(
     by: str,
@@ -294,6 +303,9 @@ def report(
     quarantine: bool,
     output: Path | None,
     url: str | None,
+    listing: bool,
+    limit: int,
+    before: str | None,
 ) -> None:
     """Show spend from the ledger.
 
@@ -307,7 +319,9 @@ def report(
       tollhouse report --trust --since 7d
       tollhouse report --budgets --commitments
       tollhouse report --quarantine                      # rows the ledger refused, and why
+      tollhouse report --requests --project acme --limit 20
     """
+    from tollhouse.ledger import totals
     from tollhouse.ledger.postgres import is_postgres
     from tollhouse.ledger.report import (
         capacity_summary,
@@ -342,6 +356,9 @@ def report(
         if budgets or commitments:
             reporting.deals(conn, _settings(path), out, budgets=budgets, commitments=commitments)
             return
+        if listing:
+            reporting.requests(conn, fmt, project, since, until, limit, before)
+            return
         if quarantine:
             kept = quarantined(conn, parse_time(since), parse_time(until))
             out.show(render_quarantine(kept, fmt), lambda: render_quarantine(kept, "table"))
@@ -353,6 +370,12 @@ def report(
             out.show(render_capacity(found, fmt), lambda: reporting.capacity(found))
             return
         window = (parse_time(since), parse_time(until), project)
+        if totals.state(conn)["state"] == "behind":  # on stderr: exports stay clean
+            click.echo(
+                "the ledger's daily totals are behind its rows: this report reads every "
+                "row (slow); `tollhouse ledger rebuild` once makes reports fast",
+                err=True,
+            )
         with out.progress(conn, window) as progress:
             rows = summarize(conn, keys, *window, progress=progress)
         out.show(
@@ -837,13 +860,18 @@ def _logging(verbose: bool, log_format: str = "text") -> None:
     logging.getLogger("tollhouse.requests").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-def _register() -> None:
+def _groups() -> None:
+    """Command groups kept in their own modules (they import this one's helpers)."""
+    from tollhouse.cli.export import export
     from tollhouse.cli.interest import interest
+    from tollhouse.cli.ledger import ledger
 
+    cli.add_command(ledger)
+    cli.add_command(export)
     cli.add_command(interest)
 
 
-_register()
+_groups()
 
 if __name__ == "__main__":
     cli()

@@ -13,11 +13,8 @@ import click
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from tollhouse.budgets.commitments import commitment_status
-from tollhouse.budgets.gate import BudgetGate
 from tollhouse.cli import tables
 from tollhouse.ledger.report import count_rows
-from tollhouse.pricing import Pricer
 from tollhouse.settings import Settings
 
 Window = tuple[datetime | None, datetime | None, str | None]
@@ -72,6 +69,9 @@ def _day(moment: datetime | None) -> str | None:
 
 
 def _budget_status(conn: sqlite3.Connection, settings: Settings) -> list[dict[str, Any]]:
+    from tollhouse.budgets.gate import BudgetGate  # with the price data: only when asked for
+    from tollhouse.pricing import Pricer
+
     gate = BudgetGate.from_settings(settings, Pricer(settings.prices))
     if gate is None:
         return []
@@ -93,6 +93,8 @@ def deals(
     if budgets:
         found["budgets"] = _budget_status(conn, settings)
     if commitments:
+        from tollhouse.budgets.commitments import commitment_status
+
         found["commitments"] = commitment_status(conn, settings.commitments, datetime.now(UTC))
     if out.fmt == "table" and out.path is None:
         if budgets:
@@ -110,3 +112,51 @@ def project_budget(conn: sqlite3.Connection, settings: Settings, project: str, o
     mine = [b for b in _budget_status(conn, settings) if b["project"] == project]
     if mine:
         out.console.print(tables.budgets(mine))
+
+
+REQUEST_COLUMNS = (
+    "ts", "request_id", "project", "provider", "model", "status", "input_tokens",
+    "output_tokens", "cost_usd", "price_source", "latency_ms", "tags",
+)  # fmt: skip
+
+
+def requests(
+    conn: Any,
+    fmt: str,
+    project: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    before: str | None,
+) -> None:
+    """One page of the request list, newest first; the next page's cursor on stderr.
+
+    Keyset paging: the hundredth page is as fast as the first.
+    """
+    import csv
+    import io
+    import json
+
+    from tollhouse.dashboard.queries import recent
+
+    filters = {"project": project, "since": since, "until": until, "before": before}
+    conn.row_factory = sqlite3.Row  # named rows (the Postgres adapter's too)
+    rows = recent(conn, {k: v for k, v in filters.items() if v}, limit)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, [*REQUEST_COLUMNS, "cursor"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: r[k] for k in (*REQUEST_COLUMNS, "cursor")} for r in rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        wide = Console(width=max(Console().width, 200))  # whole timestamps and ids
+        wide.print(tables.plain(REQUEST_COLUMNS, rows, "No requests match."))
+    if len(rows) == limit:
+        click.echo(f"older: --requests --before '{rows[-1]['cursor']}'", err=True)
+    from tollhouse.ledger import totals
+
+    kept = totals.state(conn)["rows_from"]
+    if kept:  # retention: the list stops there; the spend reports don't
+        click.echo(f"requests before {kept} were pruned ([ledger] keep_rows_days)", err=True)

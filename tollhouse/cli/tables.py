@@ -179,3 +179,15 @@ def progress(total: int, path: Path, console: Console) -> Iterator[Callable[[int
         task = bar.add_task("rows", total=total)
         yield lambda n: bar.update(task, completed=n)
         bar.update(task, completed=total)
+
+
+def plain(columns: Sequence[str], rows: list[dict[str, Any]], empty: str) -> Table | Text:
+    """A table of ``rows`` as they are: each cell as text, never read as rich markup."""
+    if not rows:
+        return Text(empty)
+    table = Table(header_style="bold", box=box.SIMPLE)
+    for name in columns:
+        table.add_column(name.replace("_", " "), overflow="fold")
+    for r in rows:
+        table.add_row(*(Text("" if r[c] is None else str(r[c])) for c in columns))
+    return table

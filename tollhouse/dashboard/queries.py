@@ -11,7 +11,15 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tollhouse.ledger.report import parse_time, quarantined, summarize, time_window
+from tollhouse.ledger import totals as derived
+from tollhouse.ledger.report import (
+    ReportError,
+    parse_time,
+    quarantined,
+    summarize,
+    summarize_each,
+    time_window,
+)
 
 GROUPS = ("project", "model", "provider")
 TOP = 10
@@ -27,7 +35,7 @@ def overview(
     conn: sqlite3.Connection, since: datetime | None, until: datetime | None
 ) -> dict[str, Any]:
     """Totals and the top projects, models and providers of a period."""
-    tops = {g: summarize(conn, [g], since, until) for g in GROUPS}
+    tops = summarize_each(conn, GROUPS, since, until)
     return {
         **_totals(tops["project"]),
         "quarantined": len(quarantined(conn, since, until)),
@@ -69,7 +77,13 @@ def timeseries(
 
     ``days`` holds the buckets: '2026-12-01', or '2026-12-01T13' by the hour.
     """
-    rows = summarize(conn, [bucket, by], since, until, project)
+    summed = derived.group(conn, [bucket, by], since, until, project, lean=True)
+    if summed is None:  # hourly, or totals behind: the rows
+        rows = summarize(conn, [bucket, by], since, until, project)
+    else:
+        rows = [
+            {bucket: k[0], by: k[1], "cost_usd": format(s.cost(), "f")} for k, s in summed.items()
+        ]
     days = sorted({r[bucket] for r in rows})
     if days:
         days = _every(days[0], days[-1], hourly=bucket == "hour")
@@ -106,11 +120,15 @@ def tag_keys(
     until: datetime | None,
     project: str | None = None,
 ) -> list[str]:
-    where, params = time_window(since, until)
-    if project is not None:
-        where, params = f"{where} AND project = ?", [*params, project]
+    found = derived.tag_sets(conn, since, until, project)
+    if found is None:  # totals behind: read the rows
+        where, params = time_window(since, until)
+        if project is not None:
+            where, params = f"{where} AND project = ?", [*params, project]
+        rows = conn.execute(f"SELECT DISTINCT tags FROM requests WHERE {where}", params)
+        found = {tags for (tags,) in rows}
     keys: set[str] = set()
-    for (tags,) in conn.execute(f"SELECT DISTINCT tags FROM requests WHERE {where}", params):
+    for tags in found:
         keys.update(json.loads(tags or "{}"))
     return sorted(keys)
 
@@ -156,9 +174,13 @@ def unpriced(
 
 
 def recent(conn: sqlite3.Connection, filters: dict[str, str], limit: int) -> list[dict[str, Any]]:
-    """The latest requests, newest first, filtered by exact column values and a tag."""
+    """The latest requests, newest first, filtered by exact column values and a tag.
+
+    Pages by keyset: each row carries a ``cursor``; ``filters["before"]`` set to the last
+    row's cursor gives the next (older) page, as fast at any depth as the first.
+    """
     where, params = time_window(parse_time(filters.get("since")), parse_time(filters.get("until")))
-    clauses = [where]
+    clauses = [where, *_before(filters.get("before"), params)]
     for name, column in (
         ("project", "project"),
         ("provider", "provider"),
@@ -182,10 +204,26 @@ def recent(conn: sqlite3.Connection, filters: dict[str, str], limit: int) -> lis
             clauses.append("json_extract(tags, ?) = ?")
             params += [f'$."{name.strip().lower()}"', value.strip()]
     sql = (
-        f"SELECT {RECENT_COLUMNS} FROM requests WHERE {' AND '.join(clauses)} "
+        f"SELECT {RECENT_COLUMNS}, id AS row_id FROM requests WHERE {' AND '.join(clauses)} "
         f"ORDER BY ts DESC, id DESC LIMIT {max(1, min(limit, MAX_RECENT))}"
     )
-    return [dict(r) for r in conn.execute(sql, params)]
+    out = []
+    for r in conn.execute(sql, params):
+        row = dict(r)
+        row["cursor"] = f"{row['ts']}~{row.pop('row_id')}"
+        out.append(row)
+    return out
+
+
+def _before(cursor: str | None, params: list[Any]) -> list[str]:
+    """The keyset clause for rows older than ``cursor`` ('<ts>~<id>'), its values added."""
+    if not cursor:
+        return []
+    ts, _, row_id = cursor.rpartition("~")
+    if not ts or not row_id.isdigit():
+        raise ReportError(f"before: not a cursor: {cursor!r}; use a row's cursor")
+    params += [ts, ts, int(row_id)]
+    return ["ts <= ? AND (ts < ? OR id < ?)"]
 
 
 def project_report(

@@ -12,6 +12,7 @@ from typing import Any
 
 from tollhouse.ledger import fusion
 from tollhouse.ledger.postgres import translate_ddl
+from tollhouse.ledger.totals import V6_DIMENSIONS, trigger_sql
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -203,6 +204,70 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        6,
+        "totals: spend per day and dimension set, kept by a trigger in the rows' transaction",
+        """
+        CREATE TABLE totals_day (
+            day TEXT NOT NULL,                -- UTC day of the rows' ts
+            project TEXT NOT NULL,
+            model TEXT NOT NULL,              -- model served, else requested; '' when neither
+            provider TEXT NOT NULL,           -- '' when none
+            tags TEXT NOT NULL,               -- the rows' tag set, JSON as stored
+            requests INTEGER NOT NULL,
+            errors INTEGER NOT NULL,          -- status >= 400
+            priced INTEGER NOT NULL,          -- rows with a cost
+            unpriced INTEGER NOT NULL,        -- usage without a price
+            unmetered INTEGER NOT NULL,       -- no usage, no cost
+            input_tokens INTEGER NOT NULL,
+            cached_input_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            cost_micros INTEGER NOT NULL,     -- whole micro-dollars
+            cost_atto INTEGER NOT NULL,       -- and 10^-18 dollars, < 10^12
+            cost_quecto INTEGER NOT NULL,     -- and 10^-30 dollars, < 10^12
+            cost_places INTEGER NOT NULL,     -- most decimals of a summed cost
+            PRIMARY KEY (day, project, model, provider, tags)
+        ) WITHOUT ROWID;          -- stored in key order: a range of days is read in one sweep
+        CREATE INDEX totals_day_project ON totals_day (project, day);
+        CREATE TABLE totals_month (
+            month TEXT NOT NULL,              -- UTC month of the rows' ts: 2026-12
+            project TEXT NOT NULL,
+            model TEXT NOT NULL,              -- model served, else requested; '' when neither
+            provider TEXT NOT NULL,           -- '' when none
+            tags TEXT NOT NULL,               -- the rows' tag set, JSON as stored
+            requests INTEGER NOT NULL,
+            errors INTEGER NOT NULL,          -- status >= 400
+            priced INTEGER NOT NULL,          -- rows with a cost
+            unpriced INTEGER NOT NULL,        -- usage without a price
+            unmetered INTEGER NOT NULL,       -- no usage, no cost
+            input_tokens INTEGER NOT NULL,
+            cached_input_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL,
+            cost_micros INTEGER NOT NULL,     -- whole micro-dollars
+            cost_atto INTEGER NOT NULL,       -- and 10^-18 dollars, < 10^12
+            cost_quecto INTEGER NOT NULL,     -- and 10^-30 dollars, < 10^12
+            cost_places INTEGER NOT NULL,     -- most decimals of a summed cost
+            PRIMARY KEY (month, project, model, provider, tags)
+        ) WITHOUT ROWID;
+        CREATE INDEX totals_month_project ON totals_month (project, month);
+        CREATE TABLE derived_tables (
+            name TEXT PRIMARY KEY,
+            state TEXT NOT NULL,              -- current | behind (rows it doesn't count)
+            rows_from TEXT,                   -- retention: raw rows kept from this UTC day on
+            changed_at TEXT NOT NULL
+        );
+        INSERT INTO derived_tables (name, state, rows_from, changed_at)
+            SELECT 'totals_day',
+                   CASE WHEN EXISTS (SELECT 1 FROM requests) THEN 'behind' ELSE 'current' END,
+                   NULL, 'migration 6';
+        CREATE INDEX requests_unpriced ON requests (ts)
+            WHERE price_source IN ('unpriced', 'odd-usage');
+        """,
+    ),
+    (
         7,
         "git context: the calling process's repository, branch, HEAD and dirty flag",
         """
@@ -215,6 +280,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (9, "fusion: every call a fused request made, beside its one row", fusion.MIGRATION),
 ]
+
+# What a migration needs that each engine spells its own way (triggers), run after its DDL.
+DIALECT_SQL: dict[int, dict[str, str]] = {
+    6: {"sqlite": trigger_sql(False, V6_DIMENSIONS), "postgres": trigger_sql(True, V6_DIMENSIONS)},
+}
 
 
 def migrate(conn: Any) -> int:
@@ -246,8 +316,9 @@ def _apply(conn: Any, postgres: bool) -> int:
         quoted = name.replace("'", "''")
         now = datetime.now(UTC).isoformat(timespec="seconds")
         record = f"INSERT INTO schema_migrations VALUES ({version}, '{quoted}', '{now}');"
+        extra = DIALECT_SQL.get(version, {}).get("postgres" if postgres else "sqlite", "")
         if postgres:
-            conn.script(f"BEGIN;\n{translate_ddl(sql)}\n{record}\nCOMMIT;")
+            conn.script(f"BEGIN;\n{translate_ddl(sql)}\n{extra}\n{record}\nCOMMIT;")
         else:
-            conn.executescript(f"BEGIN;\n{sql}\n{record}\nCOMMIT;")
+            conn.executescript(f"BEGIN;\n{sql}\n{extra}\n{record}\nCOMMIT;")
     return max((v for v, _, _ in MIGRATIONS), default=0)

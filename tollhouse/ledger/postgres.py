@@ -52,11 +52,13 @@ _DDL = (
     # REAL is 4 bytes in Postgres: unix seconds and milliseconds need 8.
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
     (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\)\s*WITHOUT ROWID\s*;"), ");"),  # SQLite's clustered tables: a plain one
 )
 
 
 def translate_ddl(sql: str) -> str:
-    """A migration's SQLite DDL (TEXT/INTEGER/REAL, ``INTEGER PRIMARY KEY``) for Postgres."""
+    """A migration's SQLite DDL (TEXT/INTEGER/REAL, ``INTEGER PRIMARY KEY``, ``WITHOUT
+    ROWID``) for Postgres."""
     for pattern, replacement in _DDL:
         sql = pattern.sub(replacement, sql)
     return sql
@@ -114,7 +116,8 @@ class PgConnection:
         if sql.startswith("BEGIN"):  # "BEGIN IMMEDIATE": Postgres locks per row instead
             sql = "BEGIN"
         cursor = self._conn.cursor(row_factory=self._rows())
-        cursor.execute(translate(sql), tuple(params) or None)
+        # Without parameters psycopg reads no placeholders: a literal % stays single.
+        cursor.execute(translate(sql) if params else sql, tuple(params) or None)
         return Cursor(cursor)
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> None:

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from tollhouse.errors import TollhouseError
+from tollhouse.ledger import totals as derived
 
 GROUP_COLUMNS = {
     "project": "project",
@@ -117,11 +118,19 @@ def summarize(
     until: datetime | None = None,
     project: str | None = None,
     progress: Callable[[int], None] | None = None,
+    *,
+    from_rows: bool = False,
 ) -> list[dict[str, Any]]:
     """One dict per group: the group keys, then the totals (cost as a decimal string).
 
-    ``progress`` is called with the number of ledger rows read, every 5,000.
+    Answered from the derived totals (:mod:`tollhouse.ledger.totals`) when they hold
+    every key and count every row; else by reading the rows, when ``progress`` is
+    called with the number of ledger rows read, every 5,000. ``from_rows``: read the
+    rows even when the totals could answer (what ``tollhouse ledger verify`` checks).
     """
+    summed = None if from_rows else derived.group(conn, by, since, until, project)
+    if summed is not None:
+        return _from_totals(summed, by)
     groups: dict[tuple[str, ...], Group] = {}
     for n, row in enumerate(_rows(conn, by, since, until, project), 1):
         keys = tuple(_key(row, k) for k in by)
@@ -130,6 +139,49 @@ def summarize(
             progress(n)
     ordered = sorted(groups.values(), key=lambda g: (-g.cost, g.keys))
     return [_as_dict(g, by) for g in ordered]
+
+
+def summarize_each(
+    conn: sqlite3.Connection,
+    bys: Sequence[str],
+    since: datetime | None = None,
+    until: datetime | None = None,
+    project: str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`summarize` by each single key of ``bys``, from one read of the totals.
+
+    The totals are grouped once by every key together, then added up per key.
+    """
+    summed = derived.group(conn, bys, since, until, project)
+    if summed is None:
+        return {key: summarize(conn, [key], since, until, project) for key in bys}
+    out = {}
+    for i, key in enumerate(bys):
+        rolled: dict[tuple[str, ...], derived.Sums] = {}
+        for keys, sums in summed.items():
+            rolled.setdefault((keys[i],), derived.Sums()).merge(sums)
+        out[key] = _from_totals(rolled, [key])
+    return out
+
+
+def _from_totals(
+    summed: dict[tuple[str, ...], derived.Sums], by: Sequence[str]
+) -> list[dict[str, Any]]:
+    rows = []
+    for keys, sums in summed.items():
+        out: dict[str, Any] = dict(zip(by, keys, strict=True))
+        counts = sums.counts
+        out["requests"] = counts["requests"]
+        out["errors"] = counts["errors"]
+        out.update({name: counts[name] for name in TOKEN_FIELDS})
+        out["cost_usd"] = sums.cost()
+        out["unpriced_requests"] = counts["unpriced"]
+        out["unmetered_requests"] = counts["unmetered"]
+        rows.append(out)
+    rows.sort(key=lambda r: (-r["cost_usd"], tuple(r[k] for k in by)))
+    for r in rows:
+        r["cost_usd"] = format(r["cost_usd"], "f")
+    return rows
 
 
 def count_rows(

@@ -27,7 +27,7 @@ from typing import Any
 
 from tollhouse import sane
 from tollhouse.attribution.gitcontext import GitContext
-from tollhouse.ledger import fusion
+from tollhouse.ledger import fusion, totals
 from tollhouse.ledger import journal as journaling
 from tollhouse.ledger.entry import LedgerEntry, from_facts, normalise, to_facts
 from tollhouse.ledger.journal import Journal, Segment
@@ -113,10 +113,12 @@ class LedgerWriter:
         self.written = 0
         self.quarantined = 0  # rows and statement groups that could not be written
         self.outages = 0  # times the ledger was unreachable and the writer waited for it
+        self.totals_behind = False  # found at start: the derived totals miss rows
         self._closing = threading.Event()
 
     def start(self) -> LedgerWriter:
         self._conn = connect(self.path)
+        self.totals_behind = behind(self._conn)
         if self.journal is not None:
             journaling.replay(
                 self.journal.directory,
@@ -400,6 +402,23 @@ class LedgerWriter:
         except Exception:  # a pricing bug must not cost the row
             log.exception("pricing failed for %s", e.request_id)
             return Cost(None, "unpriced")
+
+
+def behind(conn: Any) -> bool:
+    """Whether the ledger's derived totals miss rows; says so in the log if they do.
+
+    They are behind after the upgrade that added them, on a ledger with rows:
+    reports read the rows (slowly) until `tollhouse ledger rebuild`.
+    """
+    found = totals.state(conn)["state"]
+    if found == "current":
+        return False
+    log.warning(
+        "ledger: the daily totals are %s the rows (a ledger from before them, or edited): "
+        "reports read every row until you run `tollhouse ledger rebuild`",
+        found,
+    )
+    return True
 
 
 _NO_GIT = (None, None, None, None)

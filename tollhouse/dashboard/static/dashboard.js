@@ -333,10 +333,18 @@ async function requestsPage() {
       ["ms", r => Math.round(r.latency_ms), { num: true }],
       ["tags", r => Object.entries(JSON.parse(r.tags || "{}")).map(([k, v]) => k + "=" + v).join(" ")],
       ["error", r => r.error || ""]], rows, "No requests match.");
+    const older = document.getElementById("older");  // the next page, by keyset: any depth
+    older.hidden = !rows.length || rows.length < Number(f.limit || 100);
+    if (rows.length) {
+      const next = new URLSearchParams(Object.entries(f).filter(([, v]) => v));
+      next.set("before", rows[rows.length - 1].cursor);
+      older.href = "?" + next.toString();
+    }
     return f;
   };
   form.addEventListener("submit", async event => {
     event.preventDefault();
+    form.elements.before.value = "";
     const f = await load();
     const next = new URLSearchParams(Object.entries(f).filter(([, v]) => v));
     history.replaceState(null, "", "?" + next.toString());
