@@ -143,8 +143,9 @@ def test_answers_both_ways() -> None:
     assert chat["choices"][0]["finish_reason"] == "tool_calls"
     assert chat["usage"] == OPENAI_RESPONSE["usage"]
     claude = translate_response("anthropic", "openai-responses", answer, model="m")
-    assert claude["content"] == ANTHROPIC_RESPONSE["content"][:1] + [
-        {"type": "tool_use", "id": "call_9", "name": "get_weather", "input": {"city": "Rome"}}
+    assert claude["content"] == [
+        *ANTHROPIC_RESPONSE["content"][:1],
+        {"type": "tool_use", "id": "call_9", "name": "get_weather", "input": {"city": "Rome"}},
     ]
 
 
