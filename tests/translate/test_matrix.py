@@ -142,8 +142,8 @@ ROW = (
 )
 
 
-def _row(gateway: Harness) -> dict[str, Any]:
-    row = gateway.last()
+def _row(gateway: Harness, request_id: str) -> dict[str, Any]:
+    row = gateway.row(request_id)  # by id: an earlier refused call's row may land later
     return {column: row[column] for column in ROW}
 
 
@@ -174,7 +174,7 @@ def _cell(
         "status": status,
         "omitted": headers.get("x-tollhouse-translation-omitted"),
         "answer": _answer(data, stream, status),
-        "row": _row(gateway),
+        "row": _row(gateway, headers["x-tollhouse-request-id"]),
     }
 
 
