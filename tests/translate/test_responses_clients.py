@@ -5,6 +5,7 @@ canned answer calls ``get_weather``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -138,3 +139,42 @@ def test_previous_response_id_skips_the_fallback_with_its_reason(
         client.responses.create(model="smart", input="and then?", previous_response_id="resp_0")
     assert "previous_response_id" in str(failed.value)
     assert _sent_to_claude(capture) == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_openai_agents_tool_loop_survives_the_outage(
+    make_gateway: GatewayFactory, faults: Simulator, capture: BackgroundServer, stream: bool
+) -> None:
+    agents = pytest.importorskip("agents")
+    gw = _gateway(make_gateway, faults, capture)
+    asked: list[str] = []
+
+    @agents.function_tool
+    def get_weather(city: str) -> str:
+        """Current weather for a city."""
+        asked.append(city)
+        plain, streamed = _final_answer()  # Claude answers the tool's result in words
+        _state(capture).answer_with("anthropic", plain=plain, stream=streamed)
+        return "21C"
+
+    client = openai.AsyncOpenAI(base_url=f"{gw.url}/v1", api_key=ACME_KEY, max_retries=0)
+    model = agents.OpenAIResponsesModel(model="smart", openai_client=client)
+    agent = agents.Agent(name="weather", model=model, tools=[get_weather])
+    agents.set_tracing_disabled(True)
+    result = asyncio.run(_run(agents, agent, stream))
+    assert result.final_output == FINAL
+    assert asked == ["Rome"]
+    turns = _sent_to_claude(capture)
+    assert len(turns) == 2
+    assert turns[1]["messages"][-1]["content"][0]["type"] == "tool_result"
+    rows = [r for r in gw.rows() if r["provider"] == "cap-anthropic"]
+    assert [(r["status"], r["stream"]) for r in rows] == [(200, int(stream))] * 2
+
+
+async def _run(agents: Any, agent: Any, stream: bool) -> Any:
+    if not stream:
+        return await agents.Runner.run(agent, "Weather in Rome?")
+    result = agents.Runner.run_streamed(agent, "Weather in Rome?")
+    async for _ in result.stream_events():
+        pass
+    return result
