@@ -231,6 +231,11 @@ class ProviderSettings:
     limits: dict[str, LimitSettings] = _opt_factory(
         dict, 'Per-model quotas: [providers.limits."gpt-4o"] rpm = ...'
     )
+    responses_models: tuple[str, ...] = _opt(
+        (),
+        "Models this provider serves only through the Responses API (e.g. gpt-5-codex): "
+        "a call to one from any other dialect is translated to /v1/responses.",
+    )
 
     def key_limits(self) -> LimitSettings:
         return LimitSettings(self.rpm, self.tpm, self.max_in_flight, self.burst, self.token_burst)

@@ -35,6 +35,32 @@ def test_a_named_provider_takes_the_rest_as_its_model() -> None:
     assert (route.provider.name, route.model) == ("anthropic", "claude-sonnet-4-5")
 
 
+def _codex_router() -> Router:
+    providers = base_config("http://127.0.0.1:9")["providers"]
+    openai_entry = next(p for p in providers if p["name"] == "openai")
+    openai_entry["responses_models"] = ["gpt-5-codex"]
+    settings = parse_settings({"providers": providers})
+    chain = {"fused": ("anthropic/claude-sonnet-4-5", "openai/gpt-5-codex")}
+    return Router(build_providers(settings.providers), chain)
+
+
+@pytest.mark.parametrize("client", ["openai-chat", "openai-responses", "anthropic", "gemini"])
+def test_a_responses_only_model_is_spoken_to_in_responses_for_any_client(client: str) -> None:
+    router = _codex_router()
+    fused = router.candidates("fused", client)
+    assert [(r.provider.name, r.dialect) for r in fused] == [
+        ("anthropic", "anthropic"),
+        ("openai", "openai-responses"),
+    ]
+    assert router.resolve("openai/gpt-5-codex", client).dialect == "openai-responses"
+    assert router.resolve("openai/gpt-4o", "openai-chat").dialect == "openai-chat"
+
+
+def test_an_unprefixed_responses_only_model_is_translated_for_a_chat_client() -> None:
+    route = _codex_router().resolve("gpt-5-codex", "openai-chat")
+    assert (route.provider.name, route.dialect) == ("openai", "openai-responses")
+
+
 @pytest.mark.parametrize("typo", ["opneai", "openi", "anthropc", "gemnii"])
 def test_a_prefix_a_letter_off_a_provider_is_said_back(typo: str) -> None:
     with pytest.raises(UnknownModel) as err:

@@ -1,7 +1,8 @@
 """A capture upstream: answers every provider path with a canned answer in that
 provider's dialect and records exactly what the gateway sent.
 
-Mount it as three providers (``/openai/v1``, ``/anthropic``, ``/gemini``); each
+Mount it as four providers (``/openai/v1``, ``/responses/v1``, ``/anthropic``,
+``/gemini``); each
 request is kept as a :class:`Captured` (path, query, JSON body). The canned
 answers are the samples' (text plus a tool call, with usage), whole or
 streamed as the request asked; :meth:`CaptureState.fail_next` swaps in
@@ -16,12 +17,23 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.translate.samples import ANTHROPIC_RESPONSE, GEMINI_RESPONSE, OPENAI_RESPONSE
+from tests.translate.samples import (
+    ANTHROPIC_RESPONSE,
+    GEMINI_RESPONSE,
+    OPENAI_RESPONSE,
+    RESPONSES_RESPONSE,
+)
 from tests.translate.streams import STREAMS
 
-PREFIXES = {"openai": "openai-chat", "anthropic": "anthropic", "gemini": "gemini"}
+PREFIXES = {
+    "openai": "openai-chat",
+    "responses": "openai-responses",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+}
 ANSWERS = {
     "openai-chat": OPENAI_RESPONSE,
+    "openai-responses": RESPONSES_RESPONSE,
     "anthropic": ANTHROPIC_RESPONSE,
     "gemini": GEMINI_RESPONSE,
 }
@@ -56,6 +68,8 @@ CAPTURE = web.AppKey("capture", CaptureState)
 async def _capture(request: web.Request) -> web.Response:
     state = request.app[CAPTURE]
     dialect = PREFIXES[request.path.split("/", 2)[1]]
+    if request.path.endswith("/responses"):  # an OpenAI provider spoken to natively
+        dialect = "openai-responses"
     body = json.loads(await request.read())
     state.requests.append(Captured(dialect, request.path, request.query_string, body))
     stream = body.get("stream") is True or request.path.endswith(":streamGenerateContent")

@@ -16,6 +16,7 @@ from tests.translate.samples import (
     ANTHROPIC_TOOLS,
     GEMINI_TOOLS,
     OPENAI_TOOLS,
+    RESPONSES_TOOLS,
     SCHEMA,
     request,
 )
@@ -52,6 +53,18 @@ GEMINI_FAILS = {
 }
 
 
+NO_STOP = {"openai-responses": "stop sequences"}
+
+
+def _without_stop(dialect: str) -> dict[str, Any]:
+    """The conversation, minus the stop sequences Responses has no way to honour."""
+    payload = {k: v for k, v in request(dialect).items() if k not in ("model", "stop")}
+    payload.pop("stop_sequences", None)
+    if dialect == "gemini":
+        payload["generationConfig"] = {"maxOutputTokens": 256}
+    return payload
+
+
 def _user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
@@ -64,7 +77,12 @@ _CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather",
 _LOOP = [_user("Weather?"), {"role": "assistant", "content": None, "tool_calls": [_CALL]}]
 
 OPENAI = [
-    Case("conversation", {k: v for k, v in request("openai-chat").items() if k != "model"}),
+    Case(
+        "conversation",
+        {k: v for k, v in request("openai-chat").items() if k != "model"},
+        skip=NO_STOP,
+    ),
+    Case("conversation_without_stop", _without_stop("openai-chat")),
     Case(
         "sampling",
         _openai(
@@ -78,6 +96,7 @@ OPENAI = [
             stop=["END"],
             user="u-1",
         ),
+        skip=NO_STOP,
     ),
     Case(
         "reasoning_tool_loop",
@@ -129,7 +148,11 @@ OPENAI = [
     Case(
         "mid_conversation_system",
         _openai([_user("hi"), {"role": "system", "content": "From now on, French."}]),
-        skip={"anthropic": "system message mid-conversation", "gemini": "mid-conversation"},
+        skip={
+            "anthropic": "system message mid-conversation",
+            "gemini": "mid-conversation",
+            "openai-responses": "mid-conversation",
+        },
     ),
     Case(
         "trailing_assistant",
@@ -160,10 +183,16 @@ def _tool_turn(*blocks: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 ANTHROPIC = [
-    Case("conversation", {k: v for k, v in request("anthropic").items() if k != "model"}),
+    Case(
+        "conversation",
+        {k: v for k, v in request("anthropic").items() if k != "model"},
+        skip=NO_STOP,
+    ),
+    Case("conversation_without_stop", _without_stop("anthropic")),
     Case(
         "sampling",
         _anthropic([_user("hi")], temperature=0.2, top_k=40, stop_sequences=["END"]),
+        skip=NO_STOP,
     ),
     Case(
         "thinking_tool_loop_from_a_fallback",
@@ -207,7 +236,11 @@ ANTHROPIC = [
     Case(
         "prefill",
         _anthropic([_user("hi"), {"role": "assistant", "content": "{"}]),
-        skip={"openai-chat": "assistant prefill", "gemini": "assistant prefill"},
+        skip={
+            "openai-chat": "assistant prefill",
+            "gemini": "assistant prefill",
+            "openai-responses": "assistant prefill",
+        },
     ),
     Case(
         "gemini_fails", _anthropic([_user("Weather?")], tools=ANTHROPIC_TOOLS), answers=GEMINI_FAILS
@@ -234,7 +267,8 @@ _FUNCTION_CALL = {
 }
 
 GEMINI = [
-    Case("conversation", request("gemini")),
+    Case("conversation", request("gemini"), skip=NO_STOP),
+    Case("conversation_without_stop", _without_stop("gemini")),
     Case(
         "sampling",
         _gemini(
@@ -248,6 +282,7 @@ GEMINI = [
                 "stopSequences": ["END"],
             },
         ),
+        skip=NO_STOP,
     ),
     Case(
         "thinking_and_signatures",
@@ -284,7 +319,11 @@ GEMINI = [
                 {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_LOW_AND_ABOVE"}
             ],
         ),
-        skip={"openai-chat": "safetySettings", "anthropic": "safetySettings"},
+        skip={
+            "openai-chat": "safetySettings",
+            "anthropic": "safetySettings",
+            "openai-responses": "safetySettings",
+        },
     ),
     Case(
         "json_schema",
@@ -298,4 +337,59 @@ GEMINI = [
     ),
 ]
 
-CORPUS = {"openai-chat": OPENAI, "anthropic": ANTHROPIC, "gemini": GEMINI}
+
+def _responses(items: list[dict[str, Any]] | str, **extra: Any) -> dict[str, Any]:
+    return {"input": items, **extra}
+
+
+_FUNCTION_CALL = {
+    "type": "function_call",
+    "call_id": "call_1",
+    "name": "get_weather",
+    "arguments": '{"city":"Paris"}',
+}
+_OUTPUT = {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}
+_REASONING = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAA"}
+
+RESPONSES = [
+    Case("conversation", {k: v for k, v in request("openai-responses").items() if k != "model"}),
+    Case("plain_string", _responses("hi", instructions="Be brief.", temperature=0.2)),
+    Case(
+        "reasoning_tool_loop",
+        _responses(
+            [_user("Weather?"), _REASONING, _FUNCTION_CALL, _OUTPUT],
+            tools=RESPONSES_TOOLS,
+            reasoning={"effort": "high", "summary": "auto"},
+            include=["reasoning.encrypted_content"],
+            store=False,
+        ),
+    ),
+    Case(
+        "json_schema",
+        _responses(
+            [_user("hi")],
+            text={
+                "format": {"type": "json_schema", "name": "city", "schema": SCHEMA, "strict": True}
+            },
+        ),
+    ),
+    Case(
+        "previous_response_id",
+        _responses([_OUTPUT], previous_response_id="resp_0", tools=RESPONSES_TOOLS),
+        skip={
+            "openai-chat": "previous_response_id",
+            "anthropic": "previous_response_id",
+            "gemini": "previous_response_id",
+        },
+    ),
+    Case(
+        "gemini_fails", _responses([_user("Weather?")], tools=RESPONSES_TOOLS), answers=GEMINI_FAILS
+    ),
+]
+
+CORPUS = {
+    "openai-chat": OPENAI,
+    "openai-responses": RESPONSES,
+    "anthropic": ANTHROPIC,
+    "gemini": GEMINI,
+}

@@ -148,8 +148,48 @@ def gemini_request() -> dict[str, Any]:
     }
 
 
+RESPONSES_TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": DESCRIPTION,
+        "parameters": SCHEMA,
+        "strict": False,
+    }
+]
+
+
+def responses_request(call_id: str = "call_1", result: str = '{"temp_c":21}') -> dict[str, Any]:
+    return {
+        "model": "gpt-5.5",
+        "instructions": "You are terse.",
+        "input": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Weather in Paris?"},
+                    {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"},
+                ],
+            },
+            {"role": "assistant", "content": [{"type": "output_text", "text": "Let me check."}]},
+            {
+                "type": "function_call",
+                "call_id": call_id,
+                "name": "get_weather",
+                "arguments": '{"city":"Paris"}',
+            },
+            {"type": "function_call_output", "call_id": call_id, "output": result},
+            {"role": "user", "content": "And tomorrow?"},
+        ],
+        "tools": RESPONSES_TOOLS,
+        "tool_choice": "auto",
+        "max_output_tokens": 256,
+    }
+
+
 def request(dialect: str) -> dict[str, Any]:
     return {
+        "openai-responses": responses_request,
         "openai-chat": openai_request,
         "anthropic": anthropic_request,
         "gemini": gemini_request,
@@ -252,4 +292,39 @@ GEMINI_RESPONSE: dict[str, Any] = {
     },
     "modelVersion": "gemini-2.5-pro",
     "responseId": "resp-1",
+}
+
+RESPONSES_RESPONSE: dict[str, Any] = {
+    "id": "resp_1",
+    "object": "response",
+    "created_at": 1_700_000_000,
+    "status": "completed",
+    "error": None,
+    "incomplete_details": None,
+    "model": "gpt-5.5",
+    "output": [
+        {"id": "rs_1", "type": "reasoning", "summary": []},
+        {
+            "id": "msg_1",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Checking.", "annotations": []}],
+        },
+        {
+            "id": "fc_1",
+            "type": "function_call",
+            "status": "completed",
+            "call_id": "call_9",
+            "name": "get_weather",
+            "arguments": '{"city":"Rome"}',
+        },
+    ],
+    "usage": {
+        "input_tokens": 120,
+        "input_tokens_details": {"cached_tokens": 100},
+        "output_tokens": 30,
+        "output_tokens_details": {"reasoning_tokens": 10},
+        "total_tokens": 150,
+    },
 }

@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from tests.translate.samples import RESPONSES_RESPONSE
 from tollhouse.translate import stream_translator
 
 
@@ -158,7 +159,51 @@ GEMINI_STREAM = b"".join(
     ]
 )
 
-STREAMS = {"openai-chat": OPENAI_STREAM, "anthropic": ANTHROPIC_STREAM, "gemini": GEMINI_STREAM}
+
+def _responses_events() -> list[dict[str, Any]]:
+    """The sample answer as OpenAI streams it: reasoning, text, then a call."""
+    final = RESPONSES_RESPONSE
+    pending = final | {"status": "in_progress", "output": [], "usage": None}
+    reasoning, message, call = final["output"]
+    text = {"item_id": "msg_1", "output_index": 1, "content_index": 0}
+    args = {"item_id": "fc_1", "output_index": 2}
+    empty = {"type": "output_text", "text": "", "annotations": []}
+    return [
+        {"type": "response.created", "response": pending},
+        {"type": "response.in_progress", "response": pending},
+        {"type": "response.output_item.added", "output_index": 0, "item": reasoning},
+        {"type": "response.output_item.done", "output_index": 0, "item": reasoning},
+        {
+            "type": "response.output_item.added",
+            "output_index": 1,
+            "item": message | {"content": []},
+        },
+        {"type": "response.content_part.added", **text, "part": empty},
+        {"type": "response.output_text.delta", **text, "delta": "Check"},
+        {"type": "response.output_text.delta", **text, "delta": "ing."},
+        {"type": "response.output_text.done", **text, "text": "Checking."},
+        {"type": "response.content_part.done", **text, "part": message["content"][0]},
+        {"type": "response.output_item.done", "output_index": 1, "item": message},
+        {"type": "response.output_item.added", "output_index": 2, "item": call | {"arguments": ""}},
+        {"type": "response.function_call_arguments.delta", **args, "delta": '{"city":'},
+        {"type": "response.function_call_arguments.delta", **args, "delta": '"Rome"}'},
+        {"type": "response.function_call_arguments.done", **args, "arguments": call["arguments"]},
+        {"type": "response.output_item.done", "output_index": 2, "item": call},
+        {"type": "response.completed", "response": final},
+    ]
+
+
+RESPONSES_STREAM = b"".join(
+    sse(event | {"sequence_number": n}, event=event["type"])
+    for n, event in enumerate(_responses_events())
+)
+
+STREAMS = {
+    "openai-chat": OPENAI_STREAM,
+    "openai-responses": RESPONSES_STREAM,
+    "anthropic": ANTHROPIC_STREAM,
+    "gemini": GEMINI_STREAM,
+}
 CLIENT_MODEL = "client-model"
 
 

@@ -3,8 +3,9 @@ x {plain, streamed} x a corpus of requests, through the real gateway to a captur
 upstream (:mod:`tests.translate.capture`).
 
 For each cell the golden file records what reached the upstream (path, query,
-JSON body), the status, the ``X-Tollhouse-Translation-Omitted`` header and the
-answer the client got (parsed JSON, or the stream's events). Any change in what
+JSON body), the status, the ``X-Tollhouse-Translation-Omitted`` header, the
+answer the client got (parsed JSON, or the stream's events) and the ledger row
+(dialect, provider, models, tokens, cost, error). Any change in what
 is sent or answered shows up in review as a golden diff.
 
 Regenerate after an intended change, then read the diff::
@@ -27,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ACME_KEY, KEY_ENV, PROVIDER_KEY
+from tests.conftest import ACME_KEY, KEY_ENV, PROVIDER_KEY, Harness
 from tests.translate.capture import CAPTURE, CaptureState, capture_app
 from tests.translate.corpus import CORPUS, Case
 from tests.translate.streams import events
@@ -37,10 +38,12 @@ from tollhouse.testing import BackgroundServer
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("TOLLHOUSE_UPDATE_GOLDEN") == "1"
-DIALECTS = ("openai-chat", "anthropic", "gemini")
-# One upstream model per dialect, chosen to take most knobs (sampling, thinking).
+DIALECTS = ("openai-chat", "openai-responses", "anthropic", "gemini")
+# One upstream model per dialect, chosen to take most knobs (sampling, thinking);
+# gpt-5-codex is declared Responses-only, so every client reaches it translated.
 UPSTREAMS = {
     "openai-chat": "cap-openai/gpt-4.1",
+    "openai-responses": "cap-responses/gpt-5-codex",
     "anthropic": "cap-anthropic/claude-sonnet-4-5",
     "gemini": "cap-gemini/gemini-2.5-flash",
 }
@@ -55,13 +58,15 @@ def capture() -> Iterator[BackgroundServer]:
 @pytest.fixture(scope="module")
 def gateway(
     capture: BackgroundServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BackgroundServer]:
-    def provider(name: str, kind: str, path: str) -> dict[str, str]:
+) -> Iterator[Harness]:
+    def provider(name: str, kind: str, path: str) -> dict[str, Any]:
         return {"name": name, "kind": kind, "base_url": capture.url + path, "api_key_env": KEY_ENV}
 
     config = {
         "providers": [
             provider("cap-openai", "openai", "/openai/v1"),
+            provider("cap-responses", "openai", "/responses/v1")
+            | {"responses_models": ["gpt-5-codex"]},
             provider("cap-anthropic", "anthropic", "/anthropic"),
             provider("cap-gemini", "gemini", "/gemini"),
         ],
@@ -75,7 +80,7 @@ def gateway(
         patch.setenv(KEY_ENV, PROVIDER_KEY)
         server = BackgroundServer(lambda: create_app(settings, ledger_path=ledger)).start()
         try:
-            yield server
+            yield Harness(server, ledger, settings)
         finally:
             server.stop()
 
@@ -85,6 +90,8 @@ def _url(gateway: str, client: str, alias: str, stream: bool) -> str:
         return f"{gateway}/v1/chat/completions"
     if client == "anthropic":
         return f"{gateway}/v1/messages"
+    if client == "openai-responses":
+        return f"{gateway}/v1/responses"
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     return f"{gateway}/v1beta/models/{alias}:{method}"
 
@@ -115,8 +122,33 @@ def _answer(data: bytes, stream: bool, status: int) -> Any:
     return json.loads(data)
 
 
+# The ledger columns a translated call must get right, whatever the dialects.
+ROW = (
+    "dialect",
+    "provider",
+    "model_requested",
+    "model_served",
+    "status",
+    "stream",
+    "incomplete",
+    "input_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "upstream_id",
+    "error",
+)
+
+
+def _row(gateway: Harness, request_id: str) -> dict[str, Any]:
+    row = gateway.row(request_id)  # by id: an earlier refused call's row may land later
+    return {column: row[column] for column in ROW}
+
+
 def _cell(
-    gateway: BackgroundServer,
+    gateway: Harness,
     state: CaptureState,
     client: str,
     case: Case,
@@ -142,15 +174,14 @@ def _cell(
         "status": status,
         "omitted": headers.get("x-tollhouse-translation-omitted"),
         "answer": _answer(data, stream, status),
+        "row": _row(gateway, headers["x-tollhouse-request-id"]),
     }
 
 
 @pytest.mark.parametrize(
     ("client", "case"), [(c, case) for c in DIALECTS for case in CORPUS[c]], ids=str
 )
-def test_matrix(
-    gateway: BackgroundServer, capture: BackgroundServer, client: str, case: Case
-) -> None:
+def test_matrix(gateway: Harness, capture: BackgroundServer, client: str, case: Case) -> None:
     assert capture.app is not None
     state = capture.app[CAPTURE]
     got: dict[str, Any] = {"request": case.payload}

@@ -23,11 +23,22 @@ from tollhouse.translate import stream_translator
 from tollhouse.translate.gemini import DUMMY_SIGNATURE
 
 DIRECTIONS = [(s, t) for s in STREAMS for t in STREAMS if s != t]
-CALL_IDS = {"openai-chat": "call_9", "anthropic": "toolu_9", "gemini": "call_0_resp-1"}
-RESPONSE_IDS = {"openai-chat": "chatcmpl-1", "anthropic": "msg_1", "gemini": "resp-1"}
+CALL_IDS = {
+    "openai-chat": "call_9",
+    "openai-responses": "call_9",
+    "anthropic": "toolu_9",
+    "gemini": "call_0_resp-1",
+}
+RESPONSE_IDS = {
+    "openai-chat": "chatcmpl-1",
+    "openai-responses": "resp_1",
+    "anthropic": "msg_1",
+    "gemini": "resp-1",
+}
 # Gemini sends whole calls; the others stream argument fragments.
 FRAGMENTS = {
     "openai-chat": ['{"city":', '"Rome"}'],
+    "openai-responses": ['{"city":', '"Rome"}'],
     "anthropic": ['{"city":', '"Rome"}'],
     "gemini": ['{"city":"Rome"}'],
 }
@@ -179,8 +190,84 @@ def expected_gemini(target: str) -> list[tuple[str | None, Any]]:
     ]
 
 
+def expected_responses(target: str) -> list[tuple[str | None, Any]]:
+    rid = RESPONSE_IDS[target]
+    rid = rid if rid.startswith("resp_") else f"resp_{rid}"
+    msg, fc = f"msg_{rid[5:]}_0", f"fc_{rid[5:]}_1"
+    text = {"item_id": msg, "output_index": 0, "content_index": 0}
+    args = {"item_id": fc, "output_index": 1}
+    arguments = "".join(FRAGMENTS[target])
+    part = {"type": "output_text", "text": "Checking.", "annotations": []}
+    message = {"id": msg, "type": "message", "status": "completed", "role": "assistant"}
+    message["content"] = [part]
+    call = {
+        "id": fc,
+        "type": "function_call",
+        "status": "completed",
+        "call_id": CALL_IDS[target],
+        "name": "get_weather",
+        "arguments": arguments,
+    }
+
+    def response(status: str, output: list[Any], usage: Any) -> dict[str, Any]:
+        return {
+            "id": rid,
+            "object": "response",
+            "created_at": NOW,
+            "status": status,
+            "error": None,
+            "incomplete_details": None,
+            "model": CLIENT_MODEL,
+            "output": output,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": usage,
+        }
+
+    usage = {
+        "input_tokens": 120,
+        "input_tokens_details": {"cached_tokens": 100},
+        "output_tokens": 30,
+        "output_tokens_details": {"reasoning_tokens": 10},
+        "total_tokens": 150,
+    }
+    pending = response("in_progress", [], None)
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": pending},
+        {"type": "response.in_progress", "response": pending},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": message | {"status": "in_progress", "content": []},
+        },
+        {"type": "response.content_part.added", **text, "part": part | {"text": ""}},
+        {"type": "response.output_text.delta", **text, "delta": "Check", "logprobs": []},
+        {"type": "response.output_text.delta", **text, "delta": "ing.", "logprobs": []},
+        {"type": "response.output_text.done", **text, "text": "Checking.", "logprobs": []},
+        {"type": "response.content_part.done", **text, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": message},
+        {
+            "type": "response.output_item.added",
+            "output_index": 1,
+            "item": call | {"status": "in_progress", "arguments": ""},
+        },
+        *(
+            {"type": "response.function_call_arguments.delta", **args, "delta": f}
+            for f in FRAGMENTS[target]
+        ),
+        {"type": "response.function_call_arguments.done", **args, "arguments": arguments},
+        {"type": "response.output_item.done", "output_index": 1, "item": call},
+        {"type": "response.completed", "response": response("completed", [message, call], usage)},
+    ]
+    return [
+        (e["type"], {"type": e["type"], "sequence_number": n, **e}) for n, e in enumerate(events)
+    ]
+
+
 EXPECTED = {
     "openai-chat": expected_openai,
+    "openai-responses": expected_responses,
     "anthropic": expected_anthropic,
     "gemini": expected_gemini,
 }

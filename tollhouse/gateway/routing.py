@@ -3,7 +3,9 @@
 ``provider/model`` picks the provider named before the slash (when it is a
 configured provider); an alias from ``[models.NAME]`` expands to its chain,
 primary first; any other name goes to the first configured provider that
-speaks the client's dialect.
+speaks the client's dialect. A model a provider serves only through the
+Responses API (its ``responses_models``) is spoken to in that dialect,
+whatever the client's (the call is translated).
 
 >>> [r.model for r in router.candidates("smart", "openai-chat")]
 ['claude-opus-4-8', 'gpt-5.5', 'llama-4']
@@ -86,9 +88,10 @@ class Router:
         prefix, slash, rest = model.partition("/")
         named = self.by_name.get(prefix) if slash and rest else None
         if named is not None:
-            if dialect not in named.dialects:
+            spoken = named.spoken_dialect(rest, dialect, ())
+            if spoken is None:
                 raise UnknownModel(_wrong_dialect(model, named, dialect))
-            return Route(named, rest, dialect)
+            return Route(named, rest, spoken)
         provider = self.default.get(dialect)
         if provider is None:
             raise UnknownModel(
@@ -97,7 +100,7 @@ class Router:
             )
         if slash and not provider.slashed_models:
             self._check_prefix(model, prefix, provider)
-        return Route(provider, model, dialect)
+        return Route(provider, model, provider.spoken_dialect(model, dialect, ()) or dialect)
 
     def _check_prefix(self, model: str, prefix: str, provider: Provider) -> None:
         """``opneai/gpt-4o``: a prefix a letter or two off a provider's name is a typo,
@@ -115,10 +118,7 @@ class Router:
         named = self.by_name.get(prefix) if slash and rest else None
         if named is None:
             return self.resolve(entry, dialect)
-        if dialect in named.dialects:
-            return Route(named, rest, dialect)
-        spoken = next((d for d in NATIVE if d in named.dialects), dialect)
-        return Route(named, rest, spoken)
+        return Route(named, rest, named.spoken_dialect(rest, dialect, NATIVE) or dialect)
 
     def for_dialect(self, dialect: str) -> Provider | None:
         return self.default.get(dialect)

@@ -15,6 +15,7 @@ class OpenAIResponses(Dialect):
     label = "OpenAI Responses"
     routes = ("/v1/responses",)
     spec = OPENAI_RESPONSES
+    native_path = "/v1/responses"
     request_headers = ("openai-", "x-stainless-")
     answer_headers = ("openai-", "x-ratelimit-")
     wire_suffixes = ("/responses",)

@@ -6,7 +6,7 @@ dialect is a module in this package and a line here (ARCHITECTURE.md).
 >>> list(DIALECTS)
 ['openai-chat', 'openai-responses', 'anthropic', 'gemini']
 >>> NATIVE
-('openai-chat', 'anthropic', 'gemini')
+('openai-chat', 'openai-responses', 'anthropic', 'gemini')
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tollhouse.settings import ProviderSettings
 
 MAX_MODEL = 256
+RESPONSES = "openai-responses"  # the dialect ``responses_models`` are served in
 # What real model names use, and nothing that means something in a URL or a path:
 # gpt-4o-mini, openai/gpt-4o-mini, accounts/fireworks/models/x, llama3.1:8b,
 # claude-sonnet-4-5@20250929, ft:gpt-4o-mini:org::id. A character outside the class
@@ -60,6 +61,16 @@ class Provider:
         # Read once at start, like the rest of the settings.
         self._env_key = os.environ.get(settings.api_key_env, "") if settings.api_key_env else ""
         self._good_models: set[str] = set()  # checked once: the request path sees few names
+
+    def spoken_dialect(self, model: str, client: str, preferred: tuple[str, ...]) -> str | None:
+        """The dialect to speak to this provider about ``model`` for a ``client``-dialect
+        call: the only one it serves the model in (``responses_models``), else the
+        client's, else the first of ``preferred`` it speaks (None: it speaks none)."""
+        if model in self.settings.responses_models and RESPONSES in self.dialects:
+            return RESPONSES
+        if client in self.dialects:
+            return client
+        return next((d for d in preferred if d in self.dialects), None)
 
     def key_from_env(self) -> str:
         """The gateway's own key for this provider ('' when none is configured)."""

@@ -1,7 +1,7 @@
 """Cross-provider translation for fallback chains: serve a client of one dialect
 from a provider of another.
 
-Dialects: ``openai-chat``, ``anthropic``, ``gemini``. All calls are sans-io
+Dialects: ``openai-chat``, ``openai-responses``, ``anthropic``, ``gemini``. All calls are sans-io
 (plain data in and out); the same dialect on both sides returns the input
 unchanged.
 
@@ -32,7 +32,9 @@ Omissions (named when they happen):
   choice forces a tool, or whose ``max_tokens`` leaves no room for a budget;
   a thinking budget above the model's most is sent as its most;
 * earlier turns' opaque reasoning: Anthropic thinking blocks, Gemini thought
-  signatures and thoughts (only their own provider can read them);
+  signatures and thoughts, Responses ``reasoning`` items (only their own
+  provider can read them); a Responses ``reasoning.summary`` (reasoning is
+  not shown across dialects);
 * Gemini ``safetySettings`` that only relax filters (the target applies its
   own; stricter settings are refused);
 * a ``name`` on messages when there is one speaker (several are refused);
@@ -45,7 +47,9 @@ Anthropic ``cache_control``, ``service_tier``; Gemini ``labels``), and
 settings at their no-op values (``n: 1``, ``logprobs: false``, text-only
 modalities).
 
-Refused (the candidate is skipped): ``n > 1``, logprobs, ``logit_bias``,
+Refused (the candidate is skipped): state kept by a provider (Responses
+``previous_response_id``, ``conversation``, ``item_reference``), stop
+sequences to Responses, ``n > 1``, logprobs, ``logit_bias``,
 audio output, server-side tools, a system message mid-conversation, a
 trailing assistant message (an Anthropic prefill), stricter Gemini safety
 settings, visible thinking, media a target cannot take. A generation the

@@ -33,6 +33,7 @@ from tollhouse.translate.model import (
     kind_for_status,
 )
 from tollhouse.translate.openai_chat import OpenAIChatCodec
+from tollhouse.translate.openai_responses import OpenAIResponsesCodec
 from tollhouse.translate.stream import (
     Passthrough,
     Pipeline,
@@ -76,7 +77,7 @@ def build(codecs: tuple[Codec, ...]) -> Mapping[str, Codec]:
     return MappingProxyType({c.name: c for c in codecs})
 
 
-CODECS = build((OpenAIChatCodec(), AnthropicCodec(), GeminiCodec()))
+CODECS = build((OpenAIChatCodec(), OpenAIResponsesCodec(), AnthropicCodec(), GeminiCodec()))
 
 
 def codec(dialect: str, codecs: Mapping[str, Codec] = CODECS) -> Codec:
