@@ -190,9 +190,12 @@ def test_openrouter_fusion_stays_openrouters(fused: Harness, simulator: Simulato
     assert "x-tollhouse-fusion" not in raw.headers
 
 
-def test_a_responses_client_is_told_plainly(fused: Harness) -> None:
-    with pytest.raises(openai.BadRequestError, match="not OpenAI Responses yet"):
-        oa(fused).responses.create(model="council", input="hi")
+def test_a_responses_client_gets_a_fused_answer(fused: Harness) -> None:
+    # The Responses codec (issue 17) lets the writer answer in the client's dialect.
+    raw = oa(fused).responses.with_raw_response.create(model="council", input="hi")
+    assert raw.http_response.status_code == 200
+    assert "panel=" in raw.headers["x-tollhouse-fusion"]
+    assert raw.parse().output_text
 
 
 def test_nesting_is_refused(fused: Harness, simulator: Simulator) -> None:
