@@ -353,12 +353,19 @@ def today_start(now: datetime | None = None) -> datetime:
 
 def spend_since(location: Any, since: datetime) -> tuple[int, str]:
     """Calls and spend (a decimal string, USD) in the ledger since ``since``."""
-    from tollhouse.ledger.report import summarize, totals
+    from decimal import Decimal
+
     from tollhouse.ledger.store import connect
 
-    with connect(location, readonly=True) as conn:
-        summed = totals(summarize(conn, [], since))
-    return int(summed.get("requests", 0)), str(summed.get("cost_usd", "0"))
+    conn = connect(location, readonly=True)
+    try:
+        rows = conn.execute(
+            "SELECT cost_usd FROM requests WHERE ts >= ?", (since.isoformat(),)
+        ).fetchall()
+    finally:
+        conn.close()
+    spent = sum((Decimal(c) for (c,) in rows if c is not None), Decimal(0))
+    return len(rows), str(spent)
 
 
 def check_env(url: str, environ: dict[str, str]) -> list[str]:
